@@ -1,0 +1,32 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Every target installs .venv first when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# A pinned CPU build installs in seconds here; an open range pulls a CUDA build of several GB.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+DEMO_DIR := build/demo
+
+.PHONY: setup test test-all demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python pipelines/demo_recording.py $(DEMO_DIR)/demo.h5
+	$(BIN)/evtools info $(DEMO_DIR)/demo.h5
+
+clean:
+	rm -rf build .pytest_cache

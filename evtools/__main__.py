@@ -1,0 +1,3 @@
+from evtools.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``evtools`` command line: a typer app with one module per command."""

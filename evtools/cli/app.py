@@ -1,0 +1,52 @@
+"""The ``evtools`` typer app: global options, command registration, and the error boundary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from evtools import __version__
+from evtools.cli import info
+from evtools.cli.console import stderr, stdout
+from evtools.errors import EvtoolsError
+
+app = typer.Typer(
+    help="Event-camera recordings to cached tensors, pseudo-labels and EvDistill students.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command()(info.info)
+
+_show_tracebacks = False
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        stdout.print(f"evtools {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    global _show_tracebacks
+    _show_tracebacks = debug
+
+
+def main() -> None:
+    """Console-script entry: an EvtoolsError becomes one line on stderr and exit code 2."""
+    try:
+        app()
+    except EvtoolsError as err:
+        if _show_tracebacks:
+            raise
+        stderr.print(f"[red]error:[/red] {err}", markup=True)
+        sys.exit(2)

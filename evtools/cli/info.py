@@ -1,0 +1,71 @@
+"""``evtools info PATH``: what a recording holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from evtools.cli.console import progress_bar, stdout, warn
+from evtools.io import FORMATS, ReadOptions, open_recording
+from evtools.summary import RecordingSummary, summarize
+
+
+def info(
+    path: Annotated[Path, typer.Argument(help="A recording (file or ess_ddd17 directory).")],
+    format: Annotated[
+        str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")
+    ] = None,
+    camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Show format, sensor, event and frame counts, rates and timestamps of a recording."""
+    with open_recording(path, format, ReadOptions(camera=camera)) as recording:
+        with progress_bar(f"reading {path.name}") as progress:
+            summary = summarize(recording, progress)
+    if as_json:
+        stdout.print_json(json.dumps(dataclasses.asdict(summary) | {"positive_fraction": summary.positive_fraction}))
+    else:
+        stdout.print(_table(summary))
+    if summary.n_outside_sensor:
+        warn(f"{path}: {summary.n_outside_sensor} events outside the {summary.width}x{summary.height} sensor were dropped")
+    if summary.n_backwards:
+        warn(f"{path}: {summary.n_backwards} timestamps go backwards (kept in file order, not reordered)")
+
+
+def _clock(t_us: int) -> str:
+    """An absolute microsecond time, shown as a UTC date when it looks like one."""
+    if t_us > 10**15:  # after 2001-09-09 in Unix microseconds
+        stamp = datetime.fromtimestamp(t_us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+        return f"{t_us} us ({stamp})"
+    return f"{t_us} us"
+
+
+def _table(s: RecordingSummary) -> Table:
+    table = Table(title=s.path, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("format", s.format),
+        ("sensor", f"{s.width} x {s.height}"),
+        ("events", f"{s.n_events:,}"),
+        ("duration", f"{s.duration_s:.6f} s"),
+        ("event rate", f"{s.event_rate_hz / 1e6:.3f} M ev/s"),
+        ("polarity", f"{s.n_positive:,} positive / {s.n_negative:,} negative ({100 * s.positive_fraction:.1f}% positive)"),
+        ("first event", _clock(s.t_first_us)),
+        ("last event", _clock(s.t_last_us)),
+        ("frames", f"{s.n_frames:,}" + (f" at {s.frame_rate_hz:.2f} Hz" if s.frame_rate_hz else "")),
+    ]
+    if s.n_frames:
+        rows += [("first frame", _clock(s.first_frame_t_us)), ("last frame", _clock(s.last_frame_t_us))]
+    if s.n_labels:
+        rows.append(("label masks", f"{s.n_labels:,}"))
+    rows.append(("vehicle signals", ", ".join(s.signals) if s.signals else "none"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

@@ -1,0 +1,49 @@
+"""The errors evtools raises on purpose. The CLI turns each into one line and exit code 2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class EvtoolsError(Exception):
+    """Base class of every deliberate evtools error; its message is one line."""
+
+
+class InputError(EvtoolsError):
+    """A file or directory given to evtools cannot be used; the message names it."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class UnknownFormatError(InputError):
+    """No supported format matches the file's content."""
+
+
+class MissingDatasetError(InputError):
+    """A file of a known format lacks a dataset the format requires."""
+
+
+class CorruptFileError(InputError):
+    """The file is unreadable, truncated, or contradicts its own headers."""
+
+
+class MissingExtraError(EvtoolsError):
+    """An optional dependency needed for this input is not installed."""
+
+
+def first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turns a failed read inside a file that opened (a truncated dataset, a bad chunk) into one line."""
+    try:
+        yield
+    except OSError as err:
+        raise CorruptFileError(path, f"unreadable data ({first_line(err)})") from err

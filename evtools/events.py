@@ -1,0 +1,78 @@
+"""The one in-memory form of events: a structure of arrays.
+
+``t`` int64 microseconds relative to the recording's first event, ``x`` and ``y`` uint16
+pixel coordinates, ``p`` int8 polarity in {-1, +1}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+T_DTYPE = np.dtype(np.int64)
+XY_DTYPE = np.dtype(np.uint16)
+P_DTYPE = np.dtype(np.int8)
+
+
+@dataclass(frozen=True, eq=False)
+class Events:
+    """Events of one stretch of a recording, as four equally long arrays."""
+
+    t: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.t)
+        for name, dtype in (("t", T_DTYPE), ("x", XY_DTYPE), ("y", XY_DTYPE), ("p", P_DTYPE)):
+            array = getattr(self, name)
+            if array.ndim != 1 or len(array) != n:
+                raise ValueError(f"events.{name} must be 1-D of length {n}, got shape {array.shape}")
+            if array.dtype != dtype:
+                raise ValueError(f"events.{name} must be {dtype}, got {array.dtype}")
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def __getitem__(self, index: slice | np.ndarray) -> Events:
+        return Events(self.t[index], self.x[index], self.y[index], self.p[index])
+
+    @classmethod
+    def empty(cls) -> Events:
+        return cls(np.empty(0, T_DTYPE), np.empty(0, XY_DTYPE), np.empty(0, XY_DTYPE), np.empty(0, P_DTYPE))
+
+    @classmethod
+    def concatenate(cls, parts: list[Events]) -> Events:
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(e, f) for e in parts]) for f in ("t", "x", "y", "p")))
+
+
+def signed_polarity(p: np.ndarray) -> np.ndarray:
+    """Polarity as int8 {-1, +1} from bool, {0, 1} or {-1, +1} input."""
+    p = np.asarray(p)
+    if p.dtype == np.bool_:
+        return np.where(p, 1, -1).astype(P_DTYPE)
+    if p.size and not np.isin(p, (-1, 0, 1)).all():
+        raise ValueError("polarity values must be 0/1, -1/+1 or bool")
+    return np.where(p > 0, 1, -1).astype(P_DTYPE)
+
+
+def events_within_sensor(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, width: int, height: int
+) -> tuple[Events, int]:
+    """Events built from raw decoded columns of any numeric dtype, keeping those on the sensor.
+
+    The bounds are checked on the raw values, before the cast to uint16, so that a negative
+    or huge coordinate cannot wrap onto the sensor. Returns the events and how many were dropped.
+    """
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    dropped = len(inside) - int(np.count_nonzero(inside))
+    if dropped:
+        t, x, y, p = t[inside], x[inside], y[inside], p[inside]
+    events = Events(
+        np.asarray(t, T_DTYPE), np.asarray(x).astype(XY_DTYPE), np.asarray(y).astype(XY_DTYPE), signed_polarity(p)
+    )
+    return events, dropped

@@ -1,0 +1,57 @@
+"""Readers, one module per format, and the detection that picks one from a file's content.
+
+``open_recording(path)`` returns a :class:`Recording`; ``format=`` overrides the detection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from evtools.errors import InputError, UnknownFormatError
+from evtools.io import ddd17, dsec, ess_ddd17, evh5, mvsec
+from evtools.io.hdf5 import open_h5
+from evtools.io.recording import ReadOptions, Recording, TimedImages
+
+READERS: dict[str, type[Recording]] = {
+    "evh5": evh5.Evh5Recording,
+    "mvsec": mvsec.MvsecRecording,
+    "ddd17": ddd17.Ddd17Recording,
+    "ess_ddd17": ess_ddd17.EssDdd17Recording,
+    "dsec": dsec.DsecRecording,
+}
+FORMATS = tuple(READERS)
+# Checked in this order: evtools' own files carry an explicit tag, so they come first.
+HDF5_LAYOUTS = (("evh5", evh5.matches), ("mvsec", mvsec.matches), ("ddd17", ddd17.matches), ("dsec", dsec.matches))
+
+__all__ = ["FORMATS", "READERS", "ReadOptions", "Recording", "TimedImages", "detect_format", "open_recording"]
+
+
+def detect_format(path: str | Path) -> str:
+    """The name of the format whose layout the file's (or directory's) content matches."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or directory")
+    if path.is_dir():
+        if ess_ddd17.matches_dir(path):
+            return "ess_ddd17"
+        raise UnknownFormatError(path, "a directory of no known layout (an ess_ddd17 directory holds events.dat.t)")
+    if not h5py.is_hdf5(path):
+        raise UnknownFormatError(path, "not a recording evtools can read (not HDF5, nor an ess_ddd17 directory)")
+    with open_h5(path) as h5:
+        for name, matches in HDF5_LAYOUTS:
+            if matches(h5):
+                return name
+        top = ", ".join(sorted(h5.keys())) or "none"
+    raise UnknownFormatError(path, f"an HDF5 file of no known layout (top-level entries: {top})")
+
+
+def open_recording(path: str | Path, format: str | None = None, options: ReadOptions = ReadOptions()) -> Recording:
+    """Opens a recording of any supported format, detected from its content unless ``format`` is given."""
+    name = format or detect_format(path)
+    if name not in READERS:
+        raise InputError(path, f"unknown format '{name}' (known: {', '.join(FORMATS)})")
+    if not Path(path).exists():
+        raise InputError(path, "no such file or directory")
+    return READERS[name](path, options)

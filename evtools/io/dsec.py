@@ -1,0 +1,69 @@
+"""DSEC ``events.h5`` files (read side; the writer is io/writers/dsec.py).
+
+``events/x``, ``events/y`` uint16, ``events/t`` uint32 microseconds after ``t_offset``,
+``events/p`` uint8 0/1; ``ms_to_idx`` (uint64) holds, for each millisecond m, the index of the
+first event with t >= 1000 m; ``t_offset`` (int64 scalar) is the absolute time of t = 0.
+The files are zstd-compressed: reading them needs the optional hdf5plugin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from evtools.io.hdf5 import open_h5, require
+from evtools.io.recording import ReadOptions, Recording
+
+SENSOR_WIDTH, SENSOR_HEIGHT = 640, 480
+
+
+def matches(h5: h5py.File) -> bool:
+    return isinstance(h5.get("events"), h5py.Group) and "ms_to_idx" in h5
+
+
+class DsecRecording(Recording):
+    format_name = "dsec"
+
+    def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
+        self._h5 = open_h5(path)
+        try:
+            self._x, self._y, self._t, self._p = (
+                require(self._h5, f"events/{name}", self.format_name) for name in "xytp"
+            )
+            self._ms_to_idx = require(self._h5, "ms_to_idx", self.format_name)[:].astype(np.int64)
+            t_offset = int(require(self._h5, "t_offset", self.format_name)[()])
+            n_events = len(self._t)
+            self._t_first = int(self._t[0]) if n_events else 0
+            super().__init__(
+                path,
+                width=SENSOR_WIDTH,
+                height=SENSOR_HEIGHT,
+                n_events=n_events,
+                t0_us=t_offset + self._t_first,
+            )
+        except BaseException:
+            self._h5.close()
+            raise
+
+    def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
+        return self._timestamps(start, stop), self._x[start:stop], self._y[start:stop], self._p[start:stop]
+
+    def _timestamps(self, start: int, stop: int) -> np.ndarray:
+        return self._t[start:stop].astype(np.int64) - self._t_first
+
+    def index_at_time(self, t_us: int) -> int:
+        """Narrows the search to one millisecond with ``ms_to_idx``, then searches that slice."""
+        t_file = t_us + self._t_first
+        if t_file <= self._t_first:
+            return 0
+        ms = t_file // 1000
+        if ms >= len(self._ms_to_idx):
+            return self.n_events
+        lo = int(self._ms_to_idx[ms])
+        hi = int(self._ms_to_idx[ms + 1]) if ms + 1 < len(self._ms_to_idx) else self.n_events
+        return lo + int(np.searchsorted(self._t[lo:hi], t_file, side="left"))
+
+    def close(self) -> None:
+        self._h5.close()

@@ -1,0 +1,153 @@
+"""The reader-independent view of a recording: sensor size, events by index or time range, frames."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from evtools.errors import reading
+from evtools.events import Events, events_within_sensor
+
+DEFAULT_CHUNK_EVENTS = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options of the readers that have some; each reader ignores the others' options."""
+
+    camera: str = "left"  # MVSEC: which DAVIS, left or right
+    rotate180: bool = False  # DDD17: turn events and frames as the DDD17 authors' tools do
+
+
+class TimedImages(Sequence):
+    """A lazily loaded sequence of uint8 (H, W) images with timestamps on the events' clock.
+
+    Used for APS frames and for ground-truth label masks. ``t_us`` is loaded on first use and
+    may be negative for images taken before the first event.
+    """
+
+    def __init__(
+        self, count: int, shape: tuple[int, int], load: Callable[[int], np.ndarray], times: Callable[[], np.ndarray]
+    ):
+        self._count = count
+        self.shape = shape
+        self._load = load
+        self._times = times
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        if not -self._count <= index < self._count:
+            raise IndexError(f"image {index} out of range for {self._count} images")
+        return self._load(index % self._count)
+
+    @cached_property
+    def t_us(self) -> np.ndarray:
+        times = np.asarray(self._times(), dtype=np.int64)
+        assert len(times) == self._count, "reader gave a timestamp count that differs from the image count"
+        return times
+
+
+class Recording(ABC):
+    """One opened recording. Use as a context manager, or call ``close()``.
+
+    Event indices address the events as stored in the file. Events outside the sensor are
+    dropped when read, and counted in ``dropped_outside_sensor`` (the sum over all reads so far).
+    """
+
+    format_name: ClassVar[str]
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        width: int,
+        height: int,
+        n_events: int,
+        t0_us: int,
+        frames: TimedImages | None = None,
+        labels: TimedImages | None = None,
+        signals: Mapping[str, np.ndarray] | None = None,
+    ):
+        self.path = Path(path)
+        self.width = width
+        self.height = height
+        self.n_events = n_events
+        self.t0_us = t0_us
+        self.frames = frames
+        self.labels = labels
+        self.signals: Mapping[str, np.ndarray] = signals if signals is not None else {}
+        self.dropped_outside_sensor = 0
+
+    # Each reader provides the raw decoded columns of an index range, with t already in
+    # microseconds relative to the first event; x, y, p may be of any numeric dtype.
+    @abstractmethod
+    def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def _timestamps(self, start: int, stop: int) -> np.ndarray:
+        """Relative timestamps of an index range; readers override this when t can be read alone."""
+        return self._read_columns(start, stop)[0]
+
+    def close(self) -> None:
+        """Release the file handles; readers that hold some override this."""
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _clamp(self, start: int, stop: int | None) -> tuple[int, int]:
+        stop = self.n_events if stop is None else min(stop, self.n_events)
+        start = max(0, min(start, stop))
+        return start, stop
+
+    def events(self, start: int = 0, stop: int | None = None) -> Events:
+        """The events with file indices in [start, stop), less those outside the sensor."""
+        start, stop = self._clamp(start, stop)
+        if start == stop:
+            return Events.empty()
+        with reading(self.path):
+            columns = self._read_columns(start, stop)
+        events, dropped = events_within_sensor(*columns, self.width, self.height)
+        self.dropped_outside_sensor += dropped
+        return events
+
+    def chunks(
+        self, chunk_events: int = DEFAULT_CHUNK_EVENTS, start: int = 0, stop: int | None = None
+    ) -> Iterator[Events]:
+        """Events of [start, stop) in consecutive pieces of at most ``chunk_events`` file events."""
+        start, stop = self._clamp(start, stop)
+        for begin in range(start, stop, chunk_events):
+            yield self.events(begin, min(begin + chunk_events, stop))
+
+    def index_at_time(self, t_us: int) -> int:
+        """The index of the first event with t >= t_us, assuming timestamps that do not decrease."""
+        lo, hi = 0, self.n_events
+        with reading(self.path):
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if self._timestamps(mid, mid + 1)[0] < t_us:
+                    lo = mid + 1
+                else:
+                    hi = mid
+        return lo
+
+    def events_between(self, t_start_us: int, t_stop_us: int) -> Events:
+        """The events with t_start_us <= t < t_stop_us."""
+        return self.events(self.index_at_time(t_start_us), self.index_at_time(t_stop_us))
+
+    @property
+    def last_t_us(self) -> int:
+        """The last event's relative time (the first event's is 0 by definition)."""
+        if not self.n_events:
+            return 0
+        with reading(self.path):
+            return int(self._timestamps(self.n_events - 1, self.n_events)[0])

@@ -1,0 +1,92 @@
+"""What ``evtools info`` reports about a recording, computed in one streaming pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from evtools.io.recording import DEFAULT_CHUNK_EVENTS, Recording
+
+Progress = Callable[[int, int], None]
+US_PER_S = 1e6
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    path: str
+    format: str
+    width: int
+    height: int
+    n_events: int  # events stored in the file, those outside the sensor included
+    n_positive: int
+    n_negative: int
+    n_outside_sensor: int
+    n_backwards: int  # events whose timestamp is below the one before
+    t_first_us: int  # absolute time of the first event
+    t_last_us: int
+    duration_s: float
+    event_rate_hz: float
+    n_frames: int
+    frame_rate_hz: float | None
+    first_frame_t_us: int | None  # absolute
+    last_frame_t_us: int | None
+    n_labels: int
+    signals: tuple[str, ...]
+
+    @property
+    def positive_fraction(self) -> float:
+        kept = self.n_positive + self.n_negative
+        return self.n_positive / kept if kept else 0.0
+
+
+def summarize(
+    recording: Recording, progress: Progress | None = None, chunk_events: int = DEFAULT_CHUNK_EVENTS
+) -> RecordingSummary:
+    """Counts, times and rates of a recording; reads every event once, chunk by chunk."""
+    n_positive = n_backwards = 0
+    dropped_before = recording.dropped_outside_sensor
+    previous_t: int | None = None
+    done = 0
+    for start in range(0, recording.n_events, chunk_events):
+        stop = min(start + chunk_events, recording.n_events)
+        events = recording.events(start, stop)
+        if len(events):
+            n_positive += int(np.count_nonzero(events.p > 0))
+            n_backwards += int(np.count_nonzero(np.diff(events.t) < 0))
+            if previous_t is not None and events.t[0] < previous_t:
+                n_backwards += 1
+            previous_t = int(events.t[-1])
+        done = stop
+        if progress:
+            progress(done, recording.n_events)
+    n_outside = recording.dropped_outside_sensor - dropped_before
+    n_kept = recording.n_events - n_outside
+    last_rel = recording.last_t_us
+    duration_s = last_rel / US_PER_S
+    frames = recording.frames
+    n_frames = len(frames) if frames is not None else 0
+    frame_times = recording.t0_us + frames.t_us if n_frames else None
+    frame_span_s = (frame_times[-1] - frame_times[0]) / US_PER_S if n_frames else 0.0
+    return RecordingSummary(
+        path=str(recording.path),
+        format=recording.format_name,
+        width=recording.width,
+        height=recording.height,
+        n_events=recording.n_events,
+        n_positive=n_positive,
+        n_negative=n_kept - n_positive,
+        n_outside_sensor=n_outside,
+        n_backwards=n_backwards,
+        t_first_us=recording.t0_us,
+        t_last_us=recording.t0_us + last_rel,
+        duration_s=duration_s,
+        event_rate_hz=recording.n_events / duration_s if duration_s > 0 else 0.0,
+        n_frames=n_frames,
+        frame_rate_hz=(n_frames - 1) / frame_span_s if frame_span_s > 0 else None,
+        first_frame_t_us=int(frame_times[0]) if n_frames else None,
+        last_frame_t_us=int(frame_times[-1]) if n_frames else None,
+        n_labels=len(recording.labels) if recording.labels is not None else 0,
+        signals=tuple(recording.signals),
+    )
