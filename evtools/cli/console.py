@@ -15,7 +15,10 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 @contextmanager
 def progress_bar(description: str, unit: str = "events") -> Iterator[Callable[[int, int], None]]:
-    """A transient rich progress bar on stderr, handed out as a ``progress(done, total)`` callback."""
+    """A transient rich progress bar on stderr, handed out as a ``progress(done, total)`` callback.
+
+    Shown only on a terminal: piped or logged output gets no partial lines.
+    """
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -24,6 +27,7 @@ def progress_bar(description: str, unit: str = "events") -> Iterator[Callable[[i
         TimeRemainingColumn(),
         console=stderr,
         transient=True,
+        disable=not stderr.is_terminal,
     ) as bar:
         task = bar.add_task(description, total=None)
 

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from evtools.events import Events, events_within_sensor, signed_polarity
+
+
+def test_signed_polarity_accepts_bool_zero_one_and_signed():
+    np.testing.assert_array_equal(signed_polarity(np.array([True, False])), [1, -1])
+    np.testing.assert_array_equal(signed_polarity(np.array([0, 1, 1], np.uint8)), [-1, 1, 1])
+    np.testing.assert_array_equal(signed_polarity(np.array([-1.0, 1.0])), [-1, 1])
+    assert signed_polarity(np.array([0, 1])).dtype == np.int8
+
+
+def test_signed_polarity_rejects_other_values():
+    with pytest.raises(ValueError, match="polarity values must be 0/1, -1/\\+1 or bool"):
+        signed_polarity(np.array([0, 2]))
+
+
+def test_events_check_dtypes_and_lengths():
+    t = np.zeros(2, np.int64)
+    xy = np.zeros(2, np.uint16)
+    with pytest.raises(ValueError, match="events.p must be int8, got int64"):
+        Events(t, xy, xy, np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match=r"events.x must be 1-D of length 2, got shape \(3,\)"):
+        Events(t, np.zeros(3, np.uint16), xy, np.zeros(2, np.int8))
+
+
+def test_within_sensor_checks_raw_values_before_the_cast():
+    # -1 and 65536 + 3 would wrap onto the sensor if cast to uint16 first.
+    t = np.arange(5, dtype=np.int64)
+    x = np.array([0, -1, 65539, 345, 346], np.int64)
+    y = np.array([0, 0, 0, 259, 0], np.int64)
+    p = np.array([1, 0, 1, 0, 1])
+    events, dropped = events_within_sensor(t, x, y, p, 346, 260)
+    assert dropped == 3
+    np.testing.assert_array_equal(events.t, [0, 3])
+    np.testing.assert_array_equal(events.x, [0, 345])
+    np.testing.assert_array_equal(events.y, [0, 259])
+    np.testing.assert_array_equal(events.p, [1, -1])
+
+
+def test_concatenate_and_slice(events):
+    parts = [events[:10], events[10:]]
+    joined = Events.concatenate(parts)
+    np.testing.assert_array_equal(joined.t, events.t)
+    assert len(Events.concatenate([])) == 0

@@ -1,0 +1,199 @@
+"""DDD17 raw files. The first tests build every packet byte by byte from the format's description
+(struct, not evtools' writer), so that the reader is checked against the layout itself."""
+
+import struct
+
+import h5py
+import numpy as np
+import pytest
+from conftest import assert_same_events
+
+from evtools.errors import CorruptFileError
+from evtools.io import ReadOptions, open_recording
+from evtools.io.writers.ddd17 import (
+    TIMESTAMP_RESET,
+    packets_from_events,
+    polarity_packet,
+    special_packet,
+    write_ddd17,
+)
+from evtools.summary import summarize
+
+WRAP = 1 << 31
+
+
+def header(type_, size, ts_offset, overflow, capacity, number, valid):
+    return struct.pack("<hhiiiiii", type_, 1, size, ts_offset, overflow, capacity, number, valid)
+
+
+def polarity_word(x, y, polarity, valid):
+    return (x << 17) | (y << 2) | (polarity << 1) | valid
+
+
+def polarity_row(overflow, slots, capacity=None):
+    """slots: (x, y, polarity, valid, timestamp); capacity beyond len(slots) adds zero slack."""
+    capacity = capacity or len(slots)
+    body = b"".join(struct.pack("<II", polarity_word(x, y, pol, v), ts) for x, y, pol, v, ts in slots)
+    body += bytes(8 * (capacity - len(slots)))
+    valid = sum(s[3] for s in slots)
+    return header(1, 8, 4, overflow, capacity, len(slots), valid), body
+
+
+def frame_row(overflow, t_end, pixels16):
+    height, width = pixels16.shape
+    words = struct.pack("<9i", 1, t_end - 900, t_end, t_end - 800, t_end - 100, width, height, 0, 0)
+    body = words + pixels16.astype("<u2").tobytes()
+    return header(2, len(body), 0, overflow, 1, 1, 1), body
+
+
+def special_row(overflow, ts, kind):
+    return header(0, 8, 4, overflow, 1, 1, 1), struct.pack("<II", (kind << 1) | 1, ts)
+
+
+def write_rows(path, rows, empty_rows=3, signals=None):
+    with h5py.File(path, "w") as h5:
+        data = h5.create_dataset("dvs/data", (len(rows) + empty_rows, 3), h5py.vlen_dtype(np.uint8))
+        for i, (head, body) in enumerate(rows):
+            data[i, 0] = np.frombuffer(str(1_000_000 + i).encode(), np.uint8)
+            data[i, 1] = np.frombuffer(head, np.uint8)
+            data[i, 2] = np.frombuffer(body, np.uint8)
+        h5.create_dataset("dvs/timestamp", data=np.arange(len(rows) + empty_rows, dtype=np.int64))
+        for name, table in (signals or {}).items():
+            h5.create_dataset(f"{name}/data", data=table)
+    return path
+
+
+PIXELS = np.array([[0x0000, 0x01FF, 0x8000], [0xFF00, 0xFFFF, 0x1234]], np.uint16)
+FRAME16 = np.zeros((260, 346), np.uint16)
+FRAME16[:2, :3] = PIXELS
+
+
+@pytest.fixture
+def hand_built(tmp_path):
+    rows = [
+        special_row(0, 5, TIMESTAMP_RESET),
+        # 4 slots, 3 events, the middle one invalid, one slot of slack
+        polarity_row(0, [(0, 0, 1, 1, 100), (7, 7, 1, 0, 150), (345, 259, 0, 1, 200)], capacity=4),
+        frame_row(0, 250, FRAME16),
+        polarity_row(0, [(1, 2, 0, 1, WRAP - 1)]),
+        special_row(1, 0, 0),  # timestamp wrap marker
+        # after the wrap: overflow 1, the 31-bit timestamp starts again near 0
+        polarity_row(1, [(3, 4, 1, 1, 10), (5, 6, 0, 1, 20)]),
+    ]
+    signals = {"vehicle_speed": np.array([[1_000_000, 12.5], [1_100_000, 13.0], [0, 0], [0, 0]])}
+    return write_rows(tmp_path / "rec.hdf5", rows, signals=signals)
+
+
+def test_hand_built_events(hand_built):
+    with open_recording(hand_built) as rec:
+        assert rec.format_name == "ddd17" and rec.n_events == 5
+        assert rec.t0_us == 100
+        events = rec.events()
+        np.testing.assert_array_equal(events.t, [0, 100, WRAP - 101, WRAP + 10 - 100, WRAP + 20 - 100])
+        np.testing.assert_array_equal(events.x, [0, 345, 1, 3, 5])
+        np.testing.assert_array_equal(events.y, [0, 259, 2, 4, 6])
+        np.testing.assert_array_equal(events.p, [1, -1, -1, 1, -1])
+        assert rec.last_t_us == WRAP + 20 - 100
+        # index ranges that start and stop inside packets
+        np.testing.assert_array_equal(rec.events(1, 4).x, [345, 1, 3])
+        assert rec.index_at_time(WRAP - 101) == 2 and rec.index_at_time(WRAP - 100) == 3
+
+
+def test_hand_built_frame_and_signals(hand_built):
+    with open_recording(hand_built) as rec:
+        assert (rec.width, rec.height) == (346, 260)
+        assert len(rec.frames) == 1
+        np.testing.assert_array_equal(rec.frames.t_us, [250 - 100])
+        image = rec.frames[0]
+        assert image.dtype == np.uint8 and image.shape == (260, 346)
+        np.testing.assert_array_equal(image[:2, :3], [[0x00, 0x01, 0x80], [0xFF, 0xFF, 0x12]])
+        assert image[2:].max() == 0 and image[:, 3:].max() == 0
+        assert list(rec.signals) == ["vehicle_speed"]
+        np.testing.assert_array_equal(rec.signals["vehicle_speed"], [[1_000_000, 12.5], [1_100_000, 13.0]])
+
+
+def test_rotate180_matches_the_ddd17_tools(hand_built):
+    with open_recording(hand_built, options=ReadOptions(rotate180=True)) as rec:
+        events = rec.events(0, 2)
+        np.testing.assert_array_equal(events.x, [345, 0])
+        np.testing.assert_array_equal(events.y, [259, 0])
+        np.testing.assert_array_equal(rec.frames[0][-2:, -3:], [[0x12, 0xFF, 0xFF], [0x80, 0x01, 0x00]])
+
+
+def test_summary_counts_the_hand_built_file(hand_built):
+    with open_recording(hand_built) as rec:
+        summary = summarize(rec, chunk_events=2)
+    assert (summary.n_events, summary.n_positive, summary.n_negative) == (5, 2, 3)
+    assert (summary.n_backwards, summary.n_outside_sensor, summary.n_frames) == (0, 0, 1)
+    assert summary.signals == ("vehicle_speed",)
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        (
+            (header(1, 8, 4, 0, 2, 2, 2), struct.pack("<II", 3, 5)),
+            "header gives 2 slots of 8 bytes (16), body has 8",
+        ),
+        (
+            (header(1, 8, 4, 0, 1, 1, 1), struct.pack("<II", 2, 5)),
+            "header counts 1 valid events, body has 0",
+        ),
+        (
+            (header(1, 8, 4, 0, 1, 2, 1), struct.pack("<II", 3, 5)),
+            "header counts 1 valid of 2 events in 1 slots",
+        ),
+        (
+            (header(1, 12, 4, 0, 1, 1, 1), bytes(12)),
+            "polarity header gives event size 12 and ts offset 4, expected 8 and 4",
+        ),
+        (
+            (header(1, 8, 4, 0, 1, 1, 1)[:20], bytes(8)),
+            "header has 20 bytes, expected 28",
+        ),
+    ],
+)
+def test_header_that_does_not_fit_its_body(tmp_path, row, problem):
+    path = write_rows(tmp_path / "bad.hdf5", [polarity_row(0, [(1, 1, 1, 1, 1)]), row])
+    with pytest.raises(CorruptFileError) as err:
+        with open_recording(path) as rec:
+            rec.events()
+    assert str(err.value) == f"{path}: dvs/data row 1: {problem}"
+
+
+def test_frame_larger_than_its_slot(tmp_path):
+    head, body = frame_row(0, 10, np.zeros((2, 2), np.uint16))
+    body = body[:20] + struct.pack("<i", 50) + body[24:]  # size x 50 no longer fits
+    path = write_rows(tmp_path / "bad.hdf5", [(head, body)])
+    with pytest.raises(CorruptFileError) as err:
+        open_recording(path)
+    assert str(err.value) == f"{path}: dvs/data row 0: frame of 50 x 2 pixels does not fit a 44-byte slot"
+
+
+def test_writer_round_trip_with_wrap_frames_and_specials(tmp_path, events):
+    t0_us = WRAP - 400_000  # the recording crosses the 31-bit wrap after 0.4 s
+    frames = [(k * 100_000, np.full((260, 346), k, np.uint8)) for k in range(1, 9)]
+    packets = list(packets_from_events(events, t0_us=t0_us, frames=frames, events_per_packet=100))
+    wrap_at = next(i for i, p in enumerate(packets) if p.ts_overflow == 1)
+    packets.insert(wrap_at, special_packet(WRAP))
+    overflows = {p.ts_overflow for p in packets if p.type == 1}
+    assert overflows == {0, 1}
+    path = write_ddd17(tmp_path / "w.hdf5", packets, spare_rows=50)
+    with open_recording(path) as rec:
+        assert rec.t0_us == t0_us
+        assert_same_events(rec.events(), events)
+        np.testing.assert_array_equal(rec.frames.t_us, [t for t, _ in frames])
+        assert rec.frames[3][0, 0] == 4
+
+
+def test_writer_invalid_events_and_slack(tmp_path):
+    packet = polarity_packet(
+        np.array([10, 20, 30]), np.array([1, 2, 3]), np.array([4, 5, 6]), np.array([1, -1, 1]),
+        valid=np.array([True, False, True]), capacity=8,
+    )
+    assert (packet.capacity, packet.number, packet.valid, len(packet.body)) == (8, 3, 2, 64)
+    path = write_ddd17(tmp_path / "w.hdf5", [packet])
+    with open_recording(path) as rec:
+        events = rec.events()
+        np.testing.assert_array_equal(events.t, [0, 20])
+        np.testing.assert_array_equal(events.x, [1, 3])

@@ -1,0 +1,57 @@
+import h5py
+import numpy as np
+import pytest
+from conftest import assert_same_events, make_events
+
+from evtools.errors import MissingDatasetError
+from evtools.io import open_recording
+from evtools.io.writers.evh5 import write_evh5
+
+
+def test_round_trip_with_frames_streamed_in_chunks(tmp_path, events):
+    frames = np.arange(2 * 4 * 5, dtype=np.uint8).reshape(2, 4, 5)
+    path = write_evh5(
+        tmp_path / "r.h5", [events[:700], events[700:]], width=346, height=260, t0_us=42,
+        frames=frames, frames_t_us=np.array([-5, 900_000]),
+    )
+    with open_recording(path) as rec:
+        assert (rec.format_name, rec.width, rec.height, rec.n_events, rec.t0_us) == ("evh5", 346, 260, 2000, 42)
+        assert_same_events(rec.events(), events)
+        np.testing.assert_array_equal(rec.frames.t_us, [-5, 900_000])
+        np.testing.assert_array_equal(rec.frames[1], frames[1])
+        np.testing.assert_array_equal(rec.frames[-1], frames[1])
+        with pytest.raises(IndexError):
+            rec.frames[2]
+
+
+def test_chunks_time_seeks_and_slices_agree(tmp_path, events):
+    path = write_evh5(tmp_path / "r.h5", [events], width=346, height=260)
+    with open_recording(path) as rec:
+        assert_same_events(type(events).concatenate(list(rec.chunks(333))), events)
+        assert [len(c) for c in rec.chunks(900, start=100, stop=2000)] == [900, 900, 100]
+        for t in (0, 1, 123_456, int(events.t[-1]), int(events.t[-1]) + 1):
+            assert rec.index_at_time(t) == np.searchsorted(events.t, t, side="left")
+        window = rec.events_between(100_000, 200_000)
+        expected = events[(events.t >= 100_000) & (events.t < 200_000)]
+        assert_same_events(window, expected)
+        assert rec.last_t_us == events.t[-1]
+
+
+def test_events_outside_sensor_are_dropped_and_counted(tmp_path):
+    events = make_events(100, width=400, height=300, seed=3)
+    outside = int(np.count_nonzero((events.x >= 346) | (events.y >= 260)))
+    path = write_evh5(tmp_path / "r.h5", [events], width=346, height=260)
+    with open_recording(path) as rec:
+        kept = rec.events()
+        assert len(kept) == 100 - outside and outside > 0
+        assert rec.dropped_outside_sensor == outside
+        assert kept.x.max() < 346 and kept.y.max() < 260
+
+
+def test_missing_attribute_is_named(tmp_path, events):
+    path = write_evh5(tmp_path / "r.h5", [events], width=346, height=260)
+    with h5py.File(path, "a") as h5:
+        del h5.attrs["t0_us"]
+    with pytest.raises(MissingDatasetError) as err:
+        open_recording(path)
+    assert str(err.value) == f"{path}: missing attribute 't0_us' required by the evh5 format"

@@ -1,0 +1,74 @@
+import h5py
+import numpy as np
+import pytest
+from conftest import assert_same_events
+
+from evtools.errors import CorruptFileError, InputError, MissingDatasetError
+from evtools.io import ReadOptions, open_recording
+from evtools.io.writers.mvsec import write_mvsec
+
+T0_S = 1_504_645_177.41  # an MVSEC-like ROS time: float64 resolves ~0.24 us here
+
+
+def write_raw(path, table, images=None, image_ts=None, camera="left"):
+    """The layout written field by field, independently of evtools' writer."""
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset(f"davis/{camera}/events", data=np.asarray(table, np.float64))
+        if images is not None:
+            h5.create_dataset(f"davis/{camera}/image_raw", data=images)
+            h5.create_dataset(f"davis/{camera}/image_raw_ts", data=image_ts)
+            h5.create_dataset(f"davis/{camera}/image_raw_event_inds", data=np.zeros(len(images), np.int64))
+    return path
+
+
+def test_fields_and_microsecond_rounding(tmp_path):
+    offsets_us = np.array([0, 1, 2, 3, 999_999, 1_000_000, 7_654_321])
+    table = np.column_stack(
+        [[0, 345, 10, 11, 12, 13, 14], [0, 259, 20, 21, 22, 23, 24], T0_S + offsets_us / 1e6, [1, -1, 1, 1, -1, -1, 1]]
+    )
+    images = np.arange(2 * 260 * 346, dtype=np.uint64).astype(np.uint8).reshape(2, 260, 346)
+    path = write_raw(tmp_path / "x_data.hdf5", table, images, T0_S + np.array([-0.02, 0.5]))
+    with open_recording(path) as rec:
+        assert (rec.format_name, rec.width, rec.height, rec.n_events) == ("mvsec", 346, 260, 7)
+        assert rec.t0_us == round(T0_S * 1e6)
+        events = rec.events()
+        np.testing.assert_array_equal(events.t, offsets_us)
+        np.testing.assert_array_equal(events.x, [0, 345, 10, 11, 12, 13, 14])
+        np.testing.assert_array_equal(events.y, [0, 259, 20, 21, 22, 23, 24])
+        np.testing.assert_array_equal(events.p, [1, -1, 1, 1, -1, -1, 1])
+        np.testing.assert_array_equal(rec.frames.t_us, [-20_000, 500_000])
+        np.testing.assert_array_equal(rec.frames[1], images[1])
+        assert rec.index_at_time(3) == 3 and rec.index_at_time(4) == 4
+
+
+def test_right_camera(tmp_path):
+    path = write_raw(tmp_path / "r.hdf5", [[1, 2, T0_S, -1]], camera="right")
+    with open_recording(path, options=ReadOptions(camera="right")) as rec:
+        assert rec.n_events == 1 and rec.events().x[0] == 1 and rec.frames is None
+    with pytest.raises(MissingDatasetError) as err:
+        open_recording(path)
+    assert str(err.value) == f"{path}: missing dataset 'davis/left/events' required by the mvsec format"
+    with pytest.raises(InputError, match="unknown MVSEC camera 'middle'"):
+        open_recording(path, options=ReadOptions(camera="middle"))
+
+
+def test_writer_round_trip_is_exact_at_ros_times(tmp_path, events):
+    images = np.full((3, 260, 346), 7, np.uint8)
+    t0_us = round(T0_S * 1e6)
+    path = write_mvsec(tmp_path / "w.hdf5", [events[:999], events[999:]], t0_us=t0_us, images=images,
+                       images_t_us=np.array([0, 400_000, 800_000]))
+    with open_recording(path) as rec:
+        assert rec.t0_us == t0_us
+        assert_same_events(rec.events(), events)
+        np.testing.assert_array_equal(rec.frames.t_us, [0, 400_000, 800_000])
+    with h5py.File(path) as h5:
+        np.testing.assert_array_equal(
+            h5["davis/left/image_raw_event_inds"][:], np.searchsorted(events.t, [0, 400_000, 800_000])
+        )
+
+
+def test_wrong_table_shape(tmp_path):
+    path = write_raw(tmp_path / "bad.hdf5", np.zeros((3, 3)))
+    with pytest.raises(CorruptFileError) as err:
+        open_recording(path)
+    assert str(err.value) == f"{path}: 'davis/left/events' has shape (3, 3), expected (N, 4)"
