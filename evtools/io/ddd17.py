@@ -61,20 +61,24 @@ def matches(h5: h5py.File) -> bool:
     return isinstance(h5.get("dvs"), h5py.Group) and "data" in h5["dvs"]
 
 
-def check_header(header: np.void) -> None:
-    """Raises PacketError when a header contradicts itself or its event type's layout."""
-    if not 0 <= header["valid"] <= header["number"] <= header["capacity"]:
-        raise PacketError(
-            f"header counts {header['valid']} valid of {header['number']} events in {header['capacity']} slots"
-        )
-    if header["type"] == POLARITY and (
-        header["size"] != POLARITY_EVENT_BYTES or header["ts_offset"] != POLARITY_TS_OFFSET
-    ):
-        raise PacketError(
-            f"polarity header gives event size {header['size']} and ts offset {header['ts_offset']}, expected 8 and 4"
-        )
-    if header["type"] == FRAME and header["size"] < FRAME_HEADER_BYTES:
-        raise PacketError(f"frame header gives event size {header['size']}, below the 36-byte frame header")
+def first_bad_header(headers: np.ndarray) -> tuple[int, str] | None:
+    """The position of the first header that contradicts itself or its event type's layout, and why."""
+    valid, number, capacity = headers["valid"], headers["number"], headers["capacity"]
+    counts_bad = ~((valid >= 0) & (valid <= number) & (number <= capacity))
+    polarity_bad = (headers["type"] == POLARITY) & (
+        (headers["size"] != POLARITY_EVENT_BYTES) | (headers["ts_offset"] != POLARITY_TS_OFFSET)
+    )
+    frame_bad = (headers["type"] == FRAME) & (headers["size"] < FRAME_HEADER_BYTES)
+    bad = counts_bad | polarity_bad | frame_bad
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    h = headers[i]
+    if counts_bad[i]:
+        return i, f"header counts {h['valid']} valid of {h['number']} events in {h['capacity']} slots"
+    if polarity_bad[i]:
+        return i, f"polarity header gives event size {h['size']} and ts offset {h['ts_offset']}, expected 8 and 4"
+    return i, f"frame header gives event size {h['size']}, below the 36-byte frame header"
 
 
 def _slots(body: np.ndarray, header: np.void) -> np.ndarray:
@@ -213,11 +217,9 @@ class Ddd17Recording(Recording):
                 headers.append(np.concatenate([block[i] for i in filled]).view(HEADER_DTYPE))
         rows_all = np.concatenate(rows) if rows else np.empty(0, np.int64)
         headers_all = np.concatenate(headers) if headers else np.empty(0, HEADER_DTYPE)
-        for row, header in zip(rows_all, headers_all):
-            try:
-                check_header(header)
-            except PacketError as err:
-                raise self._fail(int(row), err) from None
+        bad = first_bad_header(headers_all)
+        if bad is not None:
+            raise CorruptFileError(self._h5.filename, f"dvs/data row {rows_all[bad[0]]}: {bad[1]}")
         return rows_all, headers_all
 
     def _decode_packets(self, first: int, last: int) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,1 @@
+"""Representation kernels: Numba CPU kernels, numba.cuda kernels and the numpy references."""

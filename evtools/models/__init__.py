@@ -1,0 +1,1 @@
+"""Networks: DeepLabV3+ over ResNet, the bidirectional modality reconstruction generators and discriminators."""
