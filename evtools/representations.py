@@ -1,0 +1,194 @@
+"""Event representations: typed parameter classes and the public functions that run their kernels.
+
+Each representation is a frozen dataclass of its parameters, with its channel count and dtype;
+calling it on one window's events returns (C, H, W), ``batch`` returns (K, C, H, W) for K
+windows given as [start, stop) index ranges into the same event arrays. ``device`` is "cpu"
+(Numba, parallel) or "cuda" (numba.cuda). The exact definitions are in each kernel module's
+docstring and in docs/representations.md.
+
+Inputs: t int64 microseconds sorted within each window, x and y integer pixel coordinates inside
+the sensor, p as -1/+1, 0/1 or bool. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import ModuleType
+from typing import ClassVar
+
+import numpy as np
+
+from evtools.events import signed_polarity
+from evtools.kernels import evimage as evimage_kernels
+from evtools.kernels import evsegnet as evsegnet_kernels
+from evtools.kernels import histogram as histogram_kernels
+from evtools.kernels import timesurface as timesurface_kernels
+from evtools.kernels import voxel as voxel_kernels
+from evtools.kernels.launch import as_windows
+
+DEVICES = ("cpu", "cuda")
+
+
+def _columns(t, x, y, p, width: int, height: int) -> tuple[np.ndarray, ...]:
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    x = np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    if not (len(t) == len(x) == len(y) == len(p)):
+        raise ValueError(f"t, x, y, p differ in length: {len(t)}, {len(x)}, {len(y)}, {len(p)}")
+    # the kernels do not check bounds, so a coordinate off the sensor must never reach them
+    if len(x) and (x.min() < 0 or x.max() >= width or y.min() < 0 or y.max() >= height):
+        raise ValueError(f"event coordinates outside the {width}x{height} sensor")
+    return t, x.astype(np.int32), y.astype(np.int32), signed_polarity(p)
+
+
+@dataclass(frozen=True)
+class Representation:
+    """Base of the representation parameter classes."""
+
+    name: ClassVar[str]
+    dtype: ClassVar[np.dtype]
+    _kernels: ClassVar[ModuleType]
+
+    @property
+    def channels(self) -> int:
+        raise NotImplementedError
+
+    def shape(self, width: int, height: int) -> tuple[int, int, int]:
+        return self.channels, height, width
+
+    def params(self) -> dict:
+        """The parameters as a plain dict, for cache attributes; ``from_params`` reads them back."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict) -> Representation:
+        return cls(**params)
+
+    def batch(self, t, x, y, p, windows, width: int, height: int, device: str = "cpu", **window_args) -> np.ndarray:
+        """(K, C, H, W) for the K windows ``windows`` ((K, 2) [start, stop) event indices)."""
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        columns = _columns(t, x, y, p, width, height)
+        run = getattr(self._kernels, device)
+        return run(*columns, as_windows(windows, len(columns[0])), width, height, **self.params(), **window_args)
+
+    def __call__(self, t, x, y, p, width: int, height: int, device: str = "cpu", **window_args) -> np.ndarray:
+        """(C, H, W) for one window holding all the given events."""
+        return self.batch(t, x, y, p, [[0, len(t)]], width, height, device, **window_args)[0]
+
+
+@dataclass(frozen=True)
+class VoxelGrid(Representation):
+    bins: int = 5
+    normalize: bool = False
+    separate_polarity: bool = False
+    name: ClassVar[str] = "voxel"
+    dtype: ClassVar[np.dtype] = np.dtype(np.float32)
+    _kernels: ClassVar[ModuleType] = voxel_kernels
+
+    @property
+    def channels(self) -> int:
+        return 2 * self.bins if self.separate_polarity else self.bins
+
+
+@dataclass(frozen=True)
+class Histogram(Representation):
+    bins: int = 5
+    cutoff: int = 10
+    name: ClassVar[str] = "histogram"
+    dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
+    _kernels: ClassVar[ModuleType] = histogram_kernels
+
+    @property
+    def channels(self) -> int:
+        return 2 * self.bins
+
+
+@dataclass(frozen=True)
+class EvImage(Representation):
+    name: ClassVar[str] = "evimage"
+    dtype: ClassVar[np.dtype] = np.dtype(np.float32)
+    _kernels: ClassVar[ModuleType] = evimage_kernels
+
+    @property
+    def channels(self) -> int:
+        return 2
+
+
+@dataclass(frozen=True)
+class EvSegNet(Representation):
+    name: ClassVar[str] = "evsegnet"
+    dtype: ClassVar[np.dtype] = np.dtype(np.float32)
+    _kernels: ClassVar[ModuleType] = evsegnet_kernels
+
+    @property
+    def channels(self) -> int:
+        return 6
+
+
+@dataclass(frozen=True)
+class TimeSurface(Representation):
+    """``batch`` and calls also take ``ends_us``: each window's t_end (default: its last event)."""
+
+    tau_us: float = 50_000.0
+    name: ClassVar[str] = "timesurface"
+    dtype: ClassVar[np.dtype] = np.dtype(np.float32)
+    _kernels: ClassVar[ModuleType] = timesurface_kernels
+
+    @property
+    def channels(self) -> int:
+        return 2
+
+
+REPRESENTATIONS: dict[str, type[Representation]] = {
+    cls.name: cls for cls in (VoxelGrid, Histogram, EvImage, EvSegNet, TimeSurface)
+}
+
+
+def voxel_grid(t, x, y, p, width, height, bins=5, normalize=False, separate_polarity=False, device="cpu"):
+    return VoxelGrid(bins, normalize, separate_polarity)(t, x, y, p, width, height, device)
+
+
+def voxel_grid_batch(t, x, y, p, windows, width, height, bins=5, normalize=False, separate_polarity=False, device="cpu"):
+    return VoxelGrid(bins, normalize, separate_polarity).batch(t, x, y, p, windows, width, height, device)
+
+
+def histogram(t, x, y, p, width, height, bins=5, cutoff=10, device="cpu"):
+    return Histogram(bins, cutoff)(t, x, y, p, width, height, device)
+
+
+def histogram_batch(t, x, y, p, windows, width, height, bins=5, cutoff=10, device="cpu"):
+    return Histogram(bins, cutoff).batch(t, x, y, p, windows, width, height, device)
+
+
+def evimage(t, x, y, p, width, height, device="cpu"):
+    return EvImage()(t, x, y, p, width, height, device)
+
+
+def evimage_batch(t, x, y, p, windows, width, height, device="cpu"):
+    return EvImage().batch(t, x, y, p, windows, width, height, device)
+
+
+def evsegnet(t, x, y, p, width, height, device="cpu"):
+    return EvSegNet()(t, x, y, p, width, height, device)
+
+
+def evsegnet_batch(t, x, y, p, windows, width, height, device="cpu"):
+    return EvSegNet().batch(t, x, y, p, windows, width, height, device)
+
+
+def timesurface(t, x, y, p, width, height, tau_us=50_000.0, t_end_us=None, device="cpu"):
+    ends = None if t_end_us is None else [t_end_us]
+    return TimeSurface(tau_us)(t, x, y, p, width, height, device, ends_us=ends)
+
+
+def timesurface_batch(t, x, y, p, windows, width, height, tau_us=50_000.0, ends_us=None, device="cpu"):
+    return TimeSurface(tau_us).batch(t, x, y, p, windows, width, height, device, ends_us=ends_us)
+
+
+def from_tonic(events: np.ndarray, sensor_size: tuple[int, ...], representation: Representation, device="cpu"):
+    """Runs a representation on Tonic's structured event array (fields x, y, t, p) for a sensor
+    size given Tonic's way, (width, height[, polarities]), so Tonic users can call the kernels."""
+    width, height = int(sensor_size[0]), int(sensor_size[1])
+    return representation(events["t"], events["x"], events["y"], events["p"], width, height, device)
