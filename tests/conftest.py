@@ -1,3 +1,9 @@
+import os
+
+# The CUDA kernels run on Numba's CUDA simulator unless the environment asks for a real GPU
+# (NUMBA_ENABLE_CUDASIM=0). Numba reads this when it is first imported, so it is set here.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 import numpy as np
 import pytest
 

@@ -3,10 +3,9 @@ channel scaled so that its own maximum maps to 1.0; all-zero channels stay zero.
 
 from __future__ import annotations
 
-from functools import cache
-
 import numba
 import numpy as np
+from numba import cuda as numba_cuda
 
 from evtools.kernels.launch import launch_cuda, parts_per_window
 
@@ -36,23 +35,17 @@ def cpu(t, x, y, p, windows, width, height):
     return _finish(_accumulate(t, x, y, p, windows, width, height, parts_per_window(len(windows))))
 
 
-@cache
-def _cuda_kernel():
-    from numba import cuda
-
-    @cuda.jit
-    def accumulate(t, x, y, p, windows, out):
-        k = cuda.blockIdx.y
-        start, stop = windows[k, 0], windows[k, 1]
-        i = start + cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-        while i < stop:
-            cuda.atomic.add(out, (k, 0 if p[i] > 0 else 1, y[i], x[i]), 1)
-            i += cuda.gridDim.x * cuda.blockDim.x
-
-    return accumulate
+@numba_cuda.jit
+def _cuda_accumulate(t, x, y, p, windows, out):
+    k = numba_cuda.blockIdx.y
+    start, stop = windows[k, 0], windows[k, 1]
+    i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while i < stop:
+        numba_cuda.atomic.add(out, (k, 0 if p[i] > 0 else 1, y[i], x[i]), 1)
+        i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
 def cuda(t, x, y, p, windows, width, height):
     counts = np.zeros((len(windows), 2, height, width), np.int32)
-    launch_cuda(_cuda_kernel(), (t, x, y, p), windows, (counts,))
+    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (counts,))
     return _finish(counts)

@@ -5,10 +5,9 @@ without events are 0."""
 
 from __future__ import annotations
 
-from functools import cache
-
 import numba
 import numpy as np
+from numba import cuda as numba_cuda
 
 from evtools.kernels.launch import launch_cuda, parts_per_window
 
@@ -56,31 +55,25 @@ def cpu(t, x, y, p, windows, width, height):
     return _finish(_accumulate(t, x, y, p, windows, width, height, parts_per_window(len(windows))))
 
 
-@cache
-def _cuda_kernel():
-    from numba import cuda
-
-    @cuda.jit
-    def accumulate(t, x, y, p, windows, out):
-        k = cuda.blockIdx.y
-        start, stop = windows[k, 0], windows[k, 1]
-        if stop <= start:
-            return
-        t_first = t[start]
-        span = max(t[stop - 1] - t_first, 1)
-        i = start + cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-        while i < stop:
-            tn = (t[i] - t_first) / span
-            base = 0 if p[i] > 0 else 3
-            cuda.atomic.add(out, (k, base, y[i], x[i]), 1.0)
-            cuda.atomic.add(out, (k, base + 1, y[i], x[i]), tn)
-            cuda.atomic.add(out, (k, base + 2, y[i], x[i]), tn * tn)
-            i += cuda.gridDim.x * cuda.blockDim.x
-
-    return accumulate
+@numba_cuda.jit
+def _cuda_accumulate(t, x, y, p, windows, out):
+    k = numba_cuda.blockIdx.y
+    start, stop = windows[k, 0], windows[k, 1]
+    if stop <= start:
+        return
+    t_first = t[start]
+    span = max(t[stop - 1] - t_first, 1)
+    i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while i < stop:
+        tn = (t[i] - t_first) / span
+        base = 0 if p[i] > 0 else 3
+        numba_cuda.atomic.add(out, (k, base, y[i], x[i]), 1.0)
+        numba_cuda.atomic.add(out, (k, base + 1, y[i], x[i]), tn)
+        numba_cuda.atomic.add(out, (k, base + 2, y[i], x[i]), tn * tn)
+        i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
 def cuda(t, x, y, p, windows, width, height):
     sums = np.zeros((len(windows), 2 * SUMS, height, width), np.float64)
-    launch_cuda(_cuda_kernel(), (t, x, y, p), windows, (sums,))
+    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (sums,))
     return _finish(sums)

@@ -7,10 +7,9 @@ clipped at ``cutoff`` (0 means no cutoff beyond uint8's 255).
 
 from __future__ import annotations
 
-from functools import cache
-
 import numba
 import numpy as np
+from numba import cuda as numba_cuda
 
 from evtools.kernels.launch import launch_cuda, parts_per_window
 
@@ -47,29 +46,23 @@ def cpu(t, x, y, p, windows, width, height, bins=5, cutoff=10):
     return _finish(_accumulate(t, x, y, p, windows, width, height, bins, parts_per_window(len(windows))), cutoff)
 
 
-@cache
-def _cuda_kernel():
-    from numba import cuda
-
-    @cuda.jit
-    def accumulate(t, x, y, p, windows, bins, out):
-        k = cuda.blockIdx.y
-        start, stop = windows[k, 0], windows[k, 1]
-        if stop <= start:
-            return
-        t_first = t[start]
-        span = max(t[stop - 1] - t_first, 1)
-        i = start + cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-        while i < stop:
-            time_bin = min(bins * (t[i] - t_first) // span, bins - 1)
-            channel = (bins if p[i] > 0 else 0) + time_bin
-            cuda.atomic.add(out, (k, channel, y[i], x[i]), 1)
-            i += cuda.gridDim.x * cuda.blockDim.x
-
-    return accumulate
+@numba_cuda.jit
+def _cuda_accumulate(t, x, y, p, windows, bins, out):
+    k = numba_cuda.blockIdx.y
+    start, stop = windows[k, 0], windows[k, 1]
+    if stop <= start:
+        return
+    t_first = t[start]
+    span = max(t[stop - 1] - t_first, 1)
+    i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while i < stop:
+        time_bin = min(bins * (t[i] - t_first) // span, bins - 1)
+        channel = (bins if p[i] > 0 else 0) + time_bin
+        numba_cuda.atomic.add(out, (k, channel, y[i], x[i]), 1)
+        i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
 def cuda(t, x, y, p, windows, width, height, bins=5, cutoff=10):
     counts = np.zeros((len(windows), 2 * bins, height, width), np.int32)
-    launch_cuda(_cuda_kernel(), (t, x, y, p), windows, (counts,), bins)
+    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (counts,), bins)
     return _finish(counts, cutoff)

@@ -4,10 +4,9 @@ window end times are given; tau is in microseconds."""
 
 from __future__ import annotations
 
-from functools import cache
-
 import numba
 import numpy as np
+from numba import cuda as numba_cuda
 
 from evtools.kernels.launch import launch_cuda, parts_per_window
 
@@ -51,23 +50,17 @@ def cpu(t, x, y, p, windows, width, height, tau_us=50_000.0, ends_us=None):
     return _finish(latest, window_ends(t, windows, ends_us), tau_us)
 
 
-@cache
-def _cuda_kernel():
-    from numba import cuda
-
-    @cuda.jit
-    def latest(t, x, y, p, windows, out):
-        k = cuda.blockIdx.y
-        start, stop = windows[k, 0], windows[k, 1]
-        i = start + cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-        while i < stop:
-            cuda.atomic.max(out, (k, 0 if p[i] > 0 else 1, y[i], x[i]), t[i])
-            i += cuda.gridDim.x * cuda.blockDim.x
-
-    return latest
+@numba_cuda.jit
+def _cuda_accumulate(t, x, y, p, windows, out):
+    k = numba_cuda.blockIdx.y
+    start, stop = windows[k, 0], windows[k, 1]
+    i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while i < stop:
+        numba_cuda.atomic.max(out, (k, 0 if p[i] > 0 else 1, y[i], x[i]), t[i])
+        i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
 def cuda(t, x, y, p, windows, width, height, tau_us=50_000.0, ends_us=None):
     latest = np.full((len(windows), 2, height, width), NONE, np.int64)
-    launch_cuda(_cuda_kernel(), (t, x, y, p), windows, (latest,))
+    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (latest,))
     return _finish(latest, window_ends(t, windows, ends_us), tau_us)

@@ -7,10 +7,9 @@ With ``separate_polarity``: 2B channels, positive then negative, each event weig
 
 from __future__ import annotations
 
-from functools import cache
-
 import numba
 import numpy as np
+from numba import cuda as numba_cuda
 
 from evtools.kernels.launch import launch_cuda, parts_per_window
 
@@ -64,34 +63,28 @@ def cpu(t, x, y, p, windows, width, height, bins=5, normalize=False, separate_po
     return _finish(grids, normalize)
 
 
-@cache
-def _cuda_kernel():
-    from numba import cuda
-
-    @cuda.jit
-    def accumulate(t, x, y, p, windows, bins, separate, out):
-        k = cuda.blockIdx.y
-        start, stop = windows[k, 0], windows[k, 1]
-        if stop <= start:
-            return
-        t_first = t[start]
-        span = max(t[stop - 1] - t_first, 1)
-        i = start + cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-        while i < stop:
-            t_star = (bins - 1) * ((t[i] - t_first) / span)
-            lower = int(t_star // 1)
-            frac = t_star - lower
-            weight = 1.0 if separate else float(p[i])
-            channel = lower + bins if separate and p[i] < 0 else lower
-            cuda.atomic.add(out, (k, channel, y[i], x[i]), weight * (1.0 - frac))
-            if lower + 1 < bins:
-                cuda.atomic.add(out, (k, channel + 1, y[i], x[i]), weight * frac)
-            i += cuda.gridDim.x * cuda.blockDim.x
-
-    return accumulate
+@numba_cuda.jit
+def _cuda_accumulate(t, x, y, p, windows, bins, separate, out):
+    k = numba_cuda.blockIdx.y
+    start, stop = windows[k, 0], windows[k, 1]
+    if stop <= start:
+        return
+    t_first = t[start]
+    span = max(t[stop - 1] - t_first, 1)
+    i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while i < stop:
+        t_star = (bins - 1) * ((t[i] - t_first) / span)
+        lower = int(t_star // 1)
+        frac = t_star - lower
+        weight = 1.0 if separate else float(p[i])
+        channel = lower + bins if separate and p[i] < 0 else lower
+        numba_cuda.atomic.add(out, (k, channel, y[i], x[i]), weight * (1.0 - frac))
+        if lower + 1 < bins:
+            numba_cuda.atomic.add(out, (k, channel + 1, y[i], x[i]), weight * frac)
+        i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
 def cuda(t, x, y, p, windows, width, height, bins=5, normalize=False, separate_polarity=False):
     out = np.zeros((len(windows), 2 * bins if separate_polarity else bins, height, width), np.float32)
-    launch_cuda(_cuda_kernel(), (t, x, y, p), windows, (out,), bins, separate_polarity)
+    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (out,), bins, separate_polarity)
     return _finish(out, normalize)

@@ -1,0 +1,200 @@
+"""Golden values for every representation, hand-computed from the definitions in
+docs/representations.md, on the CPU kernels and on the CUDA kernels (Numba's simulator in CI),
+plus random windows against the numpy references."""
+
+import numba
+import numpy as np
+import pytest
+from conftest import make_events
+
+from evtools import representations as R
+from evtools.kernels import reference
+
+W, H = 4, 3
+DEVICES = ["cpu", "cuda"]
+
+
+def ev(*rows):
+    """Events from (t, x, y, p) rows."""
+    t, x, y, p = (np.array(c) for c in zip(*rows)) if rows else ([], [], [], [])
+    return np.asarray(t, np.int64), np.asarray(x, np.uint16), np.asarray(y, np.uint16), np.asarray(p, np.int8)
+
+
+def grid(channels, *entries, dtype=np.float32):
+    out = np.zeros((channels, H, W), dtype)
+    for c, y, x, value in entries:
+        out[c, y, x] = value
+    return out
+
+
+def check(actual, expected):
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+class TestVoxel:
+    def test_single_event_goes_to_bin_zero(self, device):
+        check(R.voxel_grid(*ev((100, 1, 2, 1)), W, H, device=device), grid(5, (0, 2, 1, 1.0)))
+        check(R.voxel_grid(*ev((100, 1, 2, -1)), W, H, device=device), grid(5, (0, 2, 1, -1.0)))
+
+    def test_equal_timestamps_count_as_a_span_of_one(self, device):
+        got = R.voxel_grid(*ev((5, 0, 0, 1), (5, 3, 1, -1)), W, H, device=device)
+        check(got, grid(5, (0, 0, 0, 1.0), (0, 1, 3, -1.0)))
+
+    def test_last_event_lands_in_the_last_bin_and_middle_events_split(self, device):
+        # t* = 4 t / 1000: t=300 -> 1.2 gives 0.8 to bin 1 and 0.2 to bin 2; t=1000 -> bin 4 whole
+        got = R.voxel_grid(*ev((0, 0, 0, 1), (300, 1, 1, -1), (1000, 2, 2, 1)), W, H, device=device)
+        check(got, grid(5, (0, 0, 0, 1.0), (1, 1, 1, -0.8), (2, 1, 1, -0.2), (4, 2, 2, 1.0)))
+
+    def test_sensor_border(self, device):
+        got = R.voxel_grid(*ev((0, 0, 0, 1), (10, W - 1, H - 1, 1)), W, H, bins=2, device=device)
+        check(got, grid(2, (0, 0, 0, 1.0), (1, H - 1, W - 1, 1.0)))
+
+    def test_empty_window_is_zero_without_nan(self, device):
+        for normalize in (False, True):
+            got = R.voxel_grid(*ev(), W, H, normalize=normalize, device=device)
+            check(got, grid(5))
+
+    def test_normalize_one_nonzero_value_only_subtracts_the_mean(self, device):
+        check(R.voxel_grid(*ev((7, 1, 1, 1)), W, H, normalize=True, device=device), grid(5))
+
+    def test_normalize_uses_nonzero_entries_only(self, device):
+        # nonzero values 2 and 1: mean 1.5, population std 0.5 -> 1 and -1; zeros stay zero
+        got = R.voxel_grid(*ev((0, 0, 0, 1), (0, 0, 0, 1), (0, 3, 2, 1)), W, H, normalize=True, device=device)
+        check(got, grid(5, (0, 0, 0, 1.0), (0, 2, 3, -1.0)))
+
+    def test_separate_polarity(self, device):
+        got = R.voxel_grid(*ev((0, 0, 0, -1), (8, 1, 0, 1)), W, H, bins=3, separate_polarity=True, device=device)
+        # the negative event weighs +1 in channel 3 (bin 0 of the negative half), the positive one bin 2
+        check(got, grid(6, (3, 0, 0, 1.0), (2, 0, 1, 1.0)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+class TestHistogram:
+    def test_bins_channels_and_last_event(self, device):
+        # span 20, B=2: bin = min(floor(2 t / 20), 1) -> 0, 1, 1; negative channels first (RVT)
+        got = R.histogram(*ev((0, 0, 0, -1), (10, 1, 0, 1), (20, 1, 0, 1)), W, H, bins=2, device=device)
+        check(got, grid(4, (0, 0, 0, 1), (3, 0, 1, 2), dtype=np.uint8))
+
+    def test_cutoff(self, device):
+        many = ev(*[(i, 2, 1, 1) for i in range(12)])
+        check(R.histogram(*many, W, H, bins=1, device=device), grid(2, (1, 1, 2, 10), dtype=np.uint8))
+        check(R.histogram(*many, W, H, bins=1, cutoff=0, device=device), grid(2, (1, 1, 2, 12), dtype=np.uint8))
+        lots = ev(*[(i, 0, 0, -1) for i in range(300)])
+        check(R.histogram(*lots, W, H, bins=1, cutoff=0, device=device), grid(2, (0, 0, 0, 255), dtype=np.uint8))
+
+    def test_empty(self, device):
+        check(R.histogram(*ev(), W, H, device=device), grid(10, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_evimage(device):
+    events = ev((0, 0, 0, 1), (1, 0, 0, 1), (2, 0, 0, 1), (3, 3, 2, 1))
+    check(R.evimage(*events, W, H, device=device), grid(2, (0, 0, 0, 1.0), (0, 2, 3, 1 / 3)))
+    check(R.evimage(*ev(), W, H, device=device), grid(2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_evsegnet(device):
+    # tn = t / 200: positive pixel (0,0) at 0 and 0.5 -> count 2, mean 0.25, std 0.25;
+    # negative pixel (1,1) at 1.0 -> count 1, mean 1, std 0
+    events = ev((0, 0, 0, 1), (100, 0, 0, 1), (200, 1, 1, -1))
+    expected = grid(6, (0, 0, 0, 2.0), (1, 0, 0, 0.25), (2, 0, 0, 0.25), (3, 1, 1, 1.0), (4, 1, 1, 1.0))
+    check(R.evsegnet(*events, W, H, device=device), expected)
+    check(R.evsegnet(*ev(), W, H, device=device), grid(6))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_timesurface(device):
+    events = ev((0, 0, 0, 1), (50, 0, 0, 1), (100, 1, 0, -1))
+    got = R.timesurface(*events, W, H, tau_us=100.0, device=device)
+    check(got, grid(2, (0, 0, 0, np.exp(-0.5)), (1, 0, 1, 1.0)))
+    got = R.timesurface(*events, W, H, tau_us=100.0, t_end_us=200, device=device)
+    check(got, grid(2, (0, 0, 0, np.exp(-1.5)), (1, 0, 1, np.exp(-1.0))))
+    check(R.timesurface(*ev(), W, H, device=device), grid(2))
+
+
+REFERENCES = [
+    (R.VoxelGrid(), reference.voxel_grid, {}),
+    (R.VoxelGrid(bins=3, normalize=True, separate_polarity=True), reference.voxel_grid,
+     dict(bins=3, normalize=True, separate_polarity=True)),
+    (R.Histogram(), reference.histogram, {}),
+    (R.Histogram(bins=3, cutoff=0), reference.histogram, dict(bins=3, cutoff=0)),
+    (R.EvImage(), reference.evimage, {}),
+    (R.EvSegNet(), reference.evsegnet, {}),
+    (R.TimeSurface(tau_us=1000.0), reference.timesurface, dict(tau_us=1000.0)),
+]
+
+
+@pytest.mark.parametrize("device, n_events", [("cpu", 50_000), ("cuda", 300)])
+@pytest.mark.parametrize("rep, ref, params", REFERENCES, ids=lambda v: getattr(v, "name", ""))
+def test_random_window_matches_the_reference(rep, ref, params, device, n_events):
+    width, height = (346, 260) if device == "cpu" else (16, 12)
+    e = make_events(n_events, width, height, span_us=50_000, seed=7)
+    got = rep(e.t, e.x, e.y, e.p, width, height, device)
+    expected = ref(e.t, e.x, e.y, e.p, width, height, **params)
+    assert got.shape == rep.shape(width, height) and got.dtype == rep.dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
+def test_batch_equals_windows_one_by_one(rep, device):
+    e = make_events(200, 16, 12, span_us=10_000, seed=2)
+    windows = np.array([[0, 200], [10, 60], [50, 50], [150, 200]])  # overlapping, empty, at the end
+    got = rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, device)
+    assert got.shape == (4, *rep.shape(16, 12))
+    for k, (start, stop) in enumerate(windows):
+        one = rep(e.t[start:stop], e.x[start:stop], e.y[start:stop], e.p[start:stop], 16, 12, "cpu")
+        np.testing.assert_allclose(got[k], one, rtol=1e-5, atol=1e-6)
+    assert not got[2].any()
+
+
+def test_thread_count_changes_only_float_rounding():
+    e = make_events(100_000, seed=4)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = R.voxel_grid(e.t, e.x, e.y, e.p, 346, 260)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = R.voxel_grid(e.t, e.x, e.y, e.p, 346, 260)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_are_not_modified_and_polarity_forms_agree():
+    e = make_events(1000, seed=9)
+    copies = [a.copy() for a in (e.t, e.x, e.y, e.p)]
+    signed = R.voxel_grid(e.t, e.x, e.y, e.p, 346, 260)
+    as_bool = R.voxel_grid(e.t, e.x, e.y, e.p > 0, 346, 260)
+    as_01 = R.voxel_grid(e.t, e.x, e.y, (e.p > 0).astype(np.uint8), 346, 260)
+    np.testing.assert_array_equal(signed, as_bool)
+    np.testing.assert_array_equal(signed, as_01)
+    for original, copy in zip((e.t, e.x, e.y, e.p), copies):
+        np.testing.assert_array_equal(original, copy)
+
+
+def test_bad_inputs_are_refused():
+    t, x, y, p = ev((0, 4, 0, 1))
+    with pytest.raises(ValueError, match="event coordinates outside the 4x3 sensor"):
+        R.voxel_grid(t, x, y, p, W, H)
+    with pytest.raises(ValueError, match=r"windows must be \[start, stop\) ranges within 0..1"):
+        R.voxel_grid_batch(*ev((0, 0, 0, 1)), [[0, 2]], W, H)
+    with pytest.raises(ValueError, match="device must be one of"):
+        R.voxel_grid(*ev((0, 0, 0, 1)), W, H, device="tpu")
+
+
+def test_tonic_structured_arrays():
+    dtype = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
+    events = np.array([(1, 2, 0, True), (3, 0, 1000, False)], dtype)
+    got = R.from_tonic(events, (W, H, 2), R.VoxelGrid(bins=2))
+    check(got, grid(2, (0, 2, 1, 1.0), (1, 0, 3, -1.0)))
+
+
+def test_params_round_trip():
+    rep = R.VoxelGrid(bins=7, normalize=True)
+    assert rep.params() == {"bins": 7, "normalize": True, "separate_polarity": False}
+    assert R.REPRESENTATIONS["voxel"].from_params(rep.params()) == rep
+    assert R.Histogram().shape(346, 260) == (10, 260, 346)
