@@ -30,3 +30,6 @@ demo: $(STAMP)
 
 clean:
 	rm -rf build .pytest_cache
+
+bench: $(STAMP)
+	cd benchmarks && ../$(BIN)/python representations.py

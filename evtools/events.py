@@ -55,8 +55,13 @@ def signed_polarity(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p)
     if p.dtype == np.bool_:
         return np.where(p, 1, -1).astype(P_DTYPE)
-    if p.size and not np.isin(p, (-1, 0, 1)).all():
+    if p.size == 0:
+        return np.empty(0, P_DTYPE)
+    low, high = p.min(), p.max()
+    if low < -1 or high > 1 or (p.dtype.kind == "f" and not np.isin(p, (-1, 0, 1)).all()):
         raise ValueError("polarity values must be 0/1, -1/+1 or bool")
+    if p.dtype == P_DTYPE and np.count_nonzero(p) == p.size:
+        return p  # already -1/+1: no copy
     return np.where(p > 0, 1, -1).astype(P_DTYPE)
 
 

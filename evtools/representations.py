@@ -30,16 +30,21 @@ from evtools.kernels.launch import as_windows
 DEVICES = ("cpu", "cuda")
 
 
-def _columns(t, x, y, p, width: int, height: int) -> tuple[np.ndarray, ...]:
-    t = np.ascontiguousarray(t, dtype=np.int64)
-    x = np.ascontiguousarray(x)
-    y = np.ascontiguousarray(y)
+def _covered_columns(t, x, y, p, windows, width: int, height: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The columns cut to the span the windows cover, checked and in kernel dtypes, and the
+    windows relative to that span: a block of windows over a long stream costs only its events."""
     if not (len(t) == len(x) == len(y) == len(p)):
         raise ValueError(f"t, x, y, p differ in length: {len(t)}, {len(x)}, {len(y)}, {len(p)}")
+    windows = as_windows(windows, len(t))
+    lo = int(windows[:, 0].min()) if len(windows) else 0
+    hi = int(windows[:, 1].max()) if len(windows) else 0
+    t = np.ascontiguousarray(np.asarray(t)[lo:hi], dtype=np.int64)
+    x, y = (np.asarray(c)[lo:hi] for c in (x, y))
+    x, y = (np.ascontiguousarray(c) if c.dtype.kind in "iu" else c.astype(np.int64) for c in (x, y))
     # the kernels do not check bounds, so a coordinate off the sensor must never reach them
     if len(x) and (x.min() < 0 or x.max() >= width or y.min() < 0 or y.max() >= height):
         raise ValueError(f"event coordinates outside the {width}x{height} sensor")
-    return t, x.astype(np.int32), y.astype(np.int32), signed_polarity(p)
+    return (t, x, y, signed_polarity(np.asarray(p)[lo:hi])), windows - lo
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,25 @@ class Representation:
     def from_params(cls, params: dict) -> Representation:
         return cls(**params)
 
-    def batch(self, t, x, y, p, windows, width: int, height: int, device: str = "cpu", **window_args) -> np.ndarray:
-        """(K, C, H, W) for the K windows ``windows`` ((K, 2) [start, stop) event indices)."""
+    def batch(
+        self, t, x, y, p, windows, width: int, height: int, device: str = "cpu", out: np.ndarray | None = None,
+        **window_args,
+    ) -> np.ndarray:
+        """(K, C, H, W) for the K windows ``windows`` ((K, 2) [start, stop) event indices).
+
+        ``out``, a C-contiguous array of that shape and dtype, is filled and returned instead of
+        a new array: conversion reuses one for block after block of windows.
+        """
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-        columns = _columns(t, x, y, p, width, height)
-        run = getattr(self._kernels, device)
-        return run(*columns, as_windows(windows, len(columns[0])), width, height, **self.params(), **window_args)
+        columns, windows = _covered_columns(t, x, y, p, windows, width, height)
+        shape = (len(windows), *self.shape(width, height))
+        if out is None:
+            out = np.empty(shape, self.dtype)
+        elif out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
+        getattr(self._kernels, device)(*columns, windows, out, **self.params(), **window_args)
+        return out
 
     def __call__(self, t, x, y, p, width: int, height: int, device: str = "cpu", **window_args) -> np.ndarray:
         """(C, H, W) for one window holding all the given events."""

@@ -26,8 +26,10 @@ def chunks():
 write_mvsec(sys.argv[1], chunks(), t0_us=1_504_645_177_410_000)
 """
 
+# Peak RSS from VmHWM, not getrusage: Linux carries ru_maxrss across exec, so a child of a large
+# test process would report its parent's size.
 READ = """
-import resource, sys
+import sys
 from evtools.io import open_recording
 count = positive = 0
 with open_recording(sys.argv[1]) as rec:
@@ -35,7 +37,8 @@ with open_recording(sys.argv[1]) as rec:
         count += len(events)
         positive += int((events.p > 0).sum())
         last = int(events.t[-1])
-print(count, last, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(count, last, int(status["VmHWM"].split()[0]) * 1024)
 """
 
 

@@ -2,7 +2,7 @@
 
 2 x B channels, channel = polarity * B + bin with polarity 0 for negative and 1 for positive
 (RVT's order), bin = min(floor(B (t - t_first) / max(t_last - t_first, 1)), B - 1); counts are
-clipped at ``cutoff`` (0 means no cutoff beyond uint8's 255).
+clipped at ``cutoff`` (0 means no cutoff beyond uint8's 255), uint8.
 """
 
 from __future__ import annotations
@@ -11,43 +11,37 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import launch_cuda, parts_per_window
+from evtools.kernels.launch import item_range, run_cpu, run_cuda
 
 UINT8_MAX = 255
 
 
+def _limit(cutoff: int) -> int:
+    return cutoff if 0 < cutoff < UINT8_MAX else UINT8_MAX
+
+
 @numba.njit(parallel=True, cache=True)
-def _accumulate(t, x, y, p, windows, width, height, bins, parts):
-    n_windows = windows.shape[0]
-    partial = np.zeros((n_windows, parts, 2 * bins, height, width), np.int32)
-    for item in numba.prange(n_windows * parts):
-        k, part = item // parts, item % parts
-        start, stop = windows[k, 0], windows[k, 1]
+def _fill(t, x, y, p, windows, parts, bins, limit, grids):
+    plane = grids.shape[2] * grids.shape[3]
+    width = grids.shape[3]
+    flat_grids = grids.reshape(grids.shape[0], -1)
+    for item in numba.prange(grids.shape[0]):
+        k, start, stop, first, last = item_range(item, parts, windows)
+        grid = flat_grids[item]
+        grid[:] = 0
         if stop <= start:
             continue
         t_first = t[start]
         span = max(t[stop - 1] - t_first, 1)
-        n = stop - start
-        for i in range(start + n * part // parts, start + n * (part + 1) // parts):
-            time_bin = min(bins * (t[i] - t_first) // span, bins - 1)
-            channel = (bins if p[i] > 0 else 0) + time_bin
-            partial[k, part, channel, y[i], x[i]] += 1
-    out = partial[:, 0].copy()
-    for part in range(1, parts):
-        out += partial[:, part]
-    return out
-
-
-def _finish(counts: np.ndarray, cutoff: int) -> np.ndarray:
-    return np.minimum(counts, cutoff if cutoff > 0 else UINT8_MAX).astype(np.uint8)
-
-
-def cpu(t, x, y, p, windows, width, height, bins=5, cutoff=10):
-    return _finish(_accumulate(t, x, y, p, windows, width, height, bins, parts_per_window(len(windows))), cutoff)
+        for i in range(first, last):
+            channel = (bins if p[i] > 0 else 0) + min(bins * (t[i] - t_first) // span, bins - 1)
+            index = channel * plane + np.intp(y[i]) * width + np.intp(x[i])
+            if grid[index] < limit:  # saturating: equal to clipping the final count
+                grid[index] += 1
 
 
 @numba_cuda.jit
-def _cuda_accumulate(t, x, y, p, windows, bins, out):
+def _cuda_fill(t, x, y, p, windows, bins, counts):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]
     if stop <= start:
@@ -56,13 +50,21 @@ def _cuda_accumulate(t, x, y, p, windows, bins, out):
     span = max(t[stop - 1] - t_first, 1)
     i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
     while i < stop:
-        time_bin = min(bins * (t[i] - t_first) // span, bins - 1)
-        channel = (bins if p[i] > 0 else 0) + time_bin
-        numba_cuda.atomic.add(out, (k, channel, y[i], x[i]), 1)
+        channel = (bins if p[i] > 0 else 0) + min(bins * (t[i] - t_first) // span, bins - 1)
+        numba_cuda.atomic.add(counts, (k, channel, y[i], x[i]), 1)
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-def cuda(t, x, y, p, windows, width, height, bins=5, cutoff=10):
-    counts = np.zeros((len(windows), 2 * bins, height, width), np.int32)
-    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (counts,), bins)
-    return _finish(counts, cutoff)
+def cpu(t, x, y, p, windows, out, bins=5, cutoff=10):
+    limit = _limit(cutoff)
+
+    def merge(partials, target):
+        np.minimum(partials.sum(axis=1, dtype=np.int32), limit, out=target, casting="unsafe")
+
+    run_cpu(_fill, (t, x, y, p), windows, out, merge, bins, limit)
+
+
+def cuda(t, x, y, p, windows, out, bins=5, cutoff=10):
+    counts = np.empty(out.shape, np.int32)  # uint8 has no atomics
+    run_cuda(_cuda_fill, (t, x, y, p), windows, counts, bins)
+    np.minimum(counts, _limit(cutoff), out=out, casting="unsafe")

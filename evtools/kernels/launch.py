@@ -1,15 +1,32 @@
-"""How the kernels split work: CPU work items over windows and parts of windows, CUDA grids."""
+"""How the kernels share out work: CPU items over windows and parts of windows, CUDA grids.
+
+Every kernel fills a caller-given output (K, C, H, W), so that conversion can reuse one buffer
+for block after block of windows: allocating and first touching a fresh output for every block
+costs more than the scatter itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
+from numba import cuda as numba_cuda
 
 
 def parts_per_window(n_windows: int) -> int:
     """Enough parts per window to give every thread work: one window is split across all threads
-    into private partial grids that are summed afterwards; many windows each get one part."""
+    into private partial grids that are merged afterwards; many windows each get one part."""
     return max(1, -(-numba.get_num_threads() // max(n_windows, 1)))
+
+
+@numba.njit(cache=True)
+def item_range(item, parts, windows):
+    """Work item ``item`` of ``parts`` per window: (window, its start, its stop, first, last event)."""
+    k, part = item // parts, item % parts
+    start, stop = windows[k, 0], windows[k, 1]
+    n = stop - start
+    return k, start, stop, start + n * part // parts, start + n * (part + 1) // parts
 
 
 def as_windows(windows: np.ndarray, n_events: int) -> np.ndarray:
@@ -20,24 +37,36 @@ def as_windows(windows: np.ndarray, n_events: int) -> np.ndarray:
     return windows
 
 
+def run_cpu(fill: Callable, columns: tuple, windows: np.ndarray, out: np.ndarray, merge: Callable, *args) -> None:
+    """``fill(*columns, windows, parts, *args, grids)`` zeroes and fills one grid per work item;
+    with several parts per window, ``merge(partials (K, parts, ...), out)`` combines them."""
+    parts = parts_per_window(len(windows))
+    if parts == 1:
+        fill(*columns, windows, parts, *args, out)
+        return
+    partials = np.empty((len(windows) * parts, *out.shape[1:]), out.dtype)
+    fill(*columns, windows, parts, *args, partials)
+    merge(partials.reshape(len(windows), parts, *out.shape[1:]), out)
+
+
+def sum_parts(partials: np.ndarray, out: np.ndarray) -> None:
+    np.sum(partials, axis=1, out=out)
+
+
 CUDA_THREADS = 256
 CUDA_MAX_BLOCKS_X = 1024
 CUDA_MAX_GRID_Y = 65535
 
 
-def launch_cuda(kernel, columns: tuple[np.ndarray, ...], windows: np.ndarray, outputs: tuple[np.ndarray, ...], *args):
-    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, *outputs)``, window k on
-    grid row k (in slices of at most 65535 windows), and copies the outputs back in place."""
-    from numba import cuda
-
-    device_columns = [cuda.to_device(np.ascontiguousarray(c)) for c in columns]
+def run_cuda(kernel, columns: tuple, windows: np.ndarray, out: np.ndarray, *args) -> None:
+    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)`` on a zeroed
+    device copy of ``out``, window k on grid row k (at most 65535 windows a launch), and copies
+    the result back into ``out``."""
+    device_columns = [numba_cuda.to_device(np.ascontiguousarray(c)) for c in columns]
     longest = int((windows[:, 1] - windows[:, 0]).max()) if len(windows) else 0
     blocks = max(1, min(CUDA_MAX_BLOCKS_X, -(-longest // CUDA_THREADS)))
     for first in range(0, len(windows), CUDA_MAX_GRID_Y):
         part = slice(first, first + CUDA_MAX_GRID_Y)
-        device_outputs = [cuda.to_device(out[part]) for out in outputs]
-        kernel[(blocks, len(windows[part])), CUDA_THREADS](
-            *device_columns, cuda.to_device(windows[part]), *args, *device_outputs
-        )
-        for out, device_out in zip(outputs, device_outputs):
-            out[part] = device_out.copy_to_host()
+        grids = numba_cuda.to_device(np.zeros_like(out[part]))
+        kernel[(blocks, len(windows[part])), CUDA_THREADS](*device_columns, numba_cuda.to_device(windows[part]), *args, grids)
+        out[part] = grids.copy_to_host()

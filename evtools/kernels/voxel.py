@@ -3,6 +3,8 @@
 B bins; t* = (B-1)(t - t_first)/(t_last - t_first) over the window's events (a span of 0 counts
 as 1); each event adds p(1 - frac) to bin floor(t*) and p frac to the next bin when it exists.
 With ``separate_polarity``: 2B channels, positive then negative, each event weighing 1.
+With ``normalize``: the nonzero entries are standardised (mean 0, population std 1; a std of 0
+only subtracts the mean), zeros staying zero.
 """
 
 from __future__ import annotations
@@ -11,80 +13,76 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import launch_cuda, parts_per_window
+from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts
 
 
 @numba.njit(parallel=True, cache=True)
-def _accumulate(t, x, y, p, windows, width, height, bins, separate, parts):
-    n_windows = windows.shape[0]
-    channels = 2 * bins if separate else bins
-    partial = np.zeros((n_windows, parts, channels, height, width), np.float32)
-    for item in numba.prange(n_windows * parts):
-        k, part = item // parts, item % parts
-        start, stop = windows[k, 0], windows[k, 1]
+def _fill(t, x, y, p, windows, parts, bins, separate, grids):
+    # flat indices into each item's grid: cheaper than 3-D indexing in the scatter loop
+    plane = grids.shape[2] * grids.shape[3]
+    width = grids.shape[3]
+    flat_grids = grids.reshape(grids.shape[0], -1)
+    for item in numba.prange(grids.shape[0]):
+        k, start, stop, first, last = item_range(item, parts, windows)
+        grid = flat_grids[item]
+        grid[:] = 0
         if stop <= start:
             continue
         t_first = t[start]
-        span = max(t[stop - 1] - t_first, 1)
-        n = stop - start
-        for i in range(start + n * part // parts, start + n * (part + 1) // parts):
-            t_star = (bins - 1) * ((t[i] - t_first) / span)
-            lower = int(np.floor(t_star))
-            frac = t_star - lower
-            weight = 1.0 if separate else float(p[i])
+        scale = (bins - 1) / max(t[stop - 1] - t_first, 1)
+        for i in range(first, last):
+            t_star = (t[i] - t_first) * scale
+            lower = np.intp(t_star)
+            frac = np.float32(t_star - lower)
+            weight = np.float32(1.0) if separate else np.float32(p[i])
             channel = lower + bins if separate and p[i] < 0 else lower
-            partial[k, part, channel, y[i], x[i]] += weight * (1.0 - frac)
+            index = channel * plane + np.intp(y[i]) * width + np.intp(x[i])
+            grid[index] += weight * (np.float32(1.0) - frac)
             if lower + 1 < bins:
-                partial[k, part, channel + 1, y[i], x[i]] += weight * frac
-    out = partial[:, 0].copy()
-    for part in range(1, parts):
-        out += partial[:, part]
-    return out
-
-
-def normalize_nonzero(grid: np.ndarray) -> np.ndarray:
-    """Standardises the nonzero entries of one window's grid, zeros staying zero; a std of 0 only
-    subtracts the mean. Returns a new array."""
-    grid = grid.copy()
-    nonzero = grid != 0
-    if nonzero.any():
-        values = grid[nonzero].astype(np.float64)
-        mean, std = values.mean(), values.std()
-        grid[nonzero] = (values - mean) / std if std > 0 else values - mean
-    return grid
-
-
-def _finish(grids: np.ndarray, normalize: bool) -> np.ndarray:
-    return np.stack([normalize_nonzero(g) for g in grids]) if normalize and len(grids) else grids
-
-
-def cpu(t, x, y, p, windows, width, height, bins=5, normalize=False, separate_polarity=False):
-    grids = _accumulate(t, x, y, p, windows, width, height, bins, separate_polarity, parts_per_window(len(windows)))
-    return _finish(grids, normalize)
+                grid[index + plane] += weight * frac
 
 
 @numba_cuda.jit
-def _cuda_accumulate(t, x, y, p, windows, bins, separate, out):
+def _cuda_fill(t, x, y, p, windows, bins, separate, grids):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]
     if stop <= start:
         return
     t_first = t[start]
-    span = max(t[stop - 1] - t_first, 1)
+    scale = (bins - 1) / max(t[stop - 1] - t_first, 1)
     i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
     while i < stop:
-        t_star = (bins - 1) * ((t[i] - t_first) / span)
-        lower = int(t_star // 1)
+        t_star = (t[i] - t_first) * scale
+        lower = int(t_star)
         frac = t_star - lower
         weight = 1.0 if separate else float(p[i])
         channel = lower + bins if separate and p[i] < 0 else lower
-        numba_cuda.atomic.add(out, (k, channel, y[i], x[i]), weight * (1.0 - frac))
+        numba_cuda.atomic.add(grids, (k, channel, y[i], x[i]), weight * (1.0 - frac))
         if lower + 1 < bins:
-            numba_cuda.atomic.add(out, (k, channel + 1, y[i], x[i]), weight * frac)
+            numba_cuda.atomic.add(grids, (k, channel + 1, y[i], x[i]), weight * frac)
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-def cuda(t, x, y, p, windows, width, height, bins=5, normalize=False, separate_polarity=False):
-    out = np.zeros((len(windows), 2 * bins if separate_polarity else bins, height, width), np.float32)
-    launch_cuda(_cuda_accumulate, (t, x, y, p), windows, (out,), bins, separate_polarity)
-    return _finish(out, normalize)
+def normalize_nonzero(grid: np.ndarray) -> None:
+    """Standardises the nonzero entries of one window's grid in place."""
+    nonzero = grid != 0
+    if nonzero.any():
+        values = grid[nonzero].astype(np.float64)
+        mean, std = values.mean(), values.std()
+        grid[nonzero] = (values - mean) / std if std > 0 else values - mean
+
+
+def _finish(out: np.ndarray, normalize: bool) -> None:
+    if normalize:
+        for grid in out:
+            normalize_nonzero(grid)
+
+
+def cpu(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=False):
+    run_cpu(_fill, (t, x, y, p), windows, out, sum_parts, bins, separate_polarity)
+    _finish(out, normalize)
+
+
+def cuda(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=False):
+    run_cuda(_cuda_fill, (t, x, y, p), windows, out, bins, separate_polarity)
+    _finish(out, normalize)

@@ -1,0 +1,209 @@
+"""Events per second of the representation kernels, side by side with the references, in one run.
+
+Rows: the evtools CPU kernels, run as conversion runs them (blocks of 16 windows filling one
+reused output buffer) and as one call returning a new (K, C, H, W) array; the evtools numpy
+references, Tonic's to_voxel_grid_numpy and to_frame_numpy, evlib's create_voxel_grid (with
+densify_voxel_grid, to get the same dense tensor), and the evtools CUDA kernels when a GPU is
+present; and a floor, a kernel that only reads every event of each window and clears the
+output, which bounds what any scatter kernel can reach on the machine. Each is timed over every 50 ms window of a synthetic stream; Numba compilation is done
+before timing. Usage: python benchmarks/representations.py [--events N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numba
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from streams import driving_like_stream, fixed_windows
+
+from evtools.kernels import reference
+from evtools.representations import Histogram, VoxelGrid
+
+WIDTH, HEIGHT, BINS, WINDOW_US = 346, 260, 5, 50_000
+BLOCK_WINDOWS = 16
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def per_window(windows: np.ndarray, compute: Callable[[slice], object]) -> Callable[[], None]:
+    def run() -> None:
+        for start, stop in windows:
+            if stop > start:
+                compute(slice(start, stop))
+
+    return run
+
+
+@numba.njit(parallel=True, cache=True)
+def _read_and_clear(t, x, y, p, windows, grids):
+    flat = grids.reshape(grids.shape[0], -1)
+    for k in numba.prange(windows.shape[0]):
+        flat[k, :] = 0
+        total = 0.0
+        for i in range(windows[k, 0], windows[k, 1]):
+            total += t[i] + x[i] + y[i] + p[i]
+        flat[k, 0] = total
+
+
+def floor_in_blocks(shape, columns, windows) -> Callable[[], None]:
+    buffer = np.empty((BLOCK_WINDOWS, *shape), np.float32)
+
+    def run() -> None:
+        for first in range(0, len(windows), BLOCK_WINDOWS):
+            block = windows[first : first + BLOCK_WINDOWS]
+            _read_and_clear(*columns, block, buffer[: len(block)])
+
+    return run
+
+
+def in_blocks(rep, columns, windows, device="cpu") -> Callable[[], None]:
+    """Blocks of windows into one reused buffer, the way conversion feeds the cache."""
+    buffer = np.empty((BLOCK_WINDOWS, *rep.shape(WIDTH, HEIGHT)), rep.dtype)
+
+    def run() -> None:
+        for first in range(0, len(windows), BLOCK_WINDOWS):
+            block = windows[first : first + BLOCK_WINDOWS]
+            rep.batch(*columns, block, WIDTH, HEIGHT, device, out=buffer[: len(block)])
+
+    return run
+
+
+def tonic_rows(events, windows):
+    import tonic.functional as tonic_f
+
+    structured = np.empty(len(events), np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)]))
+    structured["x"], structured["y"], structured["t"], structured["p"] = events.x, events.y, events.t, events.p > 0
+    sensor = (WIDTH, HEIGHT, 2)
+    return {
+        "voxel": per_window(windows, lambda s: tonic_f.to_voxel_grid_numpy(structured[s], sensor, BINS)),
+        "histogram": per_window(windows, lambda s: tonic_f.to_frame_numpy(structured[s], sensor, n_time_bins=BINS)),
+    }
+
+
+def evlib_voxel(events, windows):
+    import evlib.representations as evlib_r
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {
+            "t": pl.Series(events.t).cast(pl.Duration("us")),
+            "x": events.x.astype(np.int16),
+            "y": events.y.astype(np.int16),
+            "polarity": events.p,
+        }
+    )
+    return per_window(
+        windows,
+        lambda s: evlib_r.densify_voxel_grid(
+            evlib_r.create_voxel_grid(frame[s.start : s.stop], HEIGHT, WIDTH, BINS), BINS, HEIGHT, WIDTH
+        ),
+    )
+
+
+def machine() -> str:
+    """The CPU model and the cores Numba may use, plus the GPU when one runs the CUDA rows."""
+    model = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        model = names[0] if names else model
+    description = f"{model}, {numba.config.NUMBA_NUM_THREADS} cores"
+    if cuda_available():
+        description += f", {numba.cuda.get_current_device().name.decode()}"
+    return description
+
+
+def cuda_available() -> bool:
+    try:
+        return bool(numba.cuda.is_available()) and not numba.config.ENABLE_CUDASIM
+    except Exception:  # noqa: BLE001 - no driver, no toolkit: no CUDA row
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "representations.json")
+    args = parser.parse_args()
+
+    events = driving_like_stream(args.events, WIDTH, HEIGHT)
+    windows = fixed_windows(events.t, WINDOW_US)
+    columns = (events.t, events.x, events.y, events.p)
+    reps = {"voxel": VoxelGrid(bins=BINS), "histogram": Histogram(bins=BINS)}
+    refs = {"voxel": reference.voxel_grid, "histogram": reference.histogram}
+    rows: list[dict] = []
+
+    def record(representation: str, implementation: str, seconds: float) -> None:
+        rows.append(
+            {
+                "representation": representation,
+                "implementation": implementation,
+                "seconds": seconds,
+                "events_per_second": len(events) / seconds,
+            }
+        )
+
+    tonic = tonic_rows(events, windows)
+    floor = floor_in_blocks(reps["voxel"].shape(WIDTH, HEIGHT), columns, windows)
+    floor()
+    record("voxel", f"floor: read events, clear output, blocks of {BLOCK_WINDOWS}", best_of(3, floor))
+    for name, rep in reps.items():
+        rep.batch(*columns, windows[:2], WIDTH, HEIGHT)  # compile (or load the cache) before timing
+        threads = numba.get_num_threads()
+        record(name, f"evtools cpu, {threads} threads, blocks of {BLOCK_WINDOWS} windows",
+               best_of(3, in_blocks(rep, columns, windows)))
+        record(name, f"evtools cpu, {threads} threads, one new array",
+               best_of(3, lambda: rep.batch(*columns, windows, WIDTH, HEIGHT)))
+        if cuda_available():
+            rep.batch(*columns, windows[:2], WIDTH, HEIGHT, device="cuda")
+            record(name, f"evtools cuda, blocks of {BLOCK_WINDOWS} windows",
+                   best_of(3, in_blocks(rep, columns, windows, "cuda")))
+        ref = refs[name]
+        record(name, "evtools numpy reference", best_of(1, per_window(
+            windows, lambda s: ref(events.t[s], events.x[s], events.y[s], events.p[s], WIDTH, HEIGHT, bins=BINS))))
+        record(name, "tonic " + ("to_voxel_grid_numpy" if name == "voxel" else "to_frame_numpy"),
+               best_of(1, tonic[name]))
+    record("voxel", "evlib create_voxel_grid + densify", best_of(1, evlib_voxel(events, windows)))
+
+    result = {
+        "machine": machine(),
+        "events": len(events),
+        "windows": len(windows),
+        "window_us": WINDOW_US,
+        "sensor": [WIDTH, HEIGHT],
+        "bins": BINS,
+        "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+    table = Table(title=f"{len(events):,} synthetic events, {len(windows)} windows of 50 ms, {WIDTH}x{HEIGHT}, {BINS} bins")
+    for column in ("representation", "implementation", "seconds", "M events/s", "vs tonic"):
+        table.add_column(column, justify="left" if column in ("representation", "implementation") else "right")
+    tonic_rate = {r["representation"]: r["events_per_second"] for r in rows if r["implementation"].startswith("tonic")}
+    for row in rows:
+        table.add_row(row["representation"], row["implementation"], f"{row['seconds']:.3f}",
+                      f"{row['events_per_second'] / 1e6:.1f}",
+                      f"{row['events_per_second'] / tonic_rate[row['representation']]:.1f}x")
+    console = Console()
+    console.print(table)
+    console.print(f"machine: {result['machine']}; JSON written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
