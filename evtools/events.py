@@ -65,19 +65,46 @@ def signed_polarity(p: np.ndarray) -> np.ndarray:
     return np.where(p > 0, 1, -1).astype(P_DTYPE)
 
 
-def events_within_sensor(
-    t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, width: int, height: int
-) -> tuple[Events, int]:
-    """Events built from raw decoded columns of any numeric dtype, keeping those on the sensor.
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """Events kept from raw columns: ``keep`` marks which raw events were kept (None: all)."""
 
-    The bounds are checked on the raw values, before the cast to uint16, so that a negative
-    or huge coordinate cannot wrap onto the sensor. Returns the events and how many were dropped.
+    events: Events
+    keep: np.ndarray | None
+    n_outside_sensor: int
+
+    def kept_before(self, positions: np.ndarray) -> np.ndarray:
+        """For raw positions 0..n, how many kept events precede each: maps raw index ranges onto
+        ``events``."""
+        if self.keep is None:
+            return np.asarray(positions, np.int64)
+        prefix = np.concatenate([[0], np.cumsum(self.keep, dtype=np.int64)])
+        return prefix[positions]
+
+
+def select_events(
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    width: int,
+    height: int,
+    rows: tuple[int, int] | None = None,
+) -> Selection:
+    """Events built from raw decoded columns of any numeric dtype, keeping those on the sensor
+    and, when ``rows`` = (a, b) is given, in rows a..b-1, shifted so that row a becomes row 0.
+
+    The bounds are checked on the raw values, before the cast to uint16, so that a negative or
+    huge coordinate cannot wrap onto the sensor.
     """
     inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    dropped = len(inside) - int(np.count_nonzero(inside))
-    if dropped:
-        t, x, y, p = t[inside], x[inside], y[inside], p[inside]
-    events = Events(
-        np.asarray(t, T_DTYPE), np.asarray(x).astype(XY_DTYPE), np.asarray(y).astype(XY_DTYPE), signed_polarity(p)
-    )
-    return events, dropped
+    n_outside = len(inside) - int(np.count_nonzero(inside))
+    keep = inside if rows is None else inside & (y >= rows[0]) & (y < rows[1])
+    all_kept = bool(keep.all())
+    if not all_kept:
+        t, x, y, p = t[keep], x[keep], y[keep], p[keep]
+    y = np.asarray(y)
+    if rows is not None and rows[0]:
+        y = y - rows[0]
+    events = Events(np.asarray(t, T_DTYPE), np.asarray(x).astype(XY_DTYPE), y.astype(XY_DTYPE), signed_polarity(p))
+    return Selection(events, None if all_kept else keep, n_outside)

@@ -54,6 +54,7 @@ class Representation:
     name: ClassVar[str]
     dtype: ClassVar[np.dtype]
     _kernels: ClassVar[ModuleType]
+    uses_window_end: ClassVar[bool] = False  # takes ``ends_us``, each window's end time
 
     @property
     def channels(self) -> int:
@@ -149,6 +150,7 @@ class TimeSurface(Representation):
     """``batch`` and calls also take ``ends_us``: each window's t_end (default: its last event)."""
 
     tau_us: float = 50_000.0
+    uses_window_end: ClassVar[bool] = True
     name: ClassVar[str] = "timesurface"
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
     _kernels: ClassVar[ModuleType] = timesurface_kernels

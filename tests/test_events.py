@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evtools.events import Events, events_within_sensor, signed_polarity
+from evtools.events import Events, select_events, signed_polarity
 
 
 def test_signed_polarity_accepts_bool_zero_one_and_signed():
@@ -31,8 +31,11 @@ def test_within_sensor_checks_raw_values_before_the_cast():
     x = np.array([0, -1, 65539, 345, 346], np.int64)
     y = np.array([0, 0, 0, 259, 0], np.int64)
     p = np.array([1, 0, 1, 0, 1])
-    events, dropped = events_within_sensor(t, x, y, p, 346, 260)
-    assert dropped == 3
+    selection = select_events(t, x, y, p, 346, 260)
+    events = selection.events
+    assert selection.n_outside_sensor == 3
+    np.testing.assert_array_equal(selection.keep, [True, False, False, True, False])
+    np.testing.assert_array_equal(selection.kept_before(np.arange(6)), [0, 1, 1, 1, 2, 2])
     np.testing.assert_array_equal(events.t, [0, 3])
     np.testing.assert_array_equal(events.x, [0, 345])
     np.testing.assert_array_equal(events.y, [0, 259])
@@ -44,3 +47,18 @@ def test_concatenate_and_slice(events):
     joined = Events.concatenate(parts)
     np.testing.assert_array_equal(joined.t, events.t)
     assert len(Events.concatenate([])) == 0
+
+
+def test_row_crop_shifts_rows_and_counts_only_sensor_drops():
+    t = np.arange(4, dtype=np.int64)
+    selection = select_events(t, np.array([0, 1, 2, 3]), np.array([0, 5, 9, 300]), np.ones(4), 346, 260, rows=(5, 10))
+    assert selection.n_outside_sensor == 1  # y = 300; y = 0 is on the sensor, only cropped
+    np.testing.assert_array_equal(selection.events.y, [0, 4])
+    np.testing.assert_array_equal(selection.events.x, [1, 2])
+    np.testing.assert_array_equal(selection.kept_before(np.array([0, 2, 4])), [0, 1, 2])
+
+
+def test_nothing_dropped_keeps_no_mask():
+    selection = select_events(np.arange(3), np.arange(3), np.arange(3), np.ones(3), 346, 260)
+    assert selection.keep is None
+    np.testing.assert_array_equal(selection.kept_before(np.array([0, 3])), [0, 3])

@@ -58,3 +58,11 @@ def test_missing_hdf5plugin_is_named(tmp_path, monkeypatch):
     assert str(err.value) == (
         f"{path}: '/events/x' is compressed with the HDF5 zstd filter, which needs hdf5plugin: pip install 'evtools[dsec]'"
     )
+
+
+def test_indices_at_times(tmp_path):
+    events = make_events(2000, 640, 480, span_us=50_000, seed=1)
+    path = write_dsec(tmp_path / "events.h5", events)
+    times = np.array([40_000, 0, -1, 10, 60_000, 12_345])
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(rec.indices_at_times(times), np.searchsorted(events.t, times))

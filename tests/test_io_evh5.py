@@ -55,3 +55,11 @@ def test_missing_attribute_is_named(tmp_path, events):
     with pytest.raises(MissingDatasetError) as err:
         open_recording(path)
     assert str(err.value) == f"{path}: missing attribute 't0_us' required by the evh5 format"
+
+
+def test_indices_at_times_in_one_pass_match_single_lookups(tmp_path, events):
+    path = write_evh5(tmp_path / "r.h5", [events], width=346, height=260)
+    times = np.array([500_000, -3, 0, int(events.t[-1]) + 5, 123_456, 500_000, int(events.t[-1])])
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(rec.indices_at_times(times, chunk_events=97), np.searchsorted(events.t, times))
+        assert [rec.index_at_time(int(t)) for t in times] == list(np.searchsorted(events.t, times))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from evtools import __version__
-from evtools.cli import info
+from evtools.cli import convert, info
 from evtools.cli.console import stderr, stdout
 from evtools.errors import EvtoolsError
 
@@ -20,6 +20,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command()(info.info)
+app.command()(convert.convert)
 
 _show_tracebacks = False
 

@@ -65,5 +65,8 @@ class DsecRecording(Recording):
         hi = int(self._ms_to_idx[ms + 1]) if ms + 1 < len(self._ms_to_idx) else self.n_events
         return lo + int(np.searchsorted(self._t[lo:hi], t_file, side="left"))
 
+    def indices_at_times(self, times_us: np.ndarray, chunk_events: int = 0) -> np.ndarray:
+        return np.array([self.index_at_time(int(t)) for t in np.asarray(times_us)], np.int64)
+
     def close(self) -> None:
         self._h5.close()

@@ -78,8 +78,12 @@ class EssDdd17Recording(Recording):
         return self._relative_us(self._t_ns[start:stop])
 
     def index_at_time(self, t_us: int) -> int:
+        return int(self.indices_at_times(np.array([t_us]))[0])
+
+    def indices_at_times(self, times_us: np.ndarray, chunk_events: int = 0) -> np.ndarray:
         # relative us >= t_us exactly when t_ns >= t0_ns + 1000 t_us - 500 (the rounding above)
-        return int(np.searchsorted(self._t_ns, self._t0_ns + NS_PER_US * t_us - NS_PER_US // 2, side="left"))
+        thresholds = self._t0_ns + NS_PER_US * np.asarray(times_us, np.int64) - NS_PER_US // 2
+        return np.searchsorted(self._t_ns, thresholds, side="left").astype(np.int64)
 
 
 def _png_series(folder: Path, times: np.ndarray) -> TimedImages | None:

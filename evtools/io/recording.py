@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from evtools.errors import reading
-from evtools.events import Events, events_within_sensor
+from evtools.events import Events, Selection, select_events
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
 
@@ -109,16 +109,20 @@ class Recording(ABC):
         start = max(0, min(start, stop))
         return start, stop
 
+    def read(self, start: int = 0, stop: int | None = None, rows: tuple[int, int] | None = None) -> Selection:
+        """The events with file indices in [start, stop) that lie on the sensor (and in rows
+        a..b-1 when ``rows`` is given, shifted to start at row 0), with the mask that maps file
+        index ranges onto them."""
+        start, stop = self._clamp(start, stop)
+        with reading(self.path):
+            columns = self._read_columns(start, stop) if stop > start else (np.empty(0, np.int64),) * 4
+        selection = select_events(*columns, self.width, self.height, rows)
+        self.dropped_outside_sensor += selection.n_outside_sensor
+        return selection
+
     def events(self, start: int = 0, stop: int | None = None) -> Events:
         """The events with file indices in [start, stop), less those outside the sensor."""
-        start, stop = self._clamp(start, stop)
-        if start == stop:
-            return Events.empty()
-        with reading(self.path):
-            columns = self._read_columns(start, stop)
-        events, dropped = events_within_sensor(*columns, self.width, self.height)
-        self.dropped_outside_sensor += dropped
-        return events
+        return self.read(start, stop).events
 
     def chunks(
         self, chunk_events: int = DEFAULT_CHUNK_EVENTS, start: int = 0, stop: int | None = None
@@ -139,6 +143,31 @@ class Recording(ABC):
                 else:
                     hi = mid
         return lo
+
+    def times_at(self, indices: np.ndarray) -> np.ndarray:
+        """The relative timestamps of the events at the given file indices (point reads)."""
+        with reading(self.path):
+            return np.array([self._timestamps(int(i), int(i) + 1)[0] for i in indices], np.int64)
+
+    def indices_at_times(self, times_us: np.ndarray, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> np.ndarray:
+        """``index_at_time`` for many times at once, in one pass over the timestamps from the
+        earliest time on (readers with an index of their own override this)."""
+        times = np.asarray(times_us, np.int64)
+        order = np.argsort(times, kind="stable")
+        wanted = times[order]
+        found = np.full(len(times), self.n_events, np.int64)
+        if not len(times):
+            return found
+        resolved = 0
+        with reading(self.path):
+            for start in range(self.index_at_time(int(wanted[0])), self.n_events, chunk_events):
+                stamps = self._timestamps(start, min(start + chunk_events, self.n_events))
+                upto = int(np.searchsorted(wanted, stamps[-1], side="right"))
+                found[order[resolved:upto]] = start + np.searchsorted(stamps, wanted[resolved:upto], side="left")
+                resolved = upto
+                if resolved == len(wanted):
+                    break
+        return found
 
     def events_between(self, t_start_us: int, t_stop_us: int) -> Events:
         """The events with t_start_us <= t < t_stop_us."""

@@ -1,0 +1,217 @@
+"""The Zarr v3 cache: its schema, creation, resumption, opening, and the refusal of stale ones.
+
+A cache is keyed by its source's content fingerprint and by every parameter that shapes its
+values (window, crop, representations, read options): opening it for other parameters is
+refused, never silently reused. A conversion writes into ``NAME.zarr.partial`` and renames it
+to ``NAME.zarr`` once every window is written, so no file named like a finished cache is ever
+incomplete. The format is documented in docs/cache-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from evtools import __version__
+from evtools.errors import EvtoolsError, InputError
+
+SCHEMA = 1
+PARTIAL_SUFFIX = ".partial"
+FINGERPRINT_SAMPLE = 1 << 20
+PARAMETER_FIELDS = ("window", "crop", "representations", "read_options")
+# zstd through Blosc with bit-shuffle: event tensors are mostly zeros and small integers or
+# floats whose high bits repeat, which bit-shuffle lines up for zstd; level 3 keeps writing
+# well above the kernels' output rate on two cores.
+COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)
+
+
+class CacheError(InputError):
+    """A cache that cannot be used as asked."""
+
+
+class StaleCacheError(CacheError):
+    """A cache made from another source or with other parameters."""
+
+
+def fingerprint(path: str | Path) -> str:
+    """sha256 of a file's size and its first and last MiB, or of every file of a directory so
+    (names included): a content key that survives copies and renames and costs little."""
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    digest = hashlib.sha256()
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(root) if root.is_dir() else ''}:{size}".encode())
+        with open(file, "rb") as handle:
+            digest.update(handle.read(FINGERPRINT_SAMPLE))
+            if size > FINGERPRINT_SAMPLE:
+                handle.seek(max(size - FINGERPRINT_SAMPLE, FINGERPRINT_SAMPLE))
+                digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def source_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a cache's values depend on: the source's content and the parameters, as plain
+    JSON-able values stored in the cache's attributes."""
+
+    source_fingerprint: str
+    window: dict
+    crop: list | None
+    representations: dict
+    read_options: dict
+
+    def parameters(self) -> dict:
+        return {field: getattr(self, field) for field in PARAMETER_FIELDS}
+
+
+def key_differences(attrs: dict, key: CacheKey) -> list[str]:
+    """What differs between a cache's attributes and ``key``: "source" and parameter names."""
+    source = ["source"] if attrs.get("source", {}).get("fingerprint") != key.source_fingerprint else []
+    return source + [field for field in PARAMETER_FIELDS if attrs.get(field) != getattr(key, field)]
+
+
+def _refuse_other_key(path: Path, attrs: dict, key: CacheKey) -> None:
+    differing = key_differences(attrs, key)
+    if differing:
+        raise StaleCacheError(
+            path, f"holds a conversion with other {', '.join(differing)}; use --overwrite to replace it"
+        )
+
+
+def resume_point(path: Path, key: CacheKey) -> int | None:
+    """How many windows an unfinished conversion under ``path`` already wrote for this key;
+    None when there is none. Other parameters are refused; an unreadable remnant starts over."""
+    partial = partial_path(path)
+    if not partial.exists():
+        return None
+    try:
+        attrs = dict(zarr.open_group(partial, mode="r").attrs)
+    except Exception:  # noqa: BLE001 - a conversion killed while creating the group: start over
+        shutil.rmtree(partial)
+        return None
+    _refuse_other_key(partial, attrs, key)
+    return int(attrs.get("windows_done", 0))
+
+
+def finished_matches(path: Path, key: CacheKey) -> bool:
+    """Whether a finished cache for exactly this key is already at ``path``; other keys are refused."""
+    if not path.exists():
+        return False
+    cache = Cache(path)
+    _refuse_other_key(path, cache.attrs, key)
+    return True
+
+
+def remove_cache(path: Path) -> None:
+    for target in (path, partial_path(path)):
+        if target.exists():
+            shutil.rmtree(target)
+
+
+def create_partial(
+    path: Path, key: CacheKey, source: dict, attrs: dict, arrays: dict[str, tuple[tuple, np.dtype, dict]]
+) -> zarr.Group:
+    """A new ``NAME.zarr.partial`` group with the key, ``source`` (path, format, size; the
+    fingerprint is added), other attributes and empty arrays ({name: (shape, dtype,
+    attributes)}), chunked one window per chunk along K."""
+    group = zarr.open_group(partial_path(path), mode="w")
+    for name, (shape, dtype, array_attrs) in arrays.items():
+        group.create_array(
+            name,
+            shape=shape,
+            chunks=(1, *shape[1:]) if len(shape) > 1 else (min(max(shape[0], 1), 1 << 16),),
+            dtype=dtype,
+            compressors=COMPRESSOR,
+            fill_value=0,
+            attributes=array_attrs,
+        )
+    group.attrs.update(
+        {
+            "evtools": {"schema": SCHEMA, "version": __version__},
+            "source": {**source, "fingerprint": key.source_fingerprint},
+            **key.parameters(),
+            **attrs,
+            "complete": False,
+            "windows_done": 0,
+        }
+    )
+    return group
+
+
+def open_partial(path: Path) -> zarr.Group:
+    return zarr.open_group(partial_path(path), mode="r+")
+
+
+def mark_progress(group: zarr.Group, windows_done: int) -> None:
+    """Records that windows [0, windows_done) are written; called after their data is stored."""
+    group.attrs["windows_done"] = windows_done
+
+
+def finish(group: zarr.Group, path: Path) -> None:
+    """Marks the partial cache complete and renames it into place."""
+    group.attrs["complete"] = True
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial_path(path), path)
+
+
+def disk_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+class Cache:
+    """A finished cache opened for reading: checks the schema and completeness."""
+
+    def __init__(self, path: str | Path, mode: str = "r"):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(self.path, "no such cache")
+        try:
+            self.group = zarr.open_group(self.path, mode=mode)
+        except Exception as err:  # noqa: BLE001 - zarr raises many kinds for a broken store
+            raise CacheError(self.path, f"not a readable Zarr cache ({type(err).__name__}: {err})") from err
+        self.attrs = dict(self.group.attrs)
+        schema = self.attrs.get("evtools", {}).get("schema")
+        if schema != SCHEMA:
+            raise CacheError(self.path, f"cache schema {schema}, this evtools reads schema {SCHEMA}")
+        if not self.attrs.get("complete"):
+            raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
+
+    def __len__(self) -> int:
+        return int(self.group["n_events"].shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.attrs["sensor"]["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.attrs["sensor"]["height"])
+
+    @property
+    def representations(self) -> list[str]:
+        return sorted(self.attrs["representations"])
+
+    def array(self, name: str) -> zarr.Array:
+        if name not in self.group:
+            raise CacheError(self.path, f"has no array '{name}'")
+        return self.group[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.group

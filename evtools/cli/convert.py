@@ -1,0 +1,152 @@
+"""``evtools convert INPUT... -o OUT``: recordings into Zarr caches of event tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from evtools.cli.console import stderr, stdout, warn
+from evtools.cli.options import OptionError, duration_us, row_range
+from evtools.convert import ConvertResult, ConvertSpec, cache_path, convert as convert_one, convert_many
+from evtools.errors import EvtoolsError
+from evtools.io import FORMATS, ReadOptions
+from evtools.representations import REPRESENTATIONS, EvImage, EvSegNet, Histogram, Representation, TimeSurface, VoxelGrid
+from evtools.windows import BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, WindowSpec
+
+
+def _representation(name: str, bins: int, normalize: bool, separate_polarity: bool, cutoff: int, tau_us: int) -> Representation:
+    builders = {
+        "voxel": lambda: VoxelGrid(bins, normalize, separate_polarity),
+        "histogram": lambda: Histogram(bins, cutoff),
+        "evimage": EvImage,
+        "evsegnet": EvSegNet,
+        "timesurface": lambda: TimeSurface(float(tau_us)),
+    }
+    if name not in builders:
+        raise OptionError(f"--repr: unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)})")
+    return builders[name]()
+
+
+def _window(window: str | None, window_events: int | None, between_frames: bool, every: str | None) -> WindowSpec | None:
+    given = [name for name, value in (("--window", window), ("--window-events", window_events),
+                                      ("--between-frames", between_frames or None), ("--every", every)) if value is not None]
+    if len(given) > 1:
+        raise OptionError(f"give one window mode, not {' and '.join(given)}")
+    if window is not None:
+        return BeforeFrame(duration_us("--window", window))
+    if window_events is not None:
+        if window_events <= 0:
+            raise OptionError("--window-events: give a positive number of events")
+        return EventsBeforeFrame(window_events)
+    if between_frames:
+        return BetweenFrames()
+    if every is not None:
+        return Every(duration_us("--every", every))
+    return None
+
+
+def convert(
+    inputs: Annotated[list[Path], typer.Argument(help="Recordings (files or ess_ddd17 directories).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The cache (OUT.zarr); with several inputs, a folder of caches.")],
+    representation: Annotated[list[str], typer.Option("--repr", help=f"Representation, repeatable: {', '.join(REPRESENTATIONS)}.")] = ["voxel"],  # noqa: B006
+    bins: Annotated[int, typer.Option(help="Time bins of voxel and histogram.")] = 5,
+    normalize: Annotated[bool, typer.Option(help="Voxel: standardise the nonzero entries.")] = False,
+    separate_polarity: Annotated[bool, typer.Option(help="Voxel: 2 x bins channels, positive then negative.")] = False,
+    cutoff: Annotated[int, typer.Option(help="Histogram: clip counts here (0: at 255).")] = 10,
+    tau: Annotated[str, typer.Option(help="Time surface decay, e.g. 50ms.")] = "50ms",
+    window: Annotated[str | None, typer.Option(help="Events in this span before each APS frame (the default, 50ms).")] = None,
+    window_events: Annotated[int | None, typer.Option(help="The N events before each APS frame.")] = None,
+    between_frames: Annotated[bool, typer.Option(help="The events between consecutive APS frames.")] = False,
+    every: Annotated[str | None, typer.Option(help="Consecutive fixed windows, e.g. 50ms (recordings without frames).")] = None,
+    crop_rows: Annotated[str | None, typer.Option(help="Keep rows A..B-1 of events and frames, e.g. 0:200 for DDD17.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    jobs: Annotated[int, typer.Option(help="With several inputs, conversions at a time.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing cache instead of refusing or resuming.")] = False,
+    format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
+    camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
+    rotate180: Annotated[bool, typer.Option(help="DDD17: turn events and frames as the DDD17 tools do.")] = False,
+) -> None:
+    """Convert recordings into Zarr caches of event representations, windowed on APS frames."""
+    tau_us = duration_us("--tau", tau)
+    spec = ConvertSpec(
+        representations=tuple(_representation(n, bins, normalize, separate_polarity, cutoff, tau_us) for n in representation),
+        window=_window(window, window_events, between_frames, every),
+        crop_rows=row_range("--crop-rows", crop_rows) if crop_rows else None,
+        device=device,
+        format=format,
+        read_options=ReadOptions(camera=camera, rotate180=rotate180),
+        overwrite=overwrite,
+    )
+    if device not in ("cpu", "cuda"):
+        raise OptionError(f"--device: '{device}' is neither cpu nor cuda")
+    if jobs < 1:
+        raise OptionError("--jobs: give at least 1")
+    with _progress() as bar:
+        if len(inputs) == 1:
+            task = bar.add_task(inputs[0].name, total=None, events="")
+            results = [convert_one(inputs[0], output, spec, lambda d, t, e: bar.update(task, completed=d, total=t, events=_rate(bar, task, e)))]
+        else:
+            tasks = [bar.add_task(path.name, total=None, events="") for path in inputs]
+            results = convert_many(
+                inputs, output, spec, jobs,
+                lambda i, d, t, e: bar.update(tasks[i], completed=d, total=t, events=_rate(bar, tasks[i], e)),
+            )
+    failures = [r for r in results if isinstance(r, EvtoolsError)]
+    done = [r for r in results if isinstance(r, ConvertResult)]
+    if done:
+        stdout.print(_summary(done))
+    for result in done:
+        if result.dropped_outside_sensor:
+            warn(f"{result.output}: {result.dropped_outside_sensor} events outside the sensor were dropped")
+    for failure in failures:
+        stderr.print(f"[red]error:[/red] {failure}", markup=True)
+    if failures:
+        raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("windows {task.fields[events]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+        disable=not stderr.is_terminal,
+    )
+
+
+def _rate(bar: Progress, task, events: int) -> str:
+    elapsed = bar.tasks[task].elapsed or 0
+    return f"{events / 1e6:.1f} M events" + (f", {events / elapsed / 1e6:.1f} M ev/s" if elapsed > 0 else "")
+
+
+def _summary(results: list[ConvertResult]) -> Table:
+    table = Table(title="conversion", title_justify="left")
+    for column in ("cache", "windows", "events", "seconds", "M ev/s", "size", "compression"):
+        table.add_column(column, justify="left" if column == "cache" else "right")
+    for r in results:
+        if r.up_to_date:
+            table.add_row(str(r.output), f"{r.windows:,}", f"{r.events:,}", "up to date", "", _size(r.bytes_on_disk), "")
+            continue
+        note = f" (resumed at {r.resumed_from})" if r.resumed_from else ""
+        table.add_row(
+            str(r.output) + note, f"{r.windows:,}", f"{r.events:,}", f"{r.seconds:.1f}",
+            f"{r.events / r.seconds / 1e6:.1f}" if r.seconds > 0 else "", _size(r.bytes_on_disk),
+            f"{r.bytes_uncompressed / max(r.bytes_on_disk, 1):.1f}x",
+        )
+    return table
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

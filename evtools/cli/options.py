@@ -1,0 +1,26 @@
+"""Parsing of option values shared by commands, failing with one-line EvtoolsErrors."""
+
+from __future__ import annotations
+
+import re
+
+from evtools.errors import EvtoolsError
+from evtools.windows import parse_duration
+
+
+class OptionError(EvtoolsError):
+    """An option value that cannot be used."""
+
+
+def duration_us(option: str, text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise OptionError(f"{option}: {err}") from None
+
+
+def row_range(option: str, text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
+    if not match or int(match[1]) >= int(match[2]):
+        raise OptionError(f"{option}: '{text}' is not a row range A:B with A < B, such as 0:200")
+    return int(match[1]), int(match[2])

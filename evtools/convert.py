@@ -1,0 +1,260 @@
+"""Recording -> windows -> kernels -> Zarr cache, streaming, resumable and crash-safe.
+
+Windows are processed in blocks (at most BLOCK_WINDOWS windows and, unless one window alone is
+larger, MAX_BLOCK_EVENTS events): each block's events are read, filtered to the sensor and the
+row crop, turned into every requested representation in reused buffers, and written; only then
+is the block recorded as done. Memory is bounded by the block, not the recording.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from evtools import cache
+from evtools.errors import EvtoolsError, InputError
+from evtools.io import ReadOptions, Recording, open_recording
+from evtools.representations import Representation, VoxelGrid
+from evtools.windows import BeforeFrame, Windows, WindowSpec, WindowError
+
+BLOCK_WINDOWS = 16
+MAX_BLOCK_EVENTS = 1 << 22
+
+# progress(windows done, windows in total, events done)
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True)
+class ConvertSpec:
+    """What a conversion makes. ``window`` None means 50 ms before each APS frame."""
+
+    representations: tuple[Representation, ...] = (VoxelGrid(),)
+    window: WindowSpec | None = None
+    crop_rows: tuple[int, int] | None = None
+    device: str = "cpu"
+    format: str | None = None
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    output: Path
+    windows: int
+    events: int  # events that went into the representations (on the sensor, inside the crop)
+    seconds: float
+    bytes_on_disk: int
+    bytes_uncompressed: int
+    resumed_from: int  # windows found already written by an interrupted run
+    up_to_date: bool  # a finished cache with the same key was already there: nothing was done
+    dropped_outside_sensor: int
+
+
+def cache_path(output: str | Path) -> Path:
+    """``OUT`` names the cache ``OUT.zarr`` (given with or without the suffix)."""
+    output = Path(output)
+    return output if output.suffix == ".zarr" else output.with_name(output.name + ".zarr")
+
+
+def _window_spec(recording: Recording, spec: ConvertSpec) -> WindowSpec:
+    if spec.window is not None:
+        return spec.window
+    if recording.frames is None or not len(recording.frames):
+        raise WindowError(f"{recording.path}: the recording has no APS frames; give fixed windows with --every 50ms")
+    return BeforeFrame()
+
+
+def _check_crop(recording: Recording, crop: tuple[int, int] | None) -> int:
+    if crop is None:
+        return recording.height
+    first, stop = crop
+    if not 0 <= first < stop <= recording.height:
+        raise InputError(recording.path, f"crop rows {first}:{stop} do not fit the sensor's {recording.height} rows")
+    return stop - first
+
+
+def _blocks(windows: Windows, first: int) -> Iterator[slice]:
+    """Consecutive blocks of windows from ``first``, bounded in windows and in events."""
+    k = first
+    while k < len(windows):
+        end = k + 1
+        while end < min(k + BLOCK_WINDOWS, len(windows)):
+            span = int(windows.stop[k : end + 1].max()) - int(windows.start[k : end + 1].min())
+            if span > MAX_BLOCK_EVENTS:
+                break
+            end += 1
+        yield slice(k, end)
+        k = end
+
+
+def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool) -> dict:
+    k = len(windows)
+    arrays = {
+        "t_start_us": ((k,), np.int64, {}),
+        "t_end_us": ((k,), np.int64, {}),
+        "n_events": ((k,), np.int64, {}),
+    }
+    if with_aps:
+        arrays["frame_t_us"] = ((k,), np.int64, {})
+        arrays["aps"] = ((k, height, width), np.uint8, {})
+    for rep in spec.representations:
+        arrays[f"repr/{rep.name}"] = ((k, *rep.shape(width, height)), rep.dtype, {"name": rep.name, **rep.params()})
+    return arrays
+
+
+def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = ConvertSpec(), progress: Progress | None = None) -> ConvertResult:
+    """Converts one recording into the cache ``output`` (``.zarr`` appended when missing)."""
+    started = time.perf_counter()
+    input_path, output = Path(input_path), cache_path(output)
+    names = [rep.name for rep in spec.representations]
+    if not names or len(set(names)) != len(names):
+        raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
+    with open_recording(input_path, spec.format, spec.read_options) as recording:
+        if recording.n_events == 0:
+            raise InputError(input_path, "the recording holds no events")
+        window = _window_spec(recording, spec)
+        height = _check_crop(recording, spec.crop_rows)
+        width = recording.width
+        key = cache.CacheKey(
+            source_fingerprint=cache.fingerprint(input_path),
+            window=window.params(),
+            crop=list(spec.crop_rows) if spec.crop_rows else None,
+            representations={rep.name: rep.params() for rep in spec.representations},
+            read_options=dataclasses.asdict(spec.read_options),
+        )
+        if spec.overwrite:
+            cache.remove_cache(output)
+        elif cache.finished_matches(output, key):
+            return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
+        windows = window.cut(recording)
+        with_aps = windows.frame_index is not None
+        done = cache.resume_point(output, key)
+        if done is None:
+            group = cache.create_partial(
+                output,
+                key,
+                {"path": str(input_path.resolve()), "format": recording.format_name, "size": cache.source_size(input_path)},
+                {"sensor": {"width": width, "height": height}, "t0_us": recording.t0_us},
+                _arrays(spec, windows, width, height, with_aps),
+            )
+            group["t_start_us"][:] = windows.t_start_us
+            group["t_end_us"][:] = windows.t_end_us
+            if with_aps:
+                group["frame_t_us"][:] = recording.frames.t_us[windows.frame_index]
+            done = 0
+        else:
+            group = cache.open_partial(output)
+        resumed_from = done
+        buffers = {rep.name: np.empty((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype) for rep in spec.representations}
+        events_done = int(np.sum(group["n_events"][:done])) if done else 0
+        for block in _blocks(windows, done):
+            lo, hi = int(windows.start[block].min()), int(windows.stop[block].max())
+            selection = recording.read(lo, hi, spec.crop_rows)
+            events = selection.events
+            ranges = np.column_stack(
+                [selection.kept_before(windows.start[block] - lo), selection.kept_before(windows.stop[block] - lo)]
+            )
+            n = len(ranges)
+            for rep in spec.representations:
+                extra = {"ends_us": windows.t_end_us[block]} if rep.uses_window_end else {}
+                out = rep.batch(events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
+                                out=buffers[rep.name][:n], **extra)
+                group[f"repr/{rep.name}"][block] = out
+            counts = ranges[:, 1] - ranges[:, 0]
+            group["n_events"][block] = counts
+            if with_aps:
+                group["aps"][block] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
+            cache.mark_progress(group, block.stop)
+            events_done += int(counts.sum())
+            if progress:
+                progress(block.stop, len(windows), events_done)
+        cache.finish(group, output)
+        return _result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
+
+
+def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
+    return image[crop[0] : crop[1]] if crop else image
+
+
+def _result(output: Path, started: float, resumed_from: int, up_to_date: bool, dropped: int) -> ConvertResult:
+    opened = cache.Cache(output)
+    uncompressed = sum(
+        int(np.prod(array.shape)) * array.dtype.itemsize for _, array in opened.group.arrays()
+    ) + sum(int(np.prod(a.shape)) * a.dtype.itemsize for _, a in opened.group["repr"].arrays())
+    return ConvertResult(
+        output=output,
+        windows=len(opened),
+        events=int(np.sum(opened.array("n_events")[:])),
+        seconds=time.perf_counter() - started,
+        bytes_on_disk=cache.disk_size(output),
+        bytes_uncompressed=uncompressed,
+        resumed_from=resumed_from,
+        up_to_date=up_to_date,
+        dropped_outside_sensor=dropped,
+    )
+
+
+# progress of several conversions: (input's position, windows done, windows in total, events done)
+ManyProgress = Callable[[int, int, int, int], None]
+
+
+def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
+    """One cache per input inside ``out_dir``, named after the input; clashing names are refused."""
+    outputs = [out_dir / f"{path.name if path.is_dir() else path.stem}.zarr" for path in inputs]
+    seen: dict[Path, Path] = {}
+    for path, output in zip(inputs, outputs):
+        if output in seen:
+            raise InputError(path, f"would be converted to {output}, like {seen[output]}; convert them separately")
+        seen[output] = path
+    return outputs
+
+
+def _limit_threads(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(threads)
+
+
+def _convert_reporting(position: int, input_path: Path, output: Path, spec: ConvertSpec, queue) -> ConvertResult:
+    return convert(input_path, output, spec, lambda done, total, events: queue.put((position, done, total, events)))
+
+
+def convert_many(
+    inputs: list[Path], out_dir: Path, spec: ConvertSpec, jobs: int = 1, progress: ManyProgress | None = None
+) -> list[ConvertResult | EvtoolsError]:
+    """Converts each input into ``out_dir``, ``jobs`` at a time in separate processes (each
+    given an equal share of the CPU threads). Returns each input's result, or its error."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    outputs = output_names(inputs, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = multiprocessing.get_context("spawn")  # kernels' thread pools do not survive fork
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    results: list[ConvertResult | EvtoolsError] = []
+    with context.Manager() as manager:
+        queue = manager.Queue()
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
+            futures = [
+                pool.submit(_convert_reporting, i, path, output, spec, queue)
+                for i, (path, output) in enumerate(zip(inputs, outputs))
+            ]
+            while not all(f.done() for f in futures) or not queue.empty():
+                try:
+                    message = queue.get(timeout=0.1)
+                except Exception:  # noqa: BLE001 - queue.Empty from the manager's proxy
+                    continue
+                if progress:
+                    progress(*message)
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except EvtoolsError as err:
+                    results.append(err)
+    return results
