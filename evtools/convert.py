@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                 {"path": str(input_path.resolve()), "format": recording.format_name, "size": cache.source_size(input_path)},
                 {"sensor": {"width": width, "height": height}, "t0_us": recording.t0_us},
                 _arrays(spec, windows, width, height, with_aps),
+                BLOCK_WINDOWS,
             )
             group["t_start_us"][:] = windows.t_start_us
             group["t_end_us"][:] = windows.t_end_us
@@ -150,31 +152,61 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         else:
             group = cache.open_partial(output)
         resumed_from = done
-        buffers = {rep.name: np.empty((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype) for rep in spec.representations}
         events_done = int(np.sum(group["n_events"][:done])) if done else 0
-        for block in _blocks(windows, done):
-            lo, hi = int(windows.start[block].min()), int(windows.stop[block].max())
-            selection = recording.read(lo, hi, spec.crop_rows)
-            events = selection.events
-            ranges = np.column_stack(
-                [selection.kept_before(windows.start[block] - lo), selection.kept_before(windows.stop[block] - lo)]
-            )
-            n = len(ranges)
-            for rep in spec.representations:
-                extra = {"ends_us": windows.t_end_us[block]} if rep.uses_window_end else {}
-                out = rep.batch(events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
-                                out=buffers[rep.name][:n], **extra)
-                group[f"repr/{rep.name}"][block] = out
-            counts = ranges[:, 1] - ranges[:, 0]
-            group["n_events"][block] = counts
-            if with_aps:
-                group["aps"][block] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
-            cache.mark_progress(group, block.stop)
-            events_done += int(counts.sum())
-            if progress:
-                progress(block.stop, len(windows), events_done)
+        # Two sets of buffers: the kernels fill one while a writer thread compresses and stores
+        # the other, so computing and writing overlap; at most one block is in flight.
+        buffer_sets = [
+            {rep.name: np.empty((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype) for rep in spec.representations}
+            for _ in range(2)
+        ]
+        in_flight: tuple[Future, slice, int] | None = None
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            for number, block in enumerate(_blocks(windows, done)):
+                outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2])
+                if in_flight:
+                    events_done = _report(in_flight, events_done, len(windows), progress)
+                in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs["n_events"].sum()))
+            if in_flight:
+                _report(in_flight, events_done, len(windows), progress)
         cache.finish(group, output)
         return _result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
+
+
+def _compute_block(
+    recording: Recording, windows: Windows, block: slice, spec: ConvertSpec, width: int, height: int, buffers: dict
+) -> dict[str, np.ndarray]:
+    """Every array's values for the windows of one block, keyed by array name."""
+    lo, hi = int(windows.start[block].min()), int(windows.stop[block].max())
+    selection = recording.read(lo, hi, spec.crop_rows)
+    events = selection.events
+    ranges = np.column_stack(
+        [selection.kept_before(windows.start[block] - lo), selection.kept_before(windows.stop[block] - lo)]
+    )
+    outputs = {"n_events": ranges[:, 1] - ranges[:, 0]}
+    for rep in spec.representations:
+        extra = {"ends_us": windows.t_end_us[block]} if rep.uses_window_end else {}
+        outputs[f"repr/{rep.name}"] = rep.batch(
+            events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
+            out=buffers[rep.name][: len(ranges)], **extra,
+        )
+    if windows.frame_index is not None:
+        outputs["aps"] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
+    return outputs
+
+
+def _write_block(group, block: slice, outputs: dict[str, np.ndarray]) -> None:
+    for name, values in outputs.items():
+        group[name][block] = values
+    cache.mark_progress(group, block.stop)  # only once the block's data is stored
+
+
+def _report(in_flight: tuple[Future, slice, int], events_done: int, total: int, progress: Progress | None) -> int:
+    future, block, n_events = in_flight
+    future.result()
+    events_done += n_events
+    if progress:
+        progress(block.stop, total, events_done)
+    return events_done
 
 
 def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:

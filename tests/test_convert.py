@@ -1,0 +1,205 @@
+"""evtools convert: values against the kernels run by hand, crop, resume after interruption and
+after kill -9, refusal of other parameters, errors, several inputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+from cli import run_cli
+from conftest import make_events
+
+from evtools import cache as cache_module
+from evtools.cache import Cache, CacheError
+from evtools.convert import ConvertSpec, convert, convert_many
+from evtools.errors import EvtoolsError, InputError
+from evtools.events import Events
+from evtools.io import open_recording
+from evtools.io.writers.evh5 import write_evh5
+from evtools.io.writers.mvsec import write_mvsec
+from evtools.representations import EvSegNet, Histogram, TimeSurface, VoxelGrid
+from evtools.windows import BeforeFrame, EventsBeforeFrame, Every
+
+T0_US = 1_504_645_177_410_000
+
+
+def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=64, height=48, seed=0):
+    events = make_events(n_events, width, height, span_us, seed)
+    frames_t = np.linspace(30_000, span_us - 1, n_frames).astype(np.int64)
+    gradient = np.add.outer(np.arange(height), np.arange(width)) % 256
+    images = ((gradient[None] + np.arange(n_frames)[:, None, None] * 7) % 256).astype(np.uint8)
+    write_mvsec(path, [events], t0_us=T0_US, images=images, images_t_us=frames_t)
+    return events, frames_t, images
+
+
+def test_values_match_the_kernels_on_each_window(tmp_path):
+    events, frames_t, images = write_recording(tmp_path / "rec_data.hdf5")
+    reps = (VoxelGrid(bins=3, normalize=True), Histogram(bins=2), EvSegNet(), TimeSurface(tau_us=20_000.0))
+    result = convert(tmp_path / "rec_data.hdf5", tmp_path / "out", ConvertSpec(representations=reps))
+    assert result.output == tmp_path / "out.zarr" and not result.up_to_date and result.windows == 12
+    opened = Cache(result.output)
+    attrs = opened.attrs
+    assert attrs["window"] == {"mode": "window", "duration_us": 50_000}
+    assert attrs["sensor"] == {"width": 64, "height": 48} and attrs["t0_us"] == T0_US and attrs["complete"]
+    assert attrs["source"]["format"] == "mvsec" and attrs["source"]["size"] == (tmp_path / "rec_data.hdf5").stat().st_size
+    assert attrs["source"]["fingerprint"] == cache_module.fingerprint(tmp_path / "rec_data.hdf5")
+    np.testing.assert_array_equal(opened.array("frame_t_us")[:], frames_t)
+    np.testing.assert_array_equal(opened.array("t_end_us")[:], frames_t)
+    np.testing.assert_array_equal(opened.array("t_start_us")[:], frames_t - 50_000)
+    np.testing.assert_array_equal(opened.array("aps")[:], images)
+    for k, f in enumerate(frames_t):
+        keep = (events.t >= f - 50_000) & (events.t < f)
+        assert opened.array("n_events")[k] == keep.sum()
+        e = events[keep]
+        for rep in reps:
+            extra = {"ends_us": [f]} if rep.uses_window_end else {}
+            expected = rep(e.t, e.x, e.y, e.p, 64, 48, **extra)
+            # a lone window is split across threads, a block of windows is not: float sums may
+            # differ in the last bit
+            np.testing.assert_allclose(opened.array(f"repr/{rep.name}")[k], expected, rtol=1e-6, atol=1e-7)
+    assert opened.array("repr/voxel").attrs["bins"] == 3
+    assert result.events == int(opened.array("n_events")[:].sum())
+
+
+def test_crop_rows_drops_and_shifts_events_and_frames(tmp_path):
+    events, frames_t, images = write_recording(tmp_path / "rec_data.hdf5")
+    result = convert(tmp_path / "rec_data.hdf5", tmp_path / "c.zarr",
+                     ConvertSpec(representations=(Histogram(bins=1, cutoff=0),), crop_rows=(10, 30)))
+    opened = Cache(result.output)
+    assert opened.attrs["sensor"] == {"width": 64, "height": 20} and opened.attrs["crop"] == [10, 30]
+    np.testing.assert_array_equal(opened.array("aps")[:], images[:, 10:30])
+    k, f = 5, frames_t[5]
+    keep = (events.t >= f - 50_000) & (events.t < f) & (events.y >= 10) & (events.y < 30)
+    expected = np.zeros((2, 20, 64), np.uint8)
+    np.add.at(expected, ((events.p[keep] > 0).astype(int), events.y[keep] - 10, events.x[keep]), 1)
+    np.testing.assert_array_equal(opened.array("repr/histogram")[k], expected)
+    assert opened.array("n_events")[k] == keep.sum()
+
+
+def test_every_mode_has_no_frames_and_window_events_mode(tmp_path):
+    events, _, _ = write_recording(tmp_path / "rec_data.hdf5")
+    every = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "e", ConvertSpec(window=Every(100_000))).output)
+    assert len(every) == events.t[-1] // 100_000 + 1 and not every.has("aps")
+    assert every.array("n_events")[:].sum() == len(events)
+    counted = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "n", ConvertSpec(window=EventsBeforeFrame(500))).output)
+    assert set(counted.array("n_events")[:].tolist()) == {500}
+
+
+def test_existing_cache_is_reused_only_for_the_same_key(tmp_path):
+    write_recording(tmp_path / "rec_data.hdf5")
+    spec = ConvertSpec(representations=(VoxelGrid(),))
+    convert(tmp_path / "rec_data.hdf5", tmp_path / "o", spec)
+    again = convert(tmp_path / "rec_data.hdf5", tmp_path / "o", spec)
+    assert again.up_to_date
+    with pytest.raises(CacheError) as err:
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "o", ConvertSpec(representations=(VoxelGrid(bins=7),)))
+    assert str(err.value) == f"{tmp_path / 'o.zarr'}: holds a conversion with other representations; use --overwrite to replace it"
+    replaced = convert(tmp_path / "rec_data.hdf5", tmp_path / "o",
+                       ConvertSpec(representations=(VoxelGrid(bins=7),), overwrite=True))
+    assert Cache(replaced.output).array("repr/voxel").shape == (12, 7, 48, 64)
+    write_recording(tmp_path / "rec_data.hdf5", seed=1)  # same name, other content
+    with pytest.raises(CacheError, match="other source, representations"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "o", spec)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    spec = ConvertSpec(representations=(VoxelGrid(), EvSegNet()))
+    clean = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", spec).output)
+
+    def stop_after_two_blocks(done, total, events):
+        if done >= 32:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec, progress=stop_after_two_blocks)
+    assert not (tmp_path / "r.zarr").exists()
+    with pytest.raises(CacheError, match="incomplete cache"):
+        Cache(tmp_path / "r.zarr.partial")
+    resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
+    assert resumed.resumed_from == 32
+    assert_same_cache(Cache(resumed.output), clean)
+
+
+def assert_same_cache(actual, expected):
+    names = sorted(name for name, _ in expected.group.arrays()) + [f"repr/{n}" for n in expected.representations]
+    for name in names:
+        np.testing.assert_array_equal(actual.array(name)[:], expected.array(name)[:], err_msg=name)
+
+
+def test_kill_9_midway_then_resume(tmp_path):
+    write_recording(tmp_path / "rec_data.hdf5", n_events=200_000, n_frames=200, span_us=10_000_000, width=346, height=260)
+    args = ["convert", tmp_path / "rec_data.hdf5", "--repr", "voxel", "--repr", "evimage"]
+    clean = run_cli(*args, "-o", tmp_path / "clean")
+    assert clean.returncode == 0, clean.stderr
+    partial = tmp_path / "k.zarr.partial"
+    process = subprocess.Popen([sys.executable, "-m", "evtools", *map(str, args), "-o", str(tmp_path / "k")])
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            meta = partial / "zarr.json"
+            try:
+                if json.loads(meta.read_text())["attributes"].get("windows_done", 0) >= 48:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.005)
+        assert process.poll() is None, "the conversion ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (tmp_path / "k.zarr").exists()
+    assert not zarr.open_group(partial, mode="r").attrs["complete"]
+    resumed = run_cli(*args, "-o", tmp_path / "k")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed at" in resumed.stdout
+    assert_same_cache(Cache(tmp_path / "k.zarr"), Cache(tmp_path / "clean.zarr"))
+
+
+def test_errors(tmp_path):
+    empty = write_evh5(tmp_path / "empty.h5", [], width=8, height=8)
+    with pytest.raises(InputError) as err:
+        convert(empty, tmp_path / "x")
+    assert str(err.value) == f"{empty}: the recording holds no events"
+    no_frames = write_evh5(tmp_path / "nf.h5", [make_events(10, 8, 8)], width=8, height=8)
+    with pytest.raises(EvtoolsError) as err:
+        convert(no_frames, tmp_path / "x")
+    assert str(err.value) == f"{no_frames}: the recording has no APS frames; give fixed windows with --every 50ms"
+    with pytest.raises(InputError) as err:
+        convert(no_frames, tmp_path / "x", ConvertSpec(window=Every(1000), crop_rows=(0, 9)))
+    assert str(err.value) == f"{no_frames}: crop rows 0:9 do not fit the sensor's 8 rows"
+    with pytest.raises(EvtoolsError, match="give each representation once"):
+        convert(no_frames, tmp_path / "x", ConvertSpec(representations=(VoxelGrid(), VoxelGrid(bins=3))))
+
+
+def test_several_inputs_into_a_folder_with_two_jobs(tmp_path):
+    for name, seed in (("a_data.hdf5", 1), ("b_data.hdf5", 2)):
+        write_recording(tmp_path / name, n_events=3000, seed=seed)
+    seen = []
+    results = convert_many([tmp_path / "a_data.hdf5", tmp_path / "b_data.hdf5"], tmp_path / "caches",
+                           ConvertSpec(), jobs=2, progress=lambda *m: seen.append(m))
+    assert [r.output.name for r in results] == ["a_data.zarr", "b_data.zarr"]
+    assert {m[0] for m in seen} == {0, 1}
+    single = convert(tmp_path / "b_data.hdf5", tmp_path / "single", ConvertSpec())
+    assert_same_cache(Cache(results[1].output), Cache(single.output))
+
+
+def test_cli_convert_errors_are_one_line(tmp_path):
+    write_recording(tmp_path / "rec_data.hdf5", n_events=1000)
+    result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "o", "--crop-rows", "5")
+    assert (result.returncode, result.stderr) == (2, "error: --crop-rows: '5' is not a row range A:B with A < B, such as 0:200\n")
+    result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "o", "--repr", "voxels")
+    assert result.stderr == "error: --repr: unknown representation 'voxels' (known: voxel, histogram, evimage, evsegnet, timesurface)\n"
+    result = run_cli("convert", tmp_path / "missing.h5", "-o", tmp_path / "o")
+    assert (result.returncode, result.stderr) == (2, f"error: {tmp_path / 'missing.h5'}: no such file or directory\n")
