@@ -181,6 +181,16 @@ def finish(group: zarr.Group, path: Path) -> None:
     os.replace(partial_path(path), path)
 
 
+def uncompressed_size(cache: Cache) -> int:
+    """Bytes of every array of a cache as plain numpy arrays."""
+    def walk(group: zarr.Group) -> int:
+        return sum(int(np.prod(a.shape)) * a.dtype.itemsize for _, a in group.arrays()) + sum(
+            walk(g) for _, g in group.groups()
+        )
+
+    return walk(cache.group)
+
+
 def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 

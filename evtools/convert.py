@@ -215,9 +215,7 @@ def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
 
 def _result(output: Path, started: float, resumed_from: int, up_to_date: bool, dropped: int) -> ConvertResult:
     opened = cache.Cache(output)
-    uncompressed = sum(
-        int(np.prod(array.shape)) * array.dtype.itemsize for _, array in opened.group.arrays()
-    ) + sum(int(np.prod(a.shape)) * a.dtype.itemsize for _, a in opened.group["repr"].arrays())
+    uncompressed = cache.uncompressed_size(opened)
     return ConvertResult(
         output=output,
         windows=len(opened),

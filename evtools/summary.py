@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -89,4 +90,60 @@ def summarize(
         last_frame_t_us=int(frame_times[-1]) if n_frames else None,
         n_labels=len(recording.labels) if recording.labels is not None else 0,
         signals=tuple(recording.signals),
+    )
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    path: str
+    schema: int
+    evtools_version: str
+    complete: bool
+    source: dict
+    sensor: dict
+    window: dict
+    crop: list | None
+    read_options: dict
+    n_windows: int
+    n_events: int
+    empty_windows: int
+    representations: dict  # name -> {"shape", "dtype", "params"}
+    has_aps: bool
+    has_labels: bool
+    bytes_on_disk: int
+    bytes_uncompressed: int
+
+
+def summarize_cache(path: str | Path) -> CacheSummary:
+    """What a finished cache holds (opening it checks its schema and completeness)."""
+    from evtools.cache import Cache, disk_size, uncompressed_size
+
+    cache = Cache(path)
+    n_events = cache.array("n_events")[:]
+    representations = {
+        name: {
+            "shape": list(cache.array(f"repr/{name}").shape),
+            "dtype": str(cache.array(f"repr/{name}").dtype),
+            "params": cache.attrs["representations"][name],
+        }
+        for name in cache.representations
+    }
+    return CacheSummary(
+        path=str(cache.path),
+        schema=cache.attrs["evtools"]["schema"],
+        evtools_version=cache.attrs["evtools"]["version"],
+        complete=bool(cache.attrs["complete"]),
+        source=cache.attrs["source"],
+        sensor=cache.attrs["sensor"],
+        window=cache.attrs["window"],
+        crop=cache.attrs["crop"],
+        read_options=cache.attrs["read_options"],
+        n_windows=len(cache),
+        n_events=int(n_events.sum()),
+        empty_windows=int((n_events == 0).sum()),
+        representations=representations,
+        has_aps=cache.has("aps"),
+        has_labels=cache.has("labels"),
+        bytes_on_disk=disk_size(cache.path),
+        bytes_uncompressed=uncompressed_size(cache),
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from evtools import __version__
-from evtools.cli import convert, info
+from evtools.cli import convert, info, render
 from evtools.cli.console import stderr, stdout
 from evtools.errors import EvtoolsError
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.command()(info.info)
 app.command()(convert.convert)
+app.command()(render.render)
 
 _show_tracebacks = False
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from evtools.cli.console import progress_bar, stdout, warn
 from evtools.io import FORMATS, ReadOptions, open_recording
-from evtools.summary import RecordingSummary, summarize
+from evtools.summary import CacheSummary, RecordingSummary, summarize, summarize_cache
 
 
 def info(
@@ -24,7 +24,14 @@ def info(
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Show format, sensor, event and frame counts, rates and timestamps of a recording."""
+    """Show format, sensor, event and frame counts, rates and timestamps of a recording or cache."""
+    if (path / "zarr.json").is_file():
+        cache = summarize_cache(path)
+        if as_json:
+            stdout.print_json(json.dumps(dataclasses.asdict(cache)))
+        else:
+            stdout.print(_cache_table(cache))
+        return
     with open_recording(path, format, ReadOptions(camera=camera)) as recording:
         with progress_bar(f"reading {path.name}") as progress:
             summary = summarize(recording, progress)
@@ -66,6 +73,32 @@ def _table(s: RecordingSummary) -> Table:
     if s.n_labels:
         rows.append(("label masks", f"{s.n_labels:,}"))
     rows.append(("vehicle signals", ", ".join(s.signals) if s.signals else "none"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _cache_table(s: CacheSummary) -> Table:
+    table = Table(title=s.path, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    window = ", ".join(f"{k}={v}" for k, v in s.window.items() if k != "mode")
+    rows = [
+        ("format", f"evtools cache, schema {s.schema} (evtools {s.evtools_version})" + ("" if s.complete else ", INCOMPLETE")),
+        ("source", f"{s.source['path']} ({s.source['format']}, {s.source['size']:,} bytes)"),
+        ("sensor", f"{s.sensor['width']} x {s.sensor['height']}" + (f" (rows {s.crop[0]}:{s.crop[1]})" if s.crop else "")),
+        ("window", f"{s.window['mode']}" + (f" {window}" if window else "")),
+        ("windows", f"{s.n_windows:,} ({s.empty_windows:,} empty)"),
+        ("events", f"{s.n_events:,}"),
+    ]
+    for name, info in s.representations.items():
+        params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
+        rows.append((f"repr/{name}", f"{tuple(info['shape'])} {info['dtype']}" + (f" ({params})" if params else "")))
+    rows += [
+        ("aps", "yes" if s.has_aps else "no"),
+        ("labels", "yes" if s.has_labels else "no"),
+        ("size", f"{s.bytes_on_disk / 1e6:.1f} MB on disk, {s.bytes_uncompressed / max(s.bytes_on_disk, 1):.1f}x compressed"),
+    ]
     for name, value in rows:
         table.add_row(name, value)
     return table

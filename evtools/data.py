@@ -1,0 +1,148 @@
+"""PyTorch access to caches: ``CacheDataset`` and the paired transforms.
+
+Each item is a dict of tensors: ``events`` (C, H, W) float32 (the chosen representation),
+optionally ``aps`` (1, H, W) float32 in [0, 1] and ``labels`` (H, W) int64 with 255 = ignore, and
+``cache`` / ``index`` locating the window. Transforms apply the same geometry to all of them.
+Zarr stores are opened lazily in each process, so a DataLoader with workers opens its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evtools.cache import Cache, CacheError
+
+IGNORE_LABEL = 255
+Sample = dict[str, torch.Tensor]
+Transform = Callable[[Sample], Sample]
+SPATIAL_KEYS = ("events", "aps", "labels")
+
+
+class CacheDataset(torch.utils.data.Dataset):
+    """The windows of one or several caches, in order."""
+
+    def __init__(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        repr: str = "voxel",
+        with_aps: bool = False,
+        with_labels: bool = False,
+        transforms: Sequence[Transform] = (),
+    ):
+        self.paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+        self.repr, self.with_aps, self.with_labels = repr, with_aps, with_labels
+        self.transforms = tuple(transforms)
+        lengths = []
+        for path in self.paths:
+            cache = Cache(path)  # checks schema and completeness now, in the main process
+            if not cache.has(f"repr/{repr}"):
+                raise CacheError(path, f"has no '{repr}' representation (it has {', '.join(cache.representations)})")
+            for wanted, name in ((with_aps, "aps"), (with_labels, "labels")):
+                if wanted and not cache.has(name):
+                    raise CacheError(path, f"has no '{name}' array" + (" (run evtools pseudolabel)" if name == "labels" else ""))
+            lengths.append(len(cache))
+        self._offsets = np.concatenate([[0], np.cumsum(lengths)])
+        self._caches: list[Cache] | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def _opened(self) -> list[Cache]:
+        if self._caches is None or self._pid != os.getpid():
+            self._caches = [Cache(path) for path in self.paths]
+            self._pid = os.getpid()
+        return self._caches
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_caches": None, "_pid": None}  # workers open their own stores
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(cache position, window index) of a dataset index."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} windows")
+        position = int(np.searchsorted(self._offsets, index, side="right")) - 1
+        return position, index - int(self._offsets[position])
+
+    def __getitem__(self, index: int) -> Sample:
+        position, k = self.locate(index)
+        cache = self._opened()[position]
+        sample = {
+            "events": torch.from_numpy(np.asarray(cache.array(f"repr/{self.repr}")[k], np.float32)),
+            "cache": torch.tensor(position),
+            "index": torch.tensor(k),
+        }
+        if self.with_aps:
+            sample["aps"] = torch.from_numpy(cache.array("aps")[k]).float().div_(255.0).unsqueeze(0)
+        if self.with_labels:
+            sample["labels"] = torch.from_numpy(cache.array("labels")[k].astype(np.int64))
+        for transform in self.transforms:
+            sample = transform(sample)
+        return sample
+
+
+def _map_spatial(sample: Sample, function: Callable[[torch.Tensor, str], torch.Tensor]) -> Sample:
+    return {key: function(value, key) if key in SPATIAL_KEYS else value for key, value in sample.items()}
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Resizes to (height, width): bilinear for events and APS, nearest for labels."""
+
+    height: int
+    width: int
+
+    def __call__(self, sample: Sample) -> Sample:
+        def resize(value: torch.Tensor, key: str) -> torch.Tensor:
+            if key == "labels":
+                return F.interpolate(value[None, None].float(), (self.height, self.width), mode="nearest")[0, 0].long()
+            return F.interpolate(value[None], (self.height, self.width), mode="bilinear", align_corners=False)[0]
+
+        return _map_spatial(sample, resize)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Crops a (height, width) box at (top, left)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def __call__(self, sample: Sample) -> Sample:
+        rows, cols = slice(self.top, self.top + self.height), slice(self.left, self.left + self.width)
+        return _map_spatial(sample, lambda value, key: value[..., rows, cols])
+
+
+@dataclass(frozen=True)
+class RandomCrop:
+    """Crops a (height, width) box at a random place, the same for every tensor of a sample."""
+
+    height: int
+    width: int
+
+    def __call__(self, sample: Sample) -> Sample:
+        full_h, full_w = sample["events"].shape[-2:]
+        top = int(torch.randint(0, full_h - self.height + 1, ()))
+        left = int(torch.randint(0, full_w - self.width + 1, ()))
+        return Crop(top, left, self.height, self.width)(sample)
+
+
+@dataclass(frozen=True)
+class RandomHorizontalFlip:
+    """Mirrors every tensor of a sample left to right with probability ``p``."""
+
+    p: float = 0.5
+
+    def __call__(self, sample: Sample) -> Sample:
+        if float(torch.rand(())) >= self.p:
+            return sample
+        return _map_spatial(sample, lambda value, key: value.flip(-1))

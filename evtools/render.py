@@ -1,0 +1,121 @@
+"""Pictures and videos of cache windows: the representation, the APS frame and the labels side by side.
+
+Events are drawn red for positive and blue for negative polarity on black, each scaled by its
+own 99th percentile of nonzero values; labels use the 6 DDD17 segmentation classes' colours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from evtools.cache import Cache, CacheError
+from evtools.errors import EvtoolsError
+
+# BGR colours of the Ev-SegNet DDD17 classes: flat, background, object, vegetation, human, vehicle
+CLASS_COLOURS = np.array(
+    [[128, 64, 128], [70, 70, 70], [0, 220, 220], [35, 142, 107], [60, 20, 220], [142, 0, 0]], np.uint8
+)
+IGNORE_COLOUR = np.array([0, 0, 0], np.uint8)
+GAP = 4
+TITLE_HEIGHT = 18
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def polarity_maps(name: str, params: dict, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative activity maps (H, W), >= 0, of one window's representation."""
+    tensor = tensor.astype(np.float32)
+    if name == "voxel":
+        if params.get("separate_polarity"):
+            bins = params["bins"]
+            return tensor[:bins].sum(0), tensor[bins:].sum(0)
+        summed = tensor.sum(0)
+        return np.maximum(summed, 0), np.maximum(-summed, 0)
+    if name == "histogram":
+        bins = params["bins"]
+        return tensor[bins:].sum(0), tensor[:bins].sum(0)  # RVT order: negative channels first
+    if name == "evsegnet":
+        return tensor[0], tensor[3]  # the event counts
+    return tensor[0], tensor[1]  # evimage, timesurface: positive, negative
+
+
+def events_picture(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    picture = np.zeros((*positive.shape, 3), np.uint8)
+    for channel, values in ((2, positive), (0, negative)):  # BGR: red is channel 2
+        nonzero = values[values > 0]
+        if nonzero.size:
+            scale = np.percentile(nonzero, 99) or nonzero.max()
+            picture[..., channel] = np.clip(values / scale * 255, 0, 255).astype(np.uint8)
+    return picture
+
+
+def labels_picture(labels: np.ndarray) -> np.ndarray:
+    picture = np.empty((*labels.shape, 3), np.uint8)
+    picture[:] = IGNORE_COLOUR
+    known = labels < len(CLASS_COLOURS)
+    picture[known] = CLASS_COLOURS[labels[known]]
+    return picture
+
+
+def _titled(picture: np.ndarray, title: str) -> np.ndarray:
+    import cv2
+
+    canvas = np.zeros((picture.shape[0] + TITLE_HEIGHT, picture.shape[1], 3), np.uint8)
+    canvas[TITLE_HEIGHT:] = picture
+    cv2.putText(canvas, title, (3, TITLE_HEIGHT - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarray:
+    """A BGR picture of window ``index``: representation, then APS frame and labels when present."""
+    name = repr or cache.representations[0]
+    if not 0 <= index < len(cache):
+        raise EvtoolsError(f"{cache.path}: window {index} out of range (the cache has {len(cache)} windows)")
+    if not cache.has(f"repr/{name}"):
+        raise CacheError(cache.path, f"has no '{name}' representation (it has {', '.join(cache.representations)})")
+    params = cache.attrs["representations"][name]
+    n_events = int(cache.array("n_events")[index])
+    panels = [_titled(events_picture(*polarity_maps(name, params, cache.array(f"repr/{name}")[index])),
+                      f"#{index} {name}, {n_events} events")]
+    if cache.has("aps"):
+        aps = cache.array("aps")[index]
+        t_ms = int(cache.array("frame_t_us")[index]) / 1000
+        panels.append(_titled(np.repeat(aps[..., None], 3, axis=2), f"APS at {t_ms:.1f} ms"))
+    if cache.has("labels"):
+        panels.append(_titled(labels_picture(cache.array("labels")[index]), "labels"))
+    gap = np.zeros((panels[0].shape[0], GAP, 3), np.uint8)
+    row = [panels[0]]
+    for panel in panels[1:]:
+        row += [gap, panel]
+    return np.concatenate(row, axis=1)
+
+
+def render(cache_path: str | Path, output: str | Path, indices: range, repr: str | None = None, fps: float = 10.0) -> Path:
+    """Writes one window as a picture (any OpenCV image format), or a range as .mp4 or .gif."""
+    import cv2
+
+    cache, output = Cache(cache_path), Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() not in VIDEO_SUFFIXES:
+        if not cv2.imwrite(str(output), render_window(cache, indices[0], repr)):
+            raise EvtoolsError(f"{output}: OpenCV could not write this image format")
+        return output
+    frames = [render_window(cache, k, repr) for k in indices]
+    if not frames:
+        raise EvtoolsError(f"{cache.path}: no windows in the range asked for")
+    if output.suffix.lower() == ".gif":
+        animation = cv2.Animation()
+        animation.frames = frames
+        animation.durations = [int(1000 / fps)] * len(frames)
+        written = cv2.imwriteanimation(str(output), animation)
+    else:
+        height, width = frames[0].shape[:2]
+        writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+        written = output.exists() and output.stat().st_size > 0
+    if not written:
+        raise EvtoolsError(f"{output}: OpenCV could not write the video")
+    return output

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+import zarr
+from test_convert import write_recording
+
+from evtools.cache import CacheError
+from evtools.convert import ConvertSpec, convert
+from evtools.data import CacheDataset, Crop, RandomCrop, RandomHorizontalFlip, Resize
+from evtools.representations import Histogram, VoxelGrid
+
+
+@pytest.fixture
+def caches(tmp_path):
+    paths = []
+    for name, seed in (("a_data.hdf5", 1), ("b_data.hdf5", 2)):
+        write_recording(tmp_path / name, n_events=5000, n_frames=6, seed=seed)
+        result = convert(tmp_path / name, tmp_path / name.replace(".hdf5", ""),
+                         ConvertSpec(representations=(VoxelGrid(), Histogram())))
+        labels = np.tile((np.arange(64) % 7).astype(np.uint8), (6, 48, 1))
+        labels[:, :, :3] = 255
+        group = zarr.open_group(result.output, mode="r+")
+        group.create_array("labels", data=labels, chunks=(1, 48, 64))
+        paths.append(result.output)
+    return paths
+
+
+def test_items_across_caches(caches):
+    dataset = CacheDataset(caches, repr="histogram", with_aps=True, with_labels=True)
+    assert len(dataset) == 12
+    item = dataset[7]
+    assert (int(item["cache"]), int(item["index"])) == (1, 1)
+    group = zarr.open_group(caches[1], mode="r")
+    np.testing.assert_array_equal(item["events"].numpy(), group["repr/histogram"][1].astype(np.float32))
+    assert item["events"].dtype == torch.float32 and item["events"].shape == (10, 48, 64)
+    np.testing.assert_allclose(item["aps"].numpy(), group["aps"][1][None] / 255.0, rtol=1e-6)
+    assert item["labels"].dtype == torch.int64 and int(item["labels"][0, 0]) == 255
+    with pytest.raises(IndexError):
+        dataset[12]
+
+
+def test_dataloader_with_two_workers(caches):
+    dataset = CacheDataset(caches, with_aps=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2)
+    batches = list(loader)
+    assert [b["events"].shape[0] for b in batches] == [4, 4, 4]
+    events = torch.cat([b["events"] for b in batches])
+    expected = torch.stack([dataset[i]["events"] for i in range(len(dataset))])
+    torch.testing.assert_close(events, expected, rtol=0, atol=0)
+
+
+def test_transforms_move_events_frames_and_labels_together(caches):
+    plain = CacheDataset(caches[0], with_aps=True, with_labels=True)[2]
+    flipped = CacheDataset(caches[0], with_aps=True, with_labels=True, transforms=[RandomHorizontalFlip(p=1.0)])[2]
+    for key in ("events", "aps", "labels"):
+        torch.testing.assert_close(flipped[key], plain[key].flip(-1))
+    cropped = Crop(top=4, left=10, height=20, width=30)(plain)
+    for key in ("events", "aps", "labels"):
+        torch.testing.assert_close(cropped[key], plain[key][..., 4:24, 10:40])
+    torch.manual_seed(0)
+    random = RandomCrop(20, 30)(plain)
+    assert random["events"].shape[-2:] == random["aps"].shape[-2:] == random["labels"].shape == (20, 30)
+    resized = Resize(24, 32)(plain)
+    assert resized["events"].shape == (5, 24, 32) and resized["aps"].shape == (1, 24, 32)
+    assert resized["labels"].dtype == torch.int64
+    assert set(resized["labels"].unique().tolist()) <= set(plain["labels"].unique().tolist())  # nearest keeps classes
+
+
+def test_missing_arrays_are_named(caches, tmp_path):
+    with pytest.raises(CacheError) as err:
+        CacheDataset(caches[0], repr="evimage")
+    assert str(err.value) == f"{caches[0]}: has no 'evimage' representation (it has histogram, voxel)"
+    write_recording(tmp_path / "c_data.hdf5", n_events=1000, n_frames=3)
+    plain = convert(tmp_path / "c_data.hdf5", tmp_path / "c", ConvertSpec()).output
+    with pytest.raises(CacheError) as err:
+        CacheDataset(plain, with_labels=True)
+    assert str(err.value) == f"{plain}: has no 'labels' array (run evtools pseudolabel)"

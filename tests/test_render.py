@@ -1,0 +1,77 @@
+import cv2
+import numpy as np
+import pytest
+from cli import run_cli
+
+from evtools.cache import Cache
+from evtools.convert import ConvertSpec, convert
+from evtools.errors import EvtoolsError
+from evtools.events import Events
+from evtools.io.writers.evh5 import write_evh5
+from evtools.render import CLASS_COLOURS, GAP, TITLE_HEIGHT, labels_picture, polarity_maps, render_window
+from evtools.representations import EvImage, VoxelGrid
+
+
+@pytest.fixture
+def cache(tmp_path):
+    # two positive events at (x=2, y=1), one negative at (x=5, y=3), before the frame at t = 100
+    events = Events(np.array([10, 20, 30], np.int64), np.array([2, 2, 5], np.uint16), np.array([1, 1, 3], np.uint16),
+                    np.array([1, 1, -1], np.int8))
+    frame = np.full((1, 4, 8), 77, np.uint8)
+    path = write_evh5(tmp_path / "r.h5", [events], width=8, height=4, frames=frame, frames_t_us=np.array([100]))
+    return Cache(convert(path, tmp_path / "c", ConvertSpec(representations=(VoxelGrid(bins=2), EvImage()))).output)
+
+
+def test_window_picture_layout_and_colours(cache):
+    picture = render_window(cache, 0, "evimage")
+    assert picture.shape == (4 + TITLE_HEIGHT, 8 + GAP + 8, 3)
+    events = picture[TITLE_HEIGHT:, :8]
+    np.testing.assert_array_equal(events[1, 2], [0, 0, 255])  # positive: red (BGR)
+    np.testing.assert_array_equal(events[3, 5], [255, 0, 0])  # negative: blue
+    assert events.sum() == 2 * 255
+    np.testing.assert_array_equal(picture[TITLE_HEIGHT:, 8 + GAP :], np.full((4, 8, 3), 77))
+
+
+def test_polarity_maps_of_each_representation():
+    voxel = np.array([[[1.0, -2.0]], [[0.5, 0.0]]], np.float32)  # 2 bins, 1 x 2 pixels
+    pos, neg = polarity_maps("voxel", {"bins": 2, "separate_polarity": False}, voxel)
+    np.testing.assert_array_equal(pos, [[1.5, 0.0]])
+    np.testing.assert_array_equal(neg, [[0.0, 2.0]])
+    histogram = np.array([[[3]], [[1]], [[5]], [[0]]], np.uint8)  # negative bins first
+    pos, neg = polarity_maps("histogram", {"bins": 2, "cutoff": 10}, histogram)
+    assert (pos[0, 0], neg[0, 0]) == (5, 4)
+
+
+def test_labels_picture():
+    picture = labels_picture(np.array([[0, 5, 255]], np.uint8))
+    np.testing.assert_array_equal(picture[0], [CLASS_COLOURS[0], CLASS_COLOURS[5], [0, 0, 0]])
+
+
+def test_cli_picture_and_videos(cache, tmp_path):
+    result = run_cli("render", cache.path, "--index", "0", "--repr", "voxel", "-o", tmp_path / "w.png")
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "w.png")), render_window(cache, 0, "voxel"))
+    for suffix in ("gif", "mp4"):
+        result = run_cli("render", cache.path, "-o", tmp_path / f"v.{suffix}")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / f"v.{suffix}").stat().st_size > 0
+    assert cv2.VideoCapture(str(tmp_path / "v.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 1
+
+
+def test_out_of_range_window(cache):
+    with pytest.raises(EvtoolsError) as err:
+        render_window(cache, 3)
+    assert str(err.value) == f"{cache.path}: window 3 out of range (the cache has 1 windows)"
+
+
+def test_info_on_a_cache(cache):
+    result = run_cli("info", "--json", cache.path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    summary = json.loads(result.stdout)
+    assert summary["n_windows"] == 1 and summary["n_events"] == 3 and summary["has_aps"]
+    assert summary["representations"]["voxel"] == {
+        "shape": [1, 2, 4, 8], "dtype": "float32", "params": {"bins": 2, "normalize": False, "separate_polarity": False}
+    }
+    assert summary["window"] == {"mode": "window", "duration_us": 50000}
