@@ -32,4 +32,4 @@ clean:
 	rm -rf build .pytest_cache
 
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python representations.py
+	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py

@@ -41,6 +41,7 @@ class ConvertSpec:
     format: str | None = None
     read_options: ReadOptions = field(default_factory=ReadOptions)
     overwrite: bool = False
+    codec: str = "zstd"  # Blosc compressor of the cache's chunks: zstd (smaller) or lz4 (faster)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                 {"sensor": {"width": width, "height": height}, "t0_us": recording.t0_us},
                 _arrays(spec, windows, width, height, with_aps),
                 BLOCK_WINDOWS,
+                spec.codec,
             )
             group["t_start_us"][:] = windows.t_start_us
             group["t_end_us"][:] = windows.t_end_us
@@ -196,7 +198,10 @@ def _compute_block(
 
 def _write_block(group, block: slice, outputs: dict[str, np.ndarray]) -> None:
     for name, values in outputs.items():
-        group[name][block] = values
+        if values.ndim > 1:
+            cache.write_windows(group, name, block.start, values)
+        else:
+            group[name][block] = values
     cache.mark_progress(group, block.stop)  # only once the block's data is stored
 
 

@@ -57,8 +57,11 @@ def signed_polarity(p: np.ndarray) -> np.ndarray:
         return np.where(p, 1, -1).astype(P_DTYPE)
     if p.size == 0:
         return np.empty(0, P_DTYPE)
-    low, high = p.min(), p.max()
-    if low < -1 or high > 1 or (p.dtype.kind == "f" and not np.isin(p, (-1, 0, 1)).all()):
+    if p.dtype.kind == "f":
+        valid = bool(((p == 1) | (p == -1) | (p == 0)).all())
+    else:
+        valid = p.min() >= -1 and p.max() <= 1  # integers in [-1, 1] are exactly -1, 0, 1
+    if not valid:
         raise ValueError("polarity values must be 0/1, -1/+1 or bool")
     if p.dtype == P_DTYPE and np.count_nonzero(p) == p.size:
         return p  # already -1/+1: no copy

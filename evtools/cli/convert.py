@@ -11,6 +11,7 @@ from rich.table import Table
 
 from evtools.cli.console import stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range
+from evtools.cache import CODECS
 from evtools.convert import ConvertResult, ConvertSpec, cache_path, convert as convert_one, convert_many
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
@@ -66,6 +67,7 @@ def convert(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     jobs: Annotated[int, typer.Option(help="With several inputs, conversions at a time.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cache instead of refusing or resuming.")] = False,
+    codec: Annotated[str, typer.Option(help="Blosc compressor of the cache: zstd (smaller) or lz4 (faster).")] = "zstd",
     format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
     rotate180: Annotated[bool, typer.Option(help="DDD17: turn events and frames as the DDD17 tools do.")] = False,
@@ -80,9 +82,12 @@ def convert(
         format=format,
         read_options=ReadOptions(camera=camera, rotate180=rotate180),
         overwrite=overwrite,
+        codec=codec,
     )
     if device not in ("cpu", "cuda"):
         raise OptionError(f"--device: '{device}' is neither cpu nor cuda")
+    if codec not in CODECS:
+        raise OptionError(f"--codec: '{codec}' is not one of {', '.join(CODECS)}")
     if jobs < 1:
         raise OptionError("--jobs: give at least 1")
     with _progress() as bar:

@@ -69,7 +69,8 @@ class MvsecRecording(Recording):
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         block = self._events[start:stop]
-        return self._relative_us(block[:, T]), block[:, X], block[:, Y], block[:, P]
+        # MVSEC polarity is -1/+1 (0/1 in some conversions): positive means > 0 either way
+        return self._relative_us(block[:, T]), block[:, X], block[:, Y], block[:, P] > 0
 
     def _timestamps(self, start: int, stop: int) -> np.ndarray:
         return self._relative_us(self._events[start:stop, T])

@@ -1,0 +1,108 @@
+"""Whole-conversion benchmark: a generated 20-million-event MVSEC-layout recording with APS
+frames every 40 ms, converted to a 5-bin voxel cache (50 ms windows before each frame).
+
+Reports, for each Blosc codec, events per second end to end (events in the file / wall time of the conversion, cache
+finished on disk), the conversion's peak RSS, and as the floor the time just to read the events
+table with h5py. Usage: python benchmarks/conversion.py [--events N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+from representations import machine
+from rich.console import Console
+from rich.table import Table
+from streams import driving_like_stream
+
+from evtools.io.writers.mvsec import write_mvsec
+
+WIDTH, HEIGHT, FRAME_PERIOD_US, CHUNK_ROWS = 346, 260, 40_000, 1 << 20
+
+CODECS = ("zstd", "lz4")
+CONVERT = """
+import sys, time
+from evtools.convert import convert, ConvertSpec
+started = time.perf_counter()
+result = convert(sys.argv[1], sys.argv[2], ConvertSpec(codec=sys.argv[3]))
+seconds = time.perf_counter() - started
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(seconds, result.windows, result.bytes_on_disk, result.bytes_uncompressed, int(status["VmHWM"].split()[0]) * 1024)
+"""
+
+
+def make_recording(path: Path, n_events: int) -> int:
+    events = driving_like_stream(n_events, WIDTH, HEIGHT)
+    frame_t = np.arange(FRAME_PERIOD_US, int(events.t[-1]), FRAME_PERIOD_US, dtype=np.int64)
+    gradient = np.add.outer(np.arange(HEIGHT), np.arange(WIDTH)).astype(np.int64)
+    images = ((gradient[None] + 3 * np.arange(len(frame_t))[:, None, None]) % 256).astype(np.uint8)
+    write_mvsec(path, (events[i : i + CHUNK_ROWS] for i in range(0, n_events, CHUNK_ROWS)), t0_us=1_504_645_177_410_000,
+                images=images, images_t_us=frame_t)
+    return len(frame_t)
+
+
+def read_floor(path: Path) -> float:
+    started = time.perf_counter()
+    with h5py.File(path) as h5:
+        table = h5["davis/left/events"]
+        for start in range(0, table.shape[0], CHUNK_ROWS):
+            table[start : start + CHUNK_ROWS]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "conversion.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        recording = Path(folder) / "bench_data.hdf5"
+        n_frames = make_recording(recording, args.events)
+        floor = min(read_floor(recording) for _ in range(2))
+        runs = []
+        for codec in CODECS:
+            output = subprocess.run([sys.executable, "-c", CONVERT, str(recording), str(Path(folder) / codec), codec],
+                                    check=True, capture_output=True, text=True).stdout.split()
+            seconds, windows, on_disk, uncompressed, peak = float(output[0]), *map(int, output[1:])
+            runs.append({
+                "codec": codec,
+                "windows": windows,
+                "seconds": seconds,
+                "events_per_second": args.events / seconds,
+                "peak_rss_bytes": peak,
+                "cache_bytes": on_disk,
+                "compression_ratio": uncompressed / on_disk,
+            })
+    result = {
+        "machine": machine(),
+        "events": args.events,
+        "frames": n_frames,
+        "read_floor_seconds": floor,
+        "read_floor_events_per_second": args.events / floor,
+        "conversions": runs,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(title=f"{args.events:,} synthetic events, MVSEC layout, {n_frames} frames every 40 ms -> 5-bin voxel cache")
+    for column in ("step", "seconds", "M events/s", "peak RSS", "cache"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    table.add_row("read the events table with h5py (floor)", f"{floor:.2f}", f"{args.events / floor / 1e6:.1f}", "", "")
+    for run in runs:
+        table.add_row(f"evtools convert --codec {run['codec']}, end to end", f"{run['seconds']:.2f}",
+                      f"{run['events_per_second'] / 1e6:.1f}", f"{run['peak_rss_bytes'] / 2**20:.0f} MiB",
+                      f"{run['cache_bytes'] / 1e6:.0f} MB ({run['compression_ratio']:.1f}x)")
+    console = Console()
+    console.print(table)
+    console.print(f"machine: {result['machine']}; JSON written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
