@@ -27,6 +27,8 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python pipelines/demo_recording.py $(DEMO_DIR)/demo.h5
 	$(BIN)/evtools info $(DEMO_DIR)/demo.h5
+	$(BIN)/evtools convert $(DEMO_DIR)/demo.h5 -o $(DEMO_DIR)/demo --repr voxel --repr evimage
+	$(BIN)/evtools render $(DEMO_DIR)/demo.zarr --index 10 -o $(DEMO_DIR)/window.png
 
 clean:
 	rm -rf build .pytest_cache
