@@ -9,7 +9,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts
+from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts, time_span
 
 # The kernels accumulate per polarity (count, sum of tn, sum of tn^2) in float64, in the six
 # channels' places; the standard deviation from these sums needs float64 to stay accurate.
@@ -24,8 +24,7 @@ def _fill(t, x, y, p, windows, parts, sums):
         grid[:] = 0
         if stop <= start:
             continue
-        t_first = t[start]
-        span = max(t[stop - 1] - t_first, 1)
+        t_first, span = time_span(t, start, stop)
         for i in range(first, last):
             tn = (t[i] - t_first) / span
             base = 0 if p[i] > 0 else SUMS

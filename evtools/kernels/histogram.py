@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda
+from evtools.kernels.launch import item_range, run_cpu, run_cuda, time_span
 
 UINT8_MAX = 255
 
@@ -31,8 +31,7 @@ def _fill(t, x, y, p, windows, parts, bins, limit, grids):
         grid[:] = 0
         if stop <= start:
             continue
-        t_first = t[start]
-        span = max(t[stop - 1] - t_first, 1)
+        t_first, span = time_span(t, start, stop)
         for i in range(first, last):
             channel = (bins if p[i] > 0 else 0) + min(bins * (t[i] - t_first) // span, bins - 1)
             index = channel * plane + np.intp(y[i]) * width + np.intp(x[i])

@@ -29,6 +29,12 @@ def item_range(item, parts, windows):
     return k, start, stop, start + n * part // parts, start + n * (part + 1) // parts
 
 
+@numba.njit(cache=True)
+def time_span(t, start, stop):
+    """A non-empty window's first time and its span (t_last - t_first, at least 1)."""
+    return t[start], max(t[stop - 1] - t[start], 1)
+
+
 def as_windows(windows: np.ndarray, n_events: int) -> np.ndarray:
     """(K, 2) int64 [start, stop) index ranges into the event arrays, checked."""
     windows = np.ascontiguousarray(windows, dtype=np.int64).reshape(-1, 2)

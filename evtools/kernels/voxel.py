@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts
+from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts, time_span
 
 
 @numba.njit(parallel=True, cache=True)
@@ -28,8 +28,8 @@ def _fill(t, x, y, p, windows, parts, bins, separate, grids):
         grid[:] = 0
         if stop <= start:
             continue
-        t_first = t[start]
-        scale = (bins - 1) / max(t[stop - 1] - t_first, 1)
+        t_first, span = time_span(t, start, stop)
+        scale = (bins - 1) / span
         for i in range(first, last):
             t_star = (t[i] - t_first) * scale
             lower = np.intp(t_star)
