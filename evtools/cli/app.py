@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from evtools import __version__
-from evtools.cli import convert, info, render
+from evtools.cli import convert, info, render, simulate
 from evtools.cli.console import stderr, stdout
 from evtools.errors import EvtoolsError
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.command()(info.info)
 app.command()(convert.convert)
 app.command()(render.render)
+app.command()(simulate.simulate)
 
 _show_tracebacks = False
 

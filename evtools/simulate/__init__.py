@@ -1,0 +1,166 @@
+"""The event simulator: labelled synthetic driving recordings in the DDD17, MVSEC and evtools
+layouts, and the embedded demo dataset (``make_demo``).
+
+Model and parameters: scene.py (the world and its classes), sensor.py (events and APS frames),
+sequence.py (the time loop). Documented in docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from evtools.errors import EvtoolsError
+from evtools.io.writers import written_atomically
+from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
+from evtools.io.writers.evh5 import write_evh5
+from evtools.io.writers.mvsec import write_mvsec
+from evtools.simulate.scene import CLASS_NAMES, HEIGHT, ILLUMINATIONS, WIDTH, SceneConfig
+from evtools.simulate.sequence import SequenceConfig, SimulatedSequence, simulate
+
+FORMATS = ("ddd17", "mvsec", "evtools")
+GROUND_TRUTH_DIR = "ground_truth"
+T0_US = 1_500_000_000_000_000  # the absolute clock of simulated sequence 0 (2017-07-14)
+SIGNAL_PERIOD_US = 100_000
+
+# progress(sequence name, simulated seconds done, seconds in total)
+Progress = Callable[[str, float, float], None]
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    sequences: int = 1
+    seconds: float = 3.0
+    format: str = "ddd17"
+    seed: int = 0
+    illumination: str = "mixed"  # one of ILLUMINATIONS, or mixed: day, dusk, high-contrast in turn
+    frame_rate_hz: float = 25.0
+    with_events: bool = True
+
+
+def sequence_config(spec: SimulationSpec, index: int) -> SequenceConfig:
+    seed = spec.seed * 1000 + index
+    rng = np.random.default_rng(seed)
+    illumination = tuple(ILLUMINATIONS)[index % len(ILLUMINATIONS)] if spec.illumination == "mixed" else spec.illumination
+    scene = SceneConfig(seed=seed, speed_mps=float(rng.uniform(7, 13)), sway_m=float(rng.uniform(0.3, 1.2)),
+                        illumination=illumination, length_m=max(200.0, 15 * spec.seconds + 150))
+    return SequenceConfig(scene=scene, seconds=spec.seconds, frame_rate_hz=spec.frame_rate_hz, with_events=spec.with_events)
+
+
+def write_recording(sequence: SimulatedSequence, path: Path, format: str, t0_us: int) -> Path:
+    """Writes a simulated sequence in one of the reader layouts (absolute clock from ``t0_us``)."""
+    frames_t = sequence.frame_t_us
+    if format == "ddd17":
+        frames = list(zip(frames_t.tolist(), sequence.frames))
+        speed = [[t0_us + t, sequence.speed_mps * 3.6] for t in range(0, int(frames_t[-1]) + 1, SIGNAL_PERIOD_US)]
+        return write_ddd17(path, packets_from_events(sequence.events, t0_us=t0_us, frames=frames),
+                           signals={"vehicle_speed": np.array(speed)})
+    if format == "mvsec":
+        return write_mvsec(path, [sequence.events], t0_us=t0_us, images=sequence.frames, images_t_us=frames_t)
+    if format == "evtools":
+        return write_evh5(path, [sequence.events], width=WIDTH, height=HEIGHT, t0_us=t0_us, frames=sequence.frames,
+                          frames_t_us=frames_t)
+    raise EvtoolsError(f"unknown simulator output format '{format}' (known: {', '.join(FORMATS)})")
+
+
+def write_ground_truth(sequence: SimulatedSequence, path: Path, t0_us: int, config: SequenceConfig) -> Path:
+    """The class mask at each APS frame's time: ``masks`` (M, H, W) uint8 and ``frame_t_us``
+    (M,) int64 on the recording's absolute clock, one per frame of the recording, in order."""
+    with written_atomically(path) as partial, h5py.File(partial, "w") as h5:
+        h5.create_dataset("masks", data=sequence.masks, chunks=(1, HEIGHT, WIDTH), compression="gzip", compression_opts=1)
+        h5.create_dataset("frame_t_us", data=t0_us + sequence.frame_t_us)
+        h5.attrs.update(evtools_format="ground-truth", evtools_format_version=1, classes=json.dumps(CLASS_NAMES),
+                        ignore_label=255, config=json.dumps(asdict(config)))
+    return path
+
+
+def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progress | None = None,
+                        name_prefix: str = "seq", ground_truth: bool = True,
+                        on_sequence: Callable[[str, SimulatedSequence], None] | None = None) -> list[Path]:
+    """``spec.sequences`` recordings in ``out``, with their ground truth in ``out/ground_truth``;
+    ``on_sequence(name, sequence)`` sees each simulated sequence (for previews)."""
+    out = Path(out)
+    paths = []
+    for index in range(spec.sequences):
+        name = f"{name_prefix}{index:03d}"
+        config = sequence_config(spec, index)
+        sequence = simulate(config, (lambda done, total, name=name: progress(name, done, total)) if progress else None)
+        t0_us = T0_US + (spec.seed * 1000 + index) * 1_000_000_000
+        paths.append(write_recording(sequence, out / f"{name}.hdf5", spec.format, t0_us))
+        if ground_truth:
+            write_ground_truth(sequence, out / GROUND_TRUTH_DIR / f"{name}.hdf5", t0_us, config)
+        if on_sequence:
+            on_sequence(name, sequence)
+    return paths
+
+
+def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progress | None = None,
+                          name_prefix: str = "img") -> int:
+    """APS frames and their masks as PNG pairs ``frames/NAME.png`` and ``masks/NAME.png``."""
+    import cv2
+
+    out = Path(out)
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    count = 0
+    for index in range(spec.sequences):
+        name = f"{name_prefix}{index:03d}"
+        config = replace(sequence_config(spec, index), with_events=False)
+        sequence = simulate(config, (lambda done, total, name=name: progress(name, done, total)) if progress else None)
+        for k, (frame, mask) in enumerate(zip(sequence.frames, sequence.masks)):
+            cv2.imwrite(str(out / "frames" / f"{name}_{k:04d}.png"), frame)
+            cv2.imwrite(str(out / "masks" / f"{name}_{k:04d}.png"), mask)
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """The embedded default dataset: three disjoint groups (seeds apart), for EvDistill's
+    unpaired protocol: labelled images, unlabelled event recordings, and labelled test recordings."""
+
+    image_sequences: int = 8
+    event_sequences: int = 4
+    test_sequences: int = 2
+    seconds: float = 2.0
+    format: str = "ddd17"
+    seeds: dict = field(default_factory=lambda: {"images": 1, "events": 2, "test": 3})
+
+
+def make_demo(out: str | Path, preset: DemoPreset = DemoPreset(), progress: Progress | None = None) -> dict:
+    """Writes ``out/images`` (PNG pairs), ``out/events`` and ``out/test`` (recordings, the test
+    ones with ground truth) and ``out/manifest.json``; returns the manifest."""
+    out = Path(out)
+    images = write_labelled_images(
+        out / "images", SimulationSpec(preset.image_sequences, preset.seconds, seed=preset.seeds["images"]), progress
+    )
+    groups = {}
+    for group, count in (("events", preset.event_sequences), ("test", preset.test_sequences)):
+        spec = SimulationSpec(count, preset.seconds, preset.format, seed=preset.seeds[group])
+        # the unlabelled group gets no ground truth, as real unlabelled recordings have none
+        groups[group] = [p.name for p in simulate_recordings(out / group, spec, progress, ground_truth=group == "test")]
+    manifest = {"preset": asdict(preset), "labelled_images": images, **groups, "classes": list(CLASS_NAMES)}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def preview_picture(sequence: SimulatedSequence, frame_index: int, window_us: int = 50_000) -> np.ndarray:
+    """APS frame, the events of the ``window_us`` before it (red positive, blue negative) and the
+    class mask, side by side (BGR)."""
+    from evtools.render import GAP, events_picture, labels_picture
+
+    end = int(sequence.frame_t_us[frame_index])
+    events = sequence.events
+    window = (events.t >= end - window_us) & (events.t < end)
+    positive = np.zeros((HEIGHT, WIDTH), np.float32)
+    negative = np.zeros((HEIGHT, WIDTH), np.float32)
+    np.add.at(positive, (events.y[window & (events.p > 0)], events.x[window & (events.p > 0)]), 1)
+    np.add.at(negative, (events.y[window & (events.p < 0)], events.x[window & (events.p < 0)]), 1)
+    gap = np.zeros((HEIGHT, GAP, 3), np.uint8)
+    frame = np.repeat(sequence.frames[frame_index][..., None], 3, axis=2)
+    return np.concatenate([frame, gap, events_picture(positive, negative), gap, labels_picture(sequence.masks[frame_index])], 1)

@@ -1,0 +1,99 @@
+"""One simulated sequence: render the scene at a high internal rate, turn the log-intensity
+changes into events, expose APS frames, and keep the class mask at each frame's time."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evtools.events import Events
+from evtools.simulate.scene import Scene, SceneConfig
+from evtools.simulate.sensor import PixelState, SensorModel, aps_frame, events_between, log_intensity
+
+US_PER_S = 1_000_000
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    sensor: SensorModel = field(default_factory=SensorModel)
+    seconds: float = 3.0
+    frame_rate_hz: float = 25.0
+    render_rate_hz: float = 500.0  # the least internal rate; frames fall on renders
+    # an interval in which something may move more than this many pixels is halved, at most
+    # max_subdivisions times (ESIM's adaptive sampling, with the scene's own flow bound)
+    max_px_per_render: float = 3.0
+    max_subdivisions: int = 3
+    with_events: bool = True  # False: only APS frames and masks (rendered around each frame only)
+
+
+@dataclass(frozen=True)
+class SimulatedSequence:
+    events: Events  # t in microseconds of simulated time (which starts at 0)
+    frames: np.ndarray  # (M, H, W) uint8
+    frame_t_us: np.ndarray  # (M,) int64, end of exposure
+    masks: np.ndarray  # (M, H, W) uint8 class ids at each frame's time
+    renders: int  # internal frames rendered, subdivisions included
+    speed_mps: float
+
+
+def simulate(config: SequenceConfig, progress: Callable[[float, float], None] | None = None) -> SimulatedSequence:
+    """Runs the sequence; ``progress(simulated seconds done, seconds in total)``."""
+    steps_per_frame = math.ceil(config.render_rate_hz / config.frame_rate_hz)
+    step_us = US_PER_S / config.render_rate_hz
+    exposure_steps = max(1, round(config.sensor.aps_exposure_us / step_us))
+    n_frames = int(config.seconds * config.frame_rate_hz)
+    scene = Scene.generate(config.scene)
+    rng = np.random.default_rng([config.scene.seed, 1])
+    frames, masks, chunks = [], [], []
+    renders = 0
+    recent: deque[np.ndarray] = deque(maxlen=exposure_steps)
+    intensity, classes = scene.render(0.0)
+    renders += 1
+    log_prev = log_intensity(intensity)
+    state = PixelState.start(log_prev, config.sensor, rng)
+    total_steps = n_frames * steps_per_frame
+    for step in range(1, total_steps + 1):
+        in_exposure = (step - 1) % steps_per_frame >= steps_per_frame - exposure_steps
+        if not config.with_events and not in_exposure:
+            continue
+        t_us = step * step_us
+        intensity, classes = scene.render(t_us / US_PER_S)
+        renders += 1
+        if config.with_events:
+            log_now = log_intensity(intensity)
+            renders += _advance(scene, (step - 1) * step_us, log_prev, t_us, log_now, state, config, rng, chunks, 0)
+            log_prev = log_now
+        recent.append(intensity)
+        if step % steps_per_frame == 0:
+            frames.append(aps_frame(np.mean(recent, axis=0), config.sensor, rng))
+            masks.append(classes)
+            recent.clear()
+            if progress:
+                progress(t_us / US_PER_S, config.seconds)
+    columns = [np.concatenate(c) for c in zip(*chunks)] if chunks else [np.empty(0, d) for d in (np.int64, np.uint16, np.uint16, np.int8)]
+    return SimulatedSequence(
+        events=Events(*columns),
+        frames=np.stack(frames),
+        frame_t_us=np.round(np.arange(1, n_frames + 1) * steps_per_frame * step_us).astype(np.int64),
+        masks=np.stack(masks),
+        renders=renders,
+        speed_mps=config.scene.speed_mps,
+    )
+
+
+def _advance(scene, t0_us, log0, t1_us, log1, state, config, rng, chunks, depth) -> int:
+    """Events between two renders, halving the interval while the scene may move more than
+    ``max_px_per_render`` pixels in it. Returns the number of extra renders made."""
+    moves_px = scene.max_flow_px_s(t0_us / US_PER_S) * (t1_us - t0_us) / US_PER_S
+    if depth < config.max_subdivisions and moves_px > config.max_px_per_render:
+        t_mid = (t0_us + t1_us) / 2
+        log_mid = log_intensity(scene.render(t_mid / US_PER_S)[0])
+        extra = 1 + _advance(scene, t0_us, log0, t_mid, log_mid, state, config, rng, chunks, depth + 1)
+        return extra + _advance(scene, t_mid, log_mid, t1_us, log1, state, config, rng, chunks, depth + 1)
+    chunks.append(events_between(log0, log1, t0_us, t1_us, state, config.sensor, rng))
+    return 0
