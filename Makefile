@@ -24,14 +24,17 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The main job on the embedded default: simulate the demo dataset, convert its recordings, look
+# at a window. Later stages (pseudo-labels, EvDistill training, evaluation) join as they land.
 demo: $(STAMP)
-	$(BIN)/python pipelines/demo_recording.py $(DEMO_DIR)/demo.h5
-	$(BIN)/evtools info $(DEMO_DIR)/demo.h5
-	$(BIN)/evtools convert $(DEMO_DIR)/demo.h5 -o $(DEMO_DIR)/demo --repr voxel --repr evimage
-	$(BIN)/evtools render $(DEMO_DIR)/demo.zarr --index 10 -o $(DEMO_DIR)/window.png
+	$(BIN)/evtools simulate $(DEMO_DIR)/data --preset demo
+	$(BIN)/evtools convert $(DEMO_DIR)/data/events/*.hdf5 -o $(DEMO_DIR)/caches/events --repr voxel
+	$(BIN)/evtools convert $(DEMO_DIR)/data/test/*.hdf5 -o $(DEMO_DIR)/caches/test --repr voxel
+	$(BIN)/evtools info $(DEMO_DIR)/caches/test/seq000.zarr
+	$(BIN)/evtools render $(DEMO_DIR)/caches/test/seq000.zarr --index 25 -o $(DEMO_DIR)/window.png
 
 clean:
 	rm -rf build .pytest_cache
 
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py
+	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python simulator.py

@@ -25,7 +25,11 @@ def write_evh5(
     frames: np.ndarray | None = None,
     frames_t_us: np.ndarray | None = None,
 ) -> Path:
-    """Writes events (streamed chunk by chunk) and optional (M, H, W) uint8 frames with their times."""
+    """Writes events (streamed chunk by chunk) and optional (M, H, W) uint8 frames with their times.
+
+    ``t0_us`` is the absolute time of t = 0 in the given events and frame times; the file keeps
+    times relative to its first event, as the format says, and that event's absolute time.
+    """
     with written_atomically(path) as partial, h5py.File(partial, "w") as h5:
         h5.attrs.update(
             evtools_format=FORMAT_TAG, evtools_format_version=FORMAT_VERSION, width=width, height=height, t0_us=t0_us
@@ -34,13 +38,17 @@ def write_evh5(
             name: h5.create_dataset(f"events/{name}", (0,), dtype, maxshape=(None,), chunks=(CHUNK_EVENTS,))
             for name, dtype in (("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.int8))
         }
-        n = 0
+        n, first = 0, None
         for events in chunks:
+            if first is None and len(events):
+                first = int(events.t[0])
             for name, column in columns.items():
                 column.resize((n + len(events),))
-                column[n:] = getattr(events, name)
+                column[n:] = events.t - first if name == "t" and len(events) else getattr(events, name)
             n += len(events)
+        first = first or 0
+        h5.attrs["t0_us"] = t0_us + first
         if frames is not None:
             h5.create_dataset("frames", data=np.asarray(frames, np.uint8), chunks=(1, *np.shape(frames)[1:]))
-            h5.create_dataset("frames_t", data=np.asarray(frames_t_us, np.int64))
+            h5.create_dataset("frames_t", data=np.asarray(frames_t_us, np.int64) - first)
     return Path(path)
