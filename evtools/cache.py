@@ -26,7 +26,7 @@ from evtools.errors import EvtoolsError, InputError
 SCHEMA = 1
 PARTIAL_SUFFIX = ".partial"
 FINGERPRINT_SAMPLE = 1 << 20
-PARAMETER_FIELDS = ("window", "crop", "representations", "read_options")
+PARAMETER_FIELDS = ("window", "crop", "representations", "read_options", "ground_truth")
 # zstd level 1 through Blosc, without shuffling, by default: windows of event tensors are mostly
 # zeros, which zstd packs best as they are. Measured on 50 ms voxel grids of synthetic driving
 # data (2% nonzero): 28x smaller at about 640 MB/s, against 17x with byte shuffle and 10x with
@@ -86,6 +86,7 @@ class CacheKey:
     crop: list | None
     representations: dict
     read_options: dict
+    ground_truth: str | None = None  # fingerprint of a ground-truth file, "recording" for the source's own masks
 
     def parameters(self) -> dict:
         return {field: getattr(self, field) for field in PARAMETER_FIELDS}

@@ -42,6 +42,9 @@ class ConvertSpec:
     read_options: ReadOptions = field(default_factory=ReadOptions)
     overwrite: bool = False
     codec: str = "zstd"  # Blosc compressor of the cache's chunks: zstd (smaller) or lz4 (faster)
+    # masks for ``gt_labels``: a ground-truth file (the simulator's), or a folder of them named
+    # like the recordings; recordings with masks of their own (ess_ddd17) use those
+    ground_truth: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,44 @@ def _check_crop(recording: Recording, crop: tuple[int, int] | None) -> int:
     return stop - first
 
 
+class GroundTruth:
+    """Label masks at known absolute frame times, looked up for each window's frame."""
+
+    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], fingerprint: str):
+        self._index = {int(t): i for i, t in enumerate(times_abs_us)}
+        self._load = load
+        self.fingerprint = fingerprint
+
+    def masks(self, frame_times_abs_us: np.ndarray, height: int, width: int, crop: tuple[int, int] | None) -> np.ndarray:
+        """(n, H, W) uint8 for a sensor of ``height`` rows, then cropped: the mask at each frame
+        time, 255 where there is none. A mask with fewer rows than the sensor (ESS's 200 of 260)
+        covers the top rows; the rows below are 255."""
+        out = np.full((len(frame_times_abs_us), height, width), 255, np.uint8)
+        for k, t in enumerate(frame_times_abs_us):
+            i = self._index.get(int(t))
+            if i is not None:
+                mask = self._load(i)[:height]
+                out[k, : len(mask)] = mask
+        return out if crop is None else out[:, crop[0] : crop[1]]
+
+
+def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> GroundTruth | None:
+    path = spec.ground_truth
+    if path is not None and Path(path).is_dir():
+        path = Path(path) / f"{input_path.stem}.hdf5"
+    if path is not None:
+
+        from evtools.io.hdf5 import open_h5, require
+
+        h5 = open_h5(path)
+        masks = require(h5, "masks", "ground-truth")
+        return GroundTruth(require(h5, "frame_t_us", "ground-truth")[:], lambda i: masks[i], cache.fingerprint(path))
+    if recording.labels is not None:
+        labels = recording.labels
+        return GroundTruth(recording.t0_us + labels.t_us, labels.__getitem__, "recording")
+    return None
+
+
 def _blocks(windows: Windows, first: int) -> Iterator[slice]:
     """Consecutive blocks of windows from ``first``, bounded in windows and in events."""
     k = first
@@ -94,7 +135,7 @@ def _blocks(windows: Windows, first: int) -> Iterator[slice]:
         k = end
 
 
-def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool) -> dict:
+def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool, with_gt: bool) -> dict:
     k = len(windows)
     arrays = {
         "t_start_us": ((k,), np.int64, {}),
@@ -104,6 +145,8 @@ def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_a
     if with_aps:
         arrays["frame_t_us"] = ((k,), np.int64, {})
         arrays["aps"] = ((k, height, width), np.uint8, {})
+    if with_gt:
+        arrays["gt_labels"] = ((k, height, width), np.uint8, {"ignore": 255})
     for rep in spec.representations:
         arrays[f"repr/{rep.name}"] = ((k, *rep.shape(width, height)), rep.dtype, {"name": rep.name, **rep.params()})
     return arrays
@@ -122,12 +165,14 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         window = _window_spec(recording, spec)
         height = _check_crop(recording, spec.crop_rows)
         width = recording.width
+        ground_truth = _ground_truth(recording, input_path, spec)
         key = cache.CacheKey(
             source_fingerprint=cache.fingerprint(input_path),
             window=window.params(),
             crop=list(spec.crop_rows) if spec.crop_rows else None,
             representations={rep.name: rep.params() for rep in spec.representations},
             read_options=dataclasses.asdict(spec.read_options),
+            ground_truth=ground_truth.fingerprint if ground_truth else None,
         )
         if spec.overwrite:
             cache.remove_cache(output)
@@ -135,6 +180,8 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
             return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
         windows = window.cut(recording)
         with_aps = windows.frame_index is not None
+        if not with_aps:
+            ground_truth = None  # masks belong to frames: windows without frames get none
         done = cache.resume_point(output, key)
         if done is None:
             group = cache.create_partial(
@@ -142,7 +189,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                 key,
                 {"path": str(input_path.resolve()), "format": recording.format_name, "size": cache.source_size(input_path)},
                 {"sensor": {"width": width, "height": height}, "t0_us": recording.t0_us},
-                _arrays(spec, windows, width, height, with_aps),
+                _arrays(spec, windows, width, height, with_aps, ground_truth is not None),
                 BLOCK_WINDOWS,
                 spec.codec,
             )
@@ -164,7 +211,8 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         in_flight: tuple[Future, slice, int] | None = None
         with ThreadPoolExecutor(max_workers=1) as writer:
             for number, block in enumerate(_blocks(windows, done)):
-                outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2])
+                outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2],
+                                         ground_truth)
                 if in_flight:
                     events_done = _report(in_flight, events_done, len(windows), progress)
                 in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs["n_events"].sum()))
@@ -175,7 +223,8 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
 
 
 def _compute_block(
-    recording: Recording, windows: Windows, block: slice, spec: ConvertSpec, width: int, height: int, buffers: dict
+    recording: Recording, windows: Windows, block: slice, spec: ConvertSpec, width: int, height: int, buffers: dict,
+    ground_truth: GroundTruth | None = None,
 ) -> dict[str, np.ndarray]:
     """Every array's values for the windows of one block, keyed by array name."""
     lo, hi = int(windows.start[block].min()), int(windows.stop[block].max())
@@ -193,6 +242,9 @@ def _compute_block(
         )
     if windows.frame_index is not None:
         outputs["aps"] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
+        if ground_truth is not None:
+            frame_abs = recording.t0_us + recording.frames.t_us[windows.frame_index[block]]
+            outputs["gt_labels"] = ground_truth.masks(frame_abs, recording.height, width, spec.crop_rows)
     return outputs
 
 

@@ -31,20 +31,23 @@ class CacheDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         paths: str | Path | Sequence[str | Path],
-        repr: str = "voxel",
+        repr: str | None = "voxel",
         with_aps: bool = False,
         with_labels: bool = False,
         transforms: Sequence[Transform] = (),
+        labels: str = "labels",
     ):
+        """``repr`` None leaves the events out (APS-only items); ``labels`` names the label array:
+        "labels" (pseudo-labels) or "gt_labels" (ground truth)."""
         self.paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-        self.repr, self.with_aps, self.with_labels = repr, with_aps, with_labels
+        self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps, with_labels, labels
         self.transforms = tuple(transforms)
         lengths = []
         for path in self.paths:
             cache = Cache(path)  # checks schema and completeness now, in the main process
-            if not cache.has(f"repr/{repr}"):
+            if repr is not None and not cache.has(f"repr/{repr}"):
                 raise CacheError(path, f"has no '{repr}' representation (it has {', '.join(cache.representations)})")
-            for wanted, name in ((with_aps, "aps"), (with_labels, "labels")):
+            for wanted, name in ((with_aps, "aps"), (with_labels, labels)):
                 if wanted and not cache.has(name):
                     raise CacheError(path, f"has no '{name}' array" + (" (run evtools pseudolabel)" if name == "labels" else ""))
             lengths.append(len(cache))
@@ -74,15 +77,13 @@ class CacheDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Sample:
         position, k = self.locate(index)
         cache = self._opened()[position]
-        sample = {
-            "events": torch.from_numpy(np.asarray(cache.array(f"repr/{self.repr}")[k], np.float32)),
-            "cache": torch.tensor(position),
-            "index": torch.tensor(k),
-        }
+        sample = {"cache": torch.tensor(position), "index": torch.tensor(k)}
+        if self.repr is not None:
+            sample["events"] = torch.from_numpy(np.asarray(cache.array(f"repr/{self.repr}")[k], np.float32))
         if self.with_aps:
             sample["aps"] = torch.from_numpy(cache.array("aps")[k]).float().div_(255.0).unsqueeze(0)
         if self.with_labels:
-            sample["labels"] = torch.from_numpy(cache.array("labels")[k].astype(np.int64))
+            sample["labels"] = torch.from_numpy(cache.array(self.labels)[k].astype(np.int64))
         for transform in self.transforms:
             sample = transform(sample)
         return sample
@@ -130,7 +131,7 @@ class RandomCrop:
     width: int
 
     def __call__(self, sample: Sample) -> Sample:
-        full_h, full_w = sample["events"].shape[-2:]
+        full_h, full_w = next(sample[key] for key in SPATIAL_KEYS if key in sample).shape[-2:]
         top = int(torch.randint(0, full_h - self.height + 1, ()))
         left = int(torch.randint(0, full_w - self.width + 1, ()))
         return Crop(top, left, self.height, self.width)(sample)
@@ -146,3 +147,42 @@ class RandomHorizontalFlip:
         if float(torch.rand(())) >= self.p:
             return sample
         return _map_spatial(sample, lambda value, key: value.flip(-1))
+
+
+class ImageMaskFolder(torch.utils.data.Dataset):
+    """Labelled images as PNG pairs: ``<root>/frames/NAME.png`` (or ``images/``) with
+    ``<root>/masks/NAME.png`` (or ``labels/``), grayscale images and uint8 class ids (255 =
+    ignore). Items are ``{"aps": (1, H, W) float32 in [0, 1], "labels": (H, W) int64}``, the
+    keys of CacheDataset, so the same transforms and training code serve both."""
+
+    def __init__(self, root: str | Path, transforms: Sequence[Transform] = ()):
+        root = Path(root)
+        images = next((root / d for d in ("frames", "images") if (root / d).is_dir()), None)
+        masks = next((root / d for d in ("masks", "labels") if (root / d).is_dir()), None)
+        if images is None or masks is None:
+            from evtools.errors import InputError
+
+            raise InputError(root, "not a labelled image folder (it needs frames/ or images/, and masks/ or labels/)")
+        self.pairs = [(path, masks / path.name) for path in sorted(images.glob("*.png")) if (masks / path.name).exists()]
+        if not self.pairs:
+            from evtools.errors import InputError
+
+            raise InputError(root, "holds no image with a mask of the same name")
+        self.transforms = tuple(transforms)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Sample:
+        import cv2
+
+        image_path, mask_path = self.pairs[index]
+        image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+        sample = {
+            "aps": torch.from_numpy(image).float().div_(255.0).unsqueeze(0),
+            "labels": torch.from_numpy(mask.astype(np.int64)),
+        }
+        for transform in self.transforms:
+            sample = transform(sample)
+        return sample

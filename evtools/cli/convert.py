@@ -68,6 +68,7 @@ def convert(
     jobs: Annotated[int, typer.Option(help="With several inputs, conversions at a time.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cache instead of refusing or resuming.")] = False,
     codec: Annotated[str, typer.Option(help="Blosc compressor of the cache: zstd (smaller) or lz4 (faster).")] = "zstd",
+    ground_truth: Annotated[Path | None, typer.Option(help="Masks for gt_labels: a simulator ground-truth file, or a folder of them named like the inputs.")] = None,
     format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
     rotate180: Annotated[bool, typer.Option(help="DDD17: turn events and frames as the DDD17 tools do.")] = False,
@@ -83,6 +84,7 @@ def convert(
         read_options=ReadOptions(camera=camera, rotate180=rotate180),
         overwrite=overwrite,
         codec=codec,
+        ground_truth=ground_truth,
     )
     if device not in ("cpu", "cuda"):
         raise OptionError(f"--device: '{device}' is neither cpu nor cuda")

@@ -1,0 +1,71 @@
+"""Checkpoints that carry their model's configuration, so that loading needs no flags.
+
+A checkpoint is a torch file holding a plain dict: ``evtools_checkpoint`` (format version),
+``kind`` (``"deeplabv3plus"``), ``config`` (the model configuration as a dict), ``state_dict``
+and ``meta`` (what trained it: options, epochs, metrics). It loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import torch
+
+from evtools.errors import InputError
+from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+
+CHECKPOINT_VERSION = 1
+KINDS = {"deeplabv3plus": (DeepLabConfig, DeepLabV3Plus)}
+
+
+def save_checkpoint(path: str | Path, model: DeepLabV3Plus, meta: dict | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(
+        {
+            "evtools_checkpoint": CHECKPOINT_VERSION,
+            "kind": "deeplabv3plus",
+            "config": dataclasses.asdict(model.config),
+            "state_dict": model.state_dict(),
+            "meta": meta or {},
+        },
+        partial,
+    )
+    partial.replace(path)
+    return path
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not a torch pickle at all (a TorchScript archive, other files)
+        return False
+    return isinstance(content, dict) and "evtools_checkpoint" in content
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[DeepLabV3Plus, dict]:
+    """The model (in eval mode) and the checkpoint's ``meta``."""
+    try:
+        content = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, "no such file or directory") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is no checkpoint
+        raise InputError(path, f"not an evtools checkpoint ({type(err).__name__})") from err
+    if not isinstance(content, dict) or content.get("evtools_checkpoint") != CHECKPOINT_VERSION:
+        raise InputError(path, "not an evtools checkpoint (version 1)")
+    config_class, model_class = KINDS[content["kind"]]
+    model = model_class(config_class(**content["config"]))
+    model.load_state_dict(content["state_dict"])
+    return model.eval(), content.get("meta", {})
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 of a whole file: a teacher is small enough to hash, and must match exactly."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

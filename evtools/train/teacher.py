@@ -1,0 +1,92 @@
+"""Training the image teacher: DeepLabV3+ on labelled images (PNG pairs, or caches with APS frames
+and labels), cross-entropy ignoring 255, SGD with the poly schedule, flips and random crops."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
+from evtools.metrics import IGNORE, miou, pixel_accuracy
+from evtools.models.checkpoint import save_checkpoint
+from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+from evtools.train.common import TrainProgress, evaluate, poly_lr, seed_everything, to_device
+
+
+@dataclass(frozen=True)
+class TeacherTraining:
+    model: DeepLabConfig = field(default_factory=lambda: DeepLabConfig(
+        depth=18, width=0.5, in_channels=1, num_classes=6, aspp_channels=64, decoder_channels=64))
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    crop: tuple[int, int] | None = (192, 256)  # random crop (height, width) for training; None: whole frames
+    flip: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 0
+
+
+def labelled_images(source: str | Path | list[str | Path], transforms=()) -> torch.utils.data.Dataset:
+    """A folder of PNG pairs, or one or more caches holding ``aps`` and ``labels``."""
+    paths = source if isinstance(source, list) else [source]
+    if len(paths) == 1 and not (Path(paths[0]) / "zarr.json").exists():
+        return ImageMaskFolder(paths[0], transforms)
+    return CacheDataset(paths, repr=None, with_aps=True, with_labels=True, transforms=transforms)
+
+
+@dataclass(frozen=True)
+class TeacherResult:
+    checkpoint: Path
+    epochs: int
+    final_loss: float
+    seconds: float
+    validation: list[dict]  # per epoch: miou, pixel_accuracy (when a validation set was given)
+
+
+def train_teacher(
+    train_source, output: str | Path, config: TeacherTraining = TeacherTraining(), val_source=None,
+    progress: TrainProgress | None = None,
+) -> TeacherResult:
+    seed_everything(config.seed)
+    augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
+    train_set = labelled_images(train_source, augment)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                                         num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
+    val_loader = None
+    if val_source is not None:
+        val_loader = torch.utils.data.DataLoader(labelled_images(val_source), batch_size=config.batch_size,
+                                                 num_workers=config.workers)
+    model = DeepLabV3Plus(config.model).to(config.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    total = config.epochs * len(loader)
+    step, loss_value, started, history = 0, float("nan"), time.perf_counter(), []
+    for epoch in range(config.epochs):
+        model.train()
+        for batch in loader:
+            batch = to_device(batch, config.device)
+            for group in optimizer.param_groups:
+                group["lr"] = poly_lr(config.lr, step, total)
+            loss = F.cross_entropy(model(batch["aps"])["logits"], batch["labels"], ignore_index=IGNORE)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_value = float(loss.detach())
+            if progress:
+                progress(step, total, loss_value, step * config.batch_size / (time.perf_counter() - started))
+        if val_loader is not None:
+            confusion = evaluate(model, val_loader, "aps", config.model.num_classes, config.device)
+            history.append({"epoch": epoch + 1, "miou": miou(confusion), "pixel_accuracy": pixel_accuracy(confusion)})
+    meta = {"trained_on": [str(p) for p in (train_source if isinstance(train_source, list) else [train_source])],
+            "training": {k: v for k, v in asdict(config).items() if k != "model"}, "validation": history,
+            "input": "aps", "input_scale": "[0, 1]"}
+    path = save_checkpoint(output, model.cpu(), meta)
+    return TeacherResult(path, config.epochs, loss_value, time.perf_counter() - started, history)
