@@ -110,6 +110,8 @@ class CacheSummary:
     representations: dict  # name -> {"shape", "dtype", "params"}
     has_aps: bool
     has_labels: bool
+    label_counts: dict | None  # pixels per class id (and "ignore") of the pseudo-labels
+    has_gt_labels: bool
     bytes_on_disk: int
     bytes_uncompressed: int
 
@@ -144,6 +146,15 @@ def summarize_cache(path: str | Path) -> CacheSummary:
         representations=representations,
         has_aps=cache.has("aps"),
         has_labels=cache.has("labels"),
+        label_counts=_label_counts(cache.array("labels")) if cache.has("labels") else None,
+        has_gt_labels=cache.has("gt_labels"),
         bytes_on_disk=disk_size(cache.path),
         bytes_uncompressed=uncompressed_size(cache),
     )
+
+
+def _label_counts(labels) -> dict:
+    counts = np.zeros(256, np.int64)
+    for start in range(0, labels.shape[0], 64):
+        counts += np.bincount(labels[start : start + 64].ravel(), minlength=256)
+    return {("ignore" if k == 255 else str(k)): int(c) for k, c in enumerate(counts) if c}

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from evtools import __version__
-from evtools.cli import convert, info, render, simulate
+from evtools.cli import convert, info, pseudolabel, render, simulate, train
 from evtools.cli.console import stderr, stdout
 from evtools.errors import EvtoolsError
 
@@ -23,6 +23,9 @@ app.command()(info.info)
 app.command()(convert.convert)
 app.command()(render.render)
 app.command()(simulate.simulate)
+app.add_typer(train.app, name="train")
+app.command()(pseudolabel.pseudolabel)
+app.command()(pseudolabel.score)
 
 _show_tracebacks = False
 

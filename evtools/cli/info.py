@@ -96,9 +96,15 @@ def _cache_table(s: CacheSummary) -> Table:
         rows.append((f"repr/{name}", f"{tuple(info['shape'])} {info['dtype']}" + (f" ({params})" if params else "")))
     rows += [
         ("aps", "yes" if s.has_aps else "no"),
-        ("labels", "yes" if s.has_labels else "no"),
+        ("labels", _histogram(s.label_counts) if s.label_counts else "no"),
+        ("gt_labels", "yes" if s.has_gt_labels else "no"),
         ("size", f"{s.bytes_on_disk / 1e6:.1f} MB on disk, {s.bytes_uncompressed / max(s.bytes_on_disk, 1):.1f}x compressed"),
     ]
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _histogram(counts: dict) -> str:
+    total = sum(counts.values())
+    return ", ".join(f"{name}: {100 * n / total:.1f}%" for name, n in counts.items())

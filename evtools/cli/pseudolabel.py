@@ -1,0 +1,82 @@
+"""``evtools pseudolabel CACHE... --teacher T`` and ``evtools score``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evtools.cli.console import stderr, stdout
+from evtools.cli.options import OptionError
+
+
+def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise OptionError(f"{option}: '{text}' is not a comma-separated list of numbers") from None
+
+
+def pseudolabel(
+    caches: Annotated[list[Path], typer.Argument(help="Caches with APS frames.")],
+    teacher: Annotated[Path, typer.Option(help="An evtools checkpoint or a TorchScript file (B, C, H, W) -> (B, K, H, W) logits.")],
+    in_channels: Annotated[int | None, typer.Option(help="TorchScript teachers: input channels (the frame is repeated).")] = None,
+    mean: Annotated[str | None, typer.Option(help="Per-channel mean to subtract from [0, 1] frames, e.g. 0.485,0.456,0.406.")] = None,
+    std: Annotated[str | None, typer.Option(help="Per-channel standard deviation to divide by.")] = None,
+    class_map: Annotated[str | None, typer.Option(help="cityscapes19-to-ddd17, or a JSON list: teacher class -> class or 255.")] = None,
+    scales: Annotated[str, typer.Option(help="Test-time scales.")] = "0.75,1.0,1.5",
+    flip: Annotated[bool, typer.Option(help="Average with the flipped frame.")] = True,
+    min_confidence: Annotated[float, typer.Option(help="Below this probability a pixel becomes 255.")] = 0.0,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace labels from another teacher or options.")] = False,
+) -> None:
+    """Label each window's APS frame with a teacher network; writes labels into the caches."""
+    from evtools.pseudolabel import PseudolabelSpec, Teacher, pseudolabel as run
+
+    if (mean is None) != (std is None):
+        raise OptionError("give --mean and --std together")
+    spec = PseudolabelSpec(teacher=teacher, in_channels=in_channels, mean=_floats("--mean", mean), std=_floats("--std", std),
+                           class_map=class_map, scales=_floats("--scales", scales), flip=flip, min_confidence=min_confidence,
+                           batch_size=batch_size, device=device, overwrite=overwrite)
+    loaded = Teacher(spec)
+    table = Table(title="pseudo-labels", title_justify="left")
+    for column in ("cache", "windows", "", "labelled pixels", "ignored"):
+        table.add_column(column)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("windows"),
+                  TimeElapsedColumn(), console=stderr, disable=not stderr.is_terminal) as bar:
+        for path in caches:
+            task = bar.add_task(path.name, total=None)
+            result = run(path, spec, lambda done, total: bar.update(task, completed=done, total=total), loaded)
+            note = "up to date" if result.up_to_date else (f"resumed at {result.resumed_from}" if result.resumed_from else "")
+            table.add_row(str(result.cache), str(result.windows), note, f"{sum(result.class_counts[:-1]):,}",
+                          f"{result.class_counts[-1]:,}")
+    stdout.print(table)
+
+
+def score(
+    caches: Annotated[list[Path], typer.Argument(help="Caches holding both label arrays.")],
+    prediction: Annotated[str, typer.Option(help="The labels to score.")] = "labels",
+    truth: Annotated[str, typer.Option(help="The reference labels.")] = "gt_labels",
+    classes: Annotated[int, typer.Option()] = 6,
+) -> None:
+    """Score one label array against another (pseudo-labels against ground truth): mIoU under each convention."""
+    from evtools.metrics import CONVENTIONS, iou_per_class, miou, pixel_accuracy
+    from evtools.pseudolabel import score as run
+
+    confusion, abstained = run(caches, prediction, truth, classes)
+    table = Table(title=f"{prediction} against {truth}, {len(caches)} caches", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("pixel accuracy", f"{pixel_accuracy(confusion):.4f}")
+    table.add_row("abstained (255), left out", f"{100 * abstained:.2f}% of labelled pixels")
+    for convention in CONVENTIONS:
+        table.add_row(f"mIoU ({convention})", f"{miou(confusion, convention):.4f}")
+    for k, iou in enumerate(iou_per_class(confusion, "nanmean")):
+        table.add_row(f"IoU class {k}", "absent" if iou != iou else f"{iou:.4f}")
+    stdout.print(table)

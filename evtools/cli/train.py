@@ -1,0 +1,70 @@
+"""``evtools train``: the image teacher (``train teacher``); students join with EvDistill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from evtools.cli.console import stderr, stdout
+from evtools.cli.options import OptionError
+
+app = typer.Typer(help="Train networks: the image teacher.", no_args_is_help=True, add_completion=False)
+
+
+def train_progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.3f}, {task.fields[rate]:.1f} samples/s"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
+
+
+def size_pair(option: str, text: str | None) -> tuple[int, int] | None:
+    if text is None or text.lower() == "none":
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OptionError(f"{option}: '{text}' is not HEIGHTxWIDTH, such as 192x256") from None
+    return height, width
+
+
+@app.command()
+def teacher(
+    train: Annotated[list[Path], typer.Argument(help="Labelled images: a folder of PNG pairs (frames/ and masks/), or caches with aps and labels.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The checkpoint to write.")],
+    val: Annotated[list[Path] | None, typer.Option(help="Validation images or caches: mIoU after each epoch.")] = None,
+    epochs: Annotated[int, typer.Option()] = 10,
+    batch_size: Annotated[int, typer.Option()] = 8,
+    lr: Annotated[float, typer.Option(help="Initial learning rate of SGD, decayed by the poly schedule.")] = 0.02,
+    depth: Annotated[int, typer.Option(help="ResNet depth: 18, 34, 50 or 101.")] = 18,
+    width: Annotated[float, typer.Option(help="ResNet width multiplier.")] = 0.5,
+    head_channels: Annotated[int, typer.Option(help="ASPP and decoder channels.")] = 64,
+    classes: Annotated[int, typer.Option()] = 6,
+    crop: Annotated[str, typer.Option(help="Random training crop HEIGHTxWIDTH, or none.")] = "192x256",
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips.")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
+) -> None:
+    """Train the DeepLabV3+ image teacher on labelled images."""
+    from evtools.models.deeplab import DeepLabConfig
+    from evtools.train.teacher import TeacherTraining, train_teacher
+
+    try:
+        model = DeepLabConfig(depth=depth, width=width, in_channels=1, num_classes=classes,
+                              aspp_channels=head_channels, decoder_channels=head_channels)
+    except ValueError as err:
+        raise OptionError(f"--depth: {err}") from None
+    config = TeacherTraining(model=model, epochs=epochs, batch_size=batch_size, lr=lr, crop=size_pair("--crop", crop),
+                             flip=flip, seed=seed, device=device, workers=workers)
+    sources = [str(p) for p in train]
+    with train_progress() as bar:
+        task = bar.add_task("teacher", total=None, loss=float("nan"), rate=0.0)
+        result = train_teacher(sources if len(sources) > 1 else sources[0], output, config,
+                               ([str(p) for p in val] if len(val) > 1 else str(val[0])) if val else None,
+                               lambda step, total, loss, rate: bar.update(task, completed=step, total=total, loss=loss, rate=rate))
+    for entry in result.validation:
+        stdout.print(f"epoch {entry['epoch']}: validation mIoU {entry['miou']:.3f}, pixel accuracy {entry['pixel_accuracy']:.3f}")
+    stdout.print(f"wrote {result.checkpoint} after {result.epochs} epochs in {result.seconds:.0f} s (last loss {result.final_loss:.3f})")
