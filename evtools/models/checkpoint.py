@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import zipfile
 from pathlib import Path
 
 import torch
@@ -40,6 +41,9 @@ def save_checkpoint(path: str | Path, model: DeepLabV3Plus, meta: dict | None = 
 
 def is_checkpoint(path: str | Path) -> bool:
     try:
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("constants.pkl") for name in archive.namelist()):
+                return False  # a TorchScript archive
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - not a torch pickle at all (a TorchScript archive, other files)
         return False

@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from evtools.errors import InputError
+from evtools.models.checkpoint import load_checkpoint, save_checkpoint
+from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+
+SMALL = DeepLabConfig(depth=18, width=0.5, in_channels=1, num_classes=6, aspp_channels=32, decoder_channels=32)
+
+
+def test_released_evdistill_configuration_builds_and_runs():
+    # DeepLabV3+ over ResNet-101, output stride 16, 6 classes, 256x512 (EvDistill's release)
+    model = DeepLabV3Plus(DeepLabConfig(depth=101, in_channels=3, num_classes=6, output_stride=16)).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 256, 512))
+    assert out["logits"].shape == (1, 6, 256, 512)
+    assert out["encoder"].shape == (1, 256, 16, 32)  # stride 16
+    assert out["decoder"].shape == (1, 256, 64, 128)  # stride 4
+    assert 58e6 < sum(p.numel() for p in model.parameters()) < 61e6
+
+
+@pytest.mark.parametrize("depth, stride", [(18, 8), (34, 16), (50, 16)])
+def test_depths_strides_and_event_channels(depth, stride):
+    config = DeepLabConfig(depth=depth, width=0.25, in_channels=10, num_classes=3, output_stride=stride,
+                           aspp_channels=16, decoder_channels=16)
+    out = DeepLabV3Plus(config).eval()(torch.zeros(2, 10, 64, 96))
+    assert out["logits"].shape == (2, 3, 64, 96)
+    assert out["encoder"].shape[-2:] == (64 // stride, 96 // stride)
+
+
+def test_bad_configurations():
+    with pytest.raises(ValueError, match="ResNet depth must be one of"):
+        DeepLabConfig(depth=20)
+    with pytest.raises(ValueError, match="output stride must be 8 or 16"):
+        DeepLabConfig(output_stride=32)
+
+
+def test_small_model_learns_a_batch():
+    torch.manual_seed(0)
+    model = DeepLabV3Plus(SMALL)
+    x = torch.rand(4, 1, 64, 64)
+    y = (x[:, 0] > 0.5).long()  # the class is the pixel's brightness
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(x)["logits"], y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = DeepLabV3Plus(SMALL).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model, {"note": "test"})
+    loaded, meta = load_checkpoint(path)
+    assert loaded.config == SMALL and meta == {"note": "test"}
+    x = torch.rand(1, 1, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["logits"], model(x)["logits"])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not an evtools checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")

@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from cli import run_cli
+
+from evtools.cache import Cache, CacheError
+from evtools.convert import ConvertSpec, convert
+from evtools.events import Events
+from evtools.io.writers.evh5 import write_evh5
+from evtools.pseudolabel import CITYSCAPES19, CITYSCAPES19_TO_DDD17, PseudolabelSpec, label_frames, pseudolabel, Teacher, score
+from evtools.windows import Every
+
+W, H = 16, 8
+
+
+class Brightness(torch.nn.Module):
+    """A teacher whose logits say class 1 where the pixel is bright and class 0 where dark; a third
+    class never wins."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bright = x[:, :1] * 20 - 10
+        return torch.cat([-bright, bright, torch.full_like(bright, -50)], dim=1)
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    path = tmp_path / "teacher.ts"
+    torch.jit.script(Brightness()).save(str(path))
+    return path
+
+
+def make_cache(tmp_path, name="c", n_frames=10):
+    frames = np.zeros((n_frames, H, W), np.uint8)
+    frames[:, :, : W // 2] = 230  # left half bright
+    frames[:, 0, 0] = 128  # an uncertain pixel
+    events = Events(np.arange(40, dtype=np.int64) * 1000, np.zeros(40, np.uint16), np.zeros(40, np.uint16), np.ones(40, np.int8))
+    path = write_evh5(tmp_path / f"{name}.h5", [events], width=W, height=H, frames=frames,
+                      frames_t_us=np.arange(1, n_frames + 1) * 3000)
+    return convert(path, tmp_path / name, ConvertSpec()).output
+
+
+def test_torchscript_teacher_labels_a_cache(tmp_path, scripted):
+    cache_path = make_cache(tmp_path)
+    spec = PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, scales=(1.0,), flip=False)
+    result = pseudolabel(cache_path, spec)
+    labels = Cache(cache_path).array("labels")[:]
+    expected = np.zeros((H, W), np.uint8)
+    expected[:, : W // 2] = 1
+    expected[0, 0] = 1  # 128/255 * 20 - 10 > 0
+    np.testing.assert_array_equal(labels, np.broadcast_to(expected, labels.shape))
+    confidence = Cache(cache_path).array("labels_confidence")[:]
+    assert confidence.dtype == np.float16 and confidence[0, 0, 0] < confidence[0, 0, 1]
+    attrs = dict(zarr.open_group(cache_path)["labels"].attrs)
+    assert attrs["complete"] and attrs["options"]["teacher_fingerprint"] == Teacher(spec).fingerprint
+    assert result.class_counts == [10 * H * W // 2, 10 * H * W // 2, 0, 0]  # per class, then ignored
+
+
+def test_min_confidence_tta_and_class_map(tmp_path, scripted):
+    cache_path = make_cache(tmp_path)
+    # the uncertain pixel (0.5 intensity) falls below 0.9 and becomes 255
+    pseudolabel(cache_path, PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, min_confidence=0.9))
+    labels = Cache(cache_path).array("labels")[0]
+    assert labels[0, 0] == 255 and labels[1, 0] == 1 and labels[1, -1] == 0
+    # a class map folding classes 0 and 1 onto 2 makes everything class 2 with certainty
+    (tmp_path / "map.json").write_text(json.dumps([2, 2, 0]))
+    pseudolabel(cache_path, PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, class_map=str(tmp_path / "map.json"),
+                                            overwrite=True))
+    assert (Cache(cache_path).array("labels")[:] == 2).all()
+
+
+def test_cityscapes_map_is_ev_segnets():
+    names = dict(zip(CITYSCAPES19, CITYSCAPES19_TO_DDD17))
+    assert [k for k, v in names.items() if v == 0] == ["road", "sidewalk"]
+    assert [k for k, v in names.items() if v == 1] == ["building", "wall", "fence", "sky"]
+    assert [k for k, v in names.items() if v == 2] == ["pole", "traffic light", "traffic sign"]
+    assert [k for k, v in names.items() if v == 3] == ["vegetation", "terrain"]
+    assert [k for k, v in names.items() if v == 4] == ["person", "rider"]
+    assert [k for k, v in names.items() if v == 5] == ["car", "truck", "bus", "train", "motorcycle", "bicycle"]
+
+
+def test_resume_and_refusals(tmp_path, scripted):
+    cache_path = make_cache(tmp_path, n_frames=20)
+    spec = PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, batch_size=4)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_8(done, total):
+        if done >= 8:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pseudolabel(cache_path, spec, stop_at_8)
+    assert zarr.open_group(cache_path)["labels"].attrs["windows_done"] == 8
+    resumed = pseudolabel(cache_path, spec)
+    assert resumed.resumed_from == 8 and not resumed.up_to_date
+    assert pseudolabel(cache_path, spec).up_to_date
+    with pytest.raises(CacheError, match="already holds labels from another teacher or options"):
+        pseudolabel(cache_path, PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, min_confidence=0.5))
+    # a cache without frames
+    events = Events(np.arange(10, dtype=np.int64), np.zeros(10, np.uint16), np.zeros(10, np.uint16), np.ones(10, np.int8))
+    plain = convert(write_evh5(tmp_path / "nf.h5", [events], width=W, height=H), tmp_path / "nf",
+                    ConvertSpec(window=Every(5))).output
+    with pytest.raises(CacheError) as err:
+        pseudolabel(plain, spec)
+    assert str(err.value) == f"{plain}: has no APS frames ('aps'): convert with a frame-aligned window mode"
+
+
+def test_score_against_truth(tmp_path, scripted):
+    cache_path = make_cache(tmp_path)
+    pseudolabel(cache_path, PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3))
+    group = zarr.open_group(cache_path, mode="r+")
+    truth = np.array(group["labels"][:])
+    truth[:, :, 0] = 0  # the truth disagrees on the first column
+    group.create_array("gt_labels", data=truth, chunks=(1, H, W))
+    confusion, abstained = score([cache_path], num_classes=3)
+    assert confusion.sum() == 10 * H * W and abstained == 0
+    assert confusion[0, 1] == 10 * H  # the bright first column: truth 0, label 1
+
+
+def test_cli_pseudolabel_then_info_and_render(tmp_path, scripted):
+    cache_path = make_cache(tmp_path)
+    result = run_cli("pseudolabel", cache_path, "--teacher", scripted, "--in-channels", "1", "--scales", "1.0", "--no-flip")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(run_cli("info", "--json", cache_path).stdout)
+    assert info["label_counts"] == {"0": 10 * H * W // 2, "1": 10 * H * W // 2}
+    assert run_cli("render", cache_path, "-o", tmp_path / "w.png").returncode == 0
+    result = run_cli("pseudolabel", cache_path, "--teacher", scripted)
+    assert result.returncode == 2 and result.stderr == f"error: {scripted}: a TorchScript teacher needs --in-channels\n"
+
+
+def test_label_frames_directly(scripted):
+    teacher = Teacher(PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, scales=(0.5, 1.0), flip=True))
+    labels, confidence = label_frames(teacher, np.full((2, 8, 8), 255, np.uint8))
+    assert (labels == 1).all() and confidence.dtype == np.float16

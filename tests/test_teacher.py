@@ -1,0 +1,55 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+from cli import run_cli
+
+from evtools.data import ImageMaskFolder
+from evtools.errors import InputError
+from evtools.models.checkpoint import load_checkpoint
+from evtools.models.deeplab import DeepLabConfig
+from evtools.train.teacher import TeacherTraining, train_teacher
+
+TINY = DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=2, aspp_channels=16, decoder_channels=16)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "masks").mkdir()
+    for k in range(8):
+        image = np.zeros((32, 48), np.uint8)
+        image[:, rng.integers(8, 40):] = 220  # a bright right part: class 1
+        mask = (image > 100).astype(np.uint8)
+        mask[:2] = 255
+        cv2.imwrite(str(tmp_path / "frames" / f"f{k}.png"), image)
+        cv2.imwrite(str(tmp_path / "masks" / f"f{k}.png"), mask)
+    return tmp_path
+
+
+def test_image_folder_items(folder):
+    dataset = ImageMaskFolder(folder)
+    item = dataset[0]
+    assert item["aps"].shape == (1, 32, 48) and item["aps"].max() <= 1.0
+    assert item["labels"].dtype == torch.int64 and int(item["labels"][0, 0]) == 255
+    with pytest.raises(InputError, match="not a labelled image folder"):
+        ImageMaskFolder(folder / "frames")
+
+
+def test_teacher_learns_and_its_checkpoint_loads(folder, tmp_path):
+    config = TeacherTraining(model=TINY, epochs=6, batch_size=4, lr=0.05, crop=(24, 32))
+    result = train_teacher(folder, tmp_path / "t.pt", config, val_source=folder)
+    assert [entry["epoch"] for entry in result.validation] == [1, 2, 3, 4, 5, 6]
+    assert result.validation[-1]["pixel_accuracy"] > 0.8
+    model, meta = load_checkpoint(result.checkpoint)
+    assert model.config == TINY and meta["training"]["epochs"] == 6 and meta["validation"] == result.validation
+
+
+def test_cli_train_teacher(folder, tmp_path):
+    result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", "--epochs", "1", "--batch-size", "4",
+                     "--width", "0.25", "--head-channels", "16", "--classes", "2", "--crop", "none")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and (tmp_path / "t.pt").exists()
+    result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", "--crop", "24by32")
+    assert (result.returncode, result.stderr) == (2, "error: --crop: '24by32' is not HEIGHTxWIDTH, such as 192x256\n")
