@@ -104,17 +104,21 @@ class GroundTruth:
         return out if crop is None else out[:, crop[0] : crop[1]]
 
 
+def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
+    """A simulator ground-truth file, or in a folder of them the one named like the recording."""
+    from evtools.io.hdf5 import open_h5, require
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{recording_path.stem}.hdf5"
+    h5 = open_h5(path)
+    masks = require(h5, "masks", "ground-truth")
+    return GroundTruth(require(h5, "frame_t_us", "ground-truth")[:], lambda i: masks[i], cache.fingerprint(path))
+
+
 def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> GroundTruth | None:
-    path = spec.ground_truth
-    if path is not None and Path(path).is_dir():
-        path = Path(path) / f"{input_path.stem}.hdf5"
-    if path is not None:
-
-        from evtools.io.hdf5 import open_h5, require
-
-        h5 = open_h5(path)
-        masks = require(h5, "masks", "ground-truth")
-        return GroundTruth(require(h5, "frame_t_us", "ground-truth")[:], lambda i: masks[i], cache.fingerprint(path))
+    if spec.ground_truth is not None:
+        return load_ground_truth(spec.ground_truth, input_path)
     if recording.labels is not None:
         labels = recording.labels
         return GroundTruth(recording.t0_us + labels.t_us, labels.__getitem__, "recording")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from evtools import __version__
-from evtools.cli import convert, info, pseudolabel, render, simulate, train
+from evtools.cli import convert, evaluate, info, pseudolabel, render, simulate, train
 from evtools.cli.console import stderr, stdout
 from evtools.errors import EvtoolsError
 
@@ -26,6 +26,7 @@ app.command()(simulate.simulate)
 app.add_typer(train.app, name="train")
 app.command()(pseudolabel.pseudolabel)
 app.command()(pseudolabel.score)
+app.command(name="eval")(evaluate.evaluate)
 
 _show_tracebacks = False
 

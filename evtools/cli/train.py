@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from evtools.cli.console import stderr, stdout
 from evtools.cli.options import OptionError
 
-app = typer.Typer(help="Train networks: the image teacher.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="Train networks: the image teacher, event students.", no_args_is_help=True, add_completion=False)
 
 
 def train_progress() -> Progress:
@@ -68,3 +68,47 @@ def teacher(
     for entry in result.validation:
         stdout.print(f"epoch {entry['epoch']}: validation mIoU {entry['miou']:.3f}, pixel accuracy {entry['pixel_accuracy']:.3f}")
     stdout.print(f"wrote {result.checkpoint} after {result.epochs} epochs in {result.seconds:.0f} s (last loss {result.final_loss:.3f})")
+
+
+@app.command()
+def student(
+    events: Annotated[list[Path], typer.Option("--events", help="Event caches (repeatable): the target modality.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The run folder.")],
+    method: Annotated[str | None, typer.Option(help="evdistill, supervised or kd-aps (default: the config's).")] = None,
+    images: Annotated[Path | None, typer.Option(help="Labelled images (PNG pairs): EvDistill's source modality.")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="The image teacher checkpoint (kd-aps, evdistill).")] = None,
+    config: Annotated[Path | None, typer.Option(help="A TOML configuration (pipelines/configs/).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a configuration entry: section.key=value.")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    no_bmr: Annotated[bool, typer.Option("--no-bmr", help="EvDistill without the modality reconstruction.")] = False,
+    no_affinity: Annotated[bool, typer.Option("--no-affinity", help="EvDistill without affinity-graph KD.")] = False,
+    no_distribution: Annotated[bool, typer.Option("--no-distribution", help="EvDistill without distribution KD.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue the stopped run in the run folder.")] = False,
+) -> None:
+    """Train an event student: evdistill, supervised (on pseudo-labels) or kd-aps."""
+    from evtools.train.config import load_config
+    from evtools.train.student import StudentInputs, train_student
+
+    overrides = list(set_ or [])
+    if resume:
+        config = output / "config.toml"
+    for flag, key in ((no_bmr, "parts.bmr"), (no_affinity, "parts.affinity"), (no_distribution, "parts.distribution")):
+        if flag:
+            overrides.append(f"{key}=false")
+    for value, key in ((epochs, "training.epochs"), (seed, "training.seed")):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if device is not None:
+        overrides.append(f'training.device="{device}"')
+    if method is not None:
+        overrides.append(f'method="{method}"')
+    resolved = load_config(config, overrides)
+    inputs = StudentInputs(events=list(events), images=images, teacher=teacher)
+    with train_progress() as bar:
+        task = bar.add_task(resolved.method, total=None, loss=float("nan"), rate=0.0)
+        metrics = train_student(resolved, inputs, output, resume,
+                                lambda step, total, loss, rate: bar.update(task, completed=step, total=total, loss=loss, rate=rate))
+    summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    stdout.print(f"{resolved.method}: {summary}; run in {output}")

@@ -1,0 +1,37 @@
+"""``evtools eval CHECKPOINT --events CACHE...``: a student's scores on event caches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from evtools.cli.console import stdout
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A student checkpoint (a run's best.pt or last.pt).")],
+    events: Annotated[list[Path], typer.Option("--events", help="Event caches to evaluate on (repeatable).")],
+    truth: Annotated[str, typer.Option(help="gt_labels, labels, a ground-truth file or folder; auto: gt_labels when all caches have it.")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for metrics.json, metrics.md and pictures.")] = None,
+    render: Annotated[int, typer.Option(help="Pictures to write: events, APS, truth, prediction.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Evaluate a student: pixel accuracy, mIoU in the three conventions, per-class IoU."""
+    from evtools.evaluate import CLASS_NAMES, evaluate_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, events, truth, device=device, out_dir=output, render=render)
+    table = Table(title=f"{checkpoint} on {result.windows} windows against {result.truth}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("pixel accuracy", f"{result.pixel_accuracy:.4f}")
+    for convention, value in result.miou.items():
+        table.add_row(f"mIoU ({convention})", f"{value:.4f}")
+    names = CLASS_NAMES if len(result.iou) == len(CLASS_NAMES) else [str(k) for k in range(len(result.iou))]
+    for name, value in zip(names, result.iou):
+        table.add_row(f"IoU {name}", "absent" if value is None else f"{value:.4f}")
+    stdout.print(table)
+    if output:
+        stdout.print(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'}")

@@ -1,0 +1,109 @@
+"""Evaluating a student checkpoint on event caches against labels: the ground truth
+(``gt_labels``), the pseudo-labels (``labels``), or a ground-truth file or folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evtools.cache import Cache, CacheError
+from evtools.metrics import CONVENTIONS, IGNORE, confusion_matrix, iou_per_class, miou, pixel_accuracy
+from evtools.models.checkpoint import load_checkpoint
+
+CLASS_NAMES = ("flat", "construction+sky", "object", "nature", "human", "vehicle")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    checkpoint: str
+    caches: list[str]
+    truth: str
+    windows: int
+    pixel_accuracy: float
+    miou: dict  # convention -> value
+    iou: list  # per class, nanmean convention (None where absent)
+    confusion: list
+
+
+def _truth_source(cache: Cache, truth: str):
+    """A function window range -> truth masks, for an array name or a ground-truth path."""
+    if truth in ("gt_labels", "labels"):
+        if not cache.has(truth):
+            raise CacheError(cache.path, f"has no '{truth}' array to evaluate against")
+        array = cache.array(truth)
+        return lambda start, stop: array[start:stop]
+    from evtools.convert import load_ground_truth
+
+    ground_truth = load_ground_truth(truth, Path(cache.attrs["source"]["path"]))
+    frame_abs = cache.attrs["t0_us"] + cache.array("frame_t_us")[:]
+    crop = tuple(cache.attrs["crop"]) if cache.attrs["crop"] else None
+    height = (crop[1] if crop else cache.height)
+    return lambda start, stop: ground_truth.masks(frame_abs[start:stop], max(height, cache.height), cache.width, crop)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth: str = "auto", batch_size: int = 8,
+                        device: str = "cpu", out_dir: str | Path | None = None, render: int = 0) -> Evaluation:
+    model, meta = load_checkpoint(checkpoint, device)
+    repr_name = meta.get("repr", "voxel")
+    num_classes = model.config.num_classes
+    opened = [Cache(p) for p in caches]
+    if truth == "auto":
+        truth = "gt_labels" if all(c.has("gt_labels") for c in opened) else "labels"
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    pictures: list[tuple] = []
+    with torch.no_grad():
+        for cache in opened:
+            events, truth_of = cache.array(f"repr/{repr_name}"), _truth_source(cache, truth)
+            for start in range(0, len(cache), batch_size):
+                stop = min(start + batch_size, len(cache))
+                x = torch.from_numpy(np.asarray(events[start:stop], np.float32)).to(device)
+                prediction = model(x)["logits"].argmax(1).cpu().numpy().astype(np.uint8)
+                true = truth_of(start, stop)
+                confusion += confusion_matrix(prediction, true, num_classes)
+                for k in range(min(render - len(pictures), stop - start)):
+                    pictures.append((cache, start + k, prediction[k], true[k]))
+    ious = iou_per_class(confusion, "nanmean")
+    result = Evaluation(
+        checkpoint=str(checkpoint), caches=[str(c.path) for c in opened], truth=truth, windows=sum(len(c) for c in opened),
+        pixel_accuracy=pixel_accuracy(confusion), miou={c: miou(confusion, c) for c in CONVENTIONS},
+        iou=[None if np.isnan(v) else float(v) for v in ious], confusion=confusion.tolist(),
+    )
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+        (out_dir / "metrics.md").write_text(markdown_table(result))
+        for k, (cache, index, prediction, true) in enumerate(pictures):
+            import cv2
+
+            cv2.imwrite(str(out_dir / f"window_{k:03d}.png"), comparison_picture(cache, index, repr_name, true, prediction))
+    return result
+
+
+def markdown_table(result: Evaluation) -> str:
+    lines = [f"Evaluation of `{result.checkpoint}` on {result.windows} windows against `{result.truth}`", "",
+             "| metric | value |", "| --- | ---: |", f"| pixel accuracy | {result.pixel_accuracy:.4f} |"]
+    lines += [f"| mIoU ({c}) | {v:.4f} |" for c, v in result.miou.items()]
+    names = CLASS_NAMES if len(result.iou) == len(CLASS_NAMES) else [str(k) for k in range(len(result.iou))]
+    lines += [f"| IoU {name} | {'absent' if v is None else f'{v:.4f}'} |" for name, v in zip(names, result.iou)]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Events, APS frame, truth and prediction side by side (BGR)."""
+    from evtools.render import GAP, events_picture, labels_picture, polarity_maps
+
+    params = cache.attrs["representations"][repr_name]
+    panels = [events_picture(*polarity_maps(repr_name, params, cache.array(f"repr/{repr_name}")[index]))]
+    if cache.has("aps"):
+        panels.append(np.repeat(cache.array("aps")[index][..., None], 3, axis=2))
+    panels += [labels_picture(truth), labels_picture(prediction)]
+    gap = np.zeros((panels[0].shape[0], GAP, 3), np.uint8)
+    row = [panels[0]]
+    for panel in panels[1:]:
+        row += [gap, panel]
+    return np.concatenate(row, axis=1)

@@ -1,0 +1,134 @@
+"""Student training on tiny caches: every method, resume, the CLI with evaluation, and the same
+run under torchrun with two gloo processes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from cli import run_cli
+
+from evtools.cache import Cache
+from evtools.convert import ConvertSpec, convert
+from evtools.events import Events
+from evtools.evaluate import evaluate_checkpoint
+from evtools.io.writers.evh5 import write_evh5
+from evtools.models.checkpoint import load_checkpoint, save_checkpoint
+from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+from evtools.pseudolabel import PseudolabelSpec, pseudolabel
+from evtools.train.config import StudentConfig, load_config
+from evtools.train.student import StudentInputs, split_validation, train_student
+
+W, H = 32, 24
+TINY = ["model.width=0.25", "model.aspp_channels=8", "model.decoder_channels=8", "model.in_channels=2",
+        "model.num_classes=3", 'repr="evimage"', "training.crop=[16, 24]", "training.batch_size=2",
+        "training.generator_width=4", "training.epochs=1", "training.affinity_nodes=16"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("student")
+    rng = np.random.default_rng(0)
+    teacher = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=3, aspp_channels=8,
+                                          decoder_channels=8))
+    teacher_path = save_checkpoint(root / "teacher.pt", teacher.eval())
+    caches = []
+    for name in ("a", "b", "c"):
+        n = 3000
+        t = np.sort(rng.integers(0, 300_000, n)).astype(np.int64)
+        events = Events(t - t[0], rng.integers(0, W, n).astype(np.uint16), rng.integers(0, H, n).astype(np.uint16),
+                        rng.choice(np.array([-1, 1], np.int8), n))
+        frames = rng.integers(0, 256, (8, H, W)).astype(np.uint8)
+        path = write_evh5(root / f"{name}.h5", [events], width=W, height=H, frames=frames,
+                          frames_t_us=np.arange(1, 9) * 35_000)
+        cache = convert(path, root / name, ConvertSpec(representations=(__import__("evtools").representations.EvImage(),))).output
+        pseudolabel(cache, PseudolabelSpec(teacher=teacher_path, num_classes=3, scales=(1.0,), flip=False))
+        caches.append(cache)
+    (root / "images" / "frames").mkdir(parents=True)
+    (root / "images" / "masks").mkdir()
+    for k in range(6):
+        cv2.imwrite(str(root / "images" / "frames" / f"i{k}.png"), rng.integers(0, 256, (H, W)).astype(np.uint8))
+        cv2.imwrite(str(root / "images" / "masks" / f"i{k}.png"), rng.integers(0, 3, (H, W)).astype(np.uint8))
+    return {"root": root, "caches": caches, "teacher": teacher_path, "images": root / "images"}
+
+
+@pytest.mark.parametrize("method, extra", [("supervised", []), ("kd-aps", []), ("evdistill", []),
+                                           ("evdistill", ["parts.bmr=false"]), ("evdistill", ["weights.adversarial=0.1"])])
+def test_every_method_trains_and_writes_its_run(data, tmp_path, method, extra):
+    config = load_config(None, TINY + [f'method="{method}"'] + extra)
+    inputs = StudentInputs(events=data["caches"], images=data["images"], teacher=data["teacher"])
+    metrics = train_student(config, inputs, tmp_path / "run")
+    assert metrics["epoch"] == 1 and "val_miou" in metrics
+    losses = {k for k in metrics if k.startswith("loss_")}
+    expected = {"supervised": {"loss_task"}, "kd-aps": {"loss_distribution"}}.get(method)
+    if expected:
+        assert losses == expected
+    elif "parts.bmr=false" in extra:
+        assert losses == {"loss_distribution", "loss_affinity"}
+    else:
+        assert {"loss_task", "loss_distribution", "loss_affinity", "loss_reconstruction", "loss_cycle"} <= losses
+        assert ("loss_adversarial" in losses) == ("weights.adversarial=0.1" in extra)
+    for name in ("config.toml", "meta.json", "metrics.jsonl", "last.pt", "best.pt", "state.pt"):
+        assert (tmp_path / "run" / name).exists(), name
+    model, meta = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert meta["repr"] == "evimage" and model.config.in_channels == 2
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["validation"][0].endswith("c.zarr[None:None]")
+
+
+def test_resume_continues_the_run(data, tmp_path):
+    config = load_config(None, TINY + ['method="supervised"'])
+    train_student(config, StudentInputs(events=data["caches"]), tmp_path / "run")
+    longer = load_config(tmp_path / "run" / "config.toml", ["training.epochs=2"])
+    train_student(longer, StudentInputs(events=data["caches"]), tmp_path / "run", resume=True)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_split_validation():
+    assert split_validation(["b", "a", "c", "d"], 0.25) == ([("a", slice(None)), ("b", slice(None)), ("c", slice(None))],
+                                                            [("d", slice(None))])
+
+
+def test_cli_evdistill_then_eval(data, tmp_path):
+    args = ["train", "student", "--method", "evdistill", "-o", tmp_path / "run", "--images", data["images"],
+            "--teacher", data["teacher"]]
+    for cache in data["caches"]:
+        args += ["--events", cache]
+    for item in TINY:
+        args += ["--set", item]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("eval", tmp_path / "run" / "best.pt", "--events", data["caches"][2], "--truth", "labels",
+                     "-o", tmp_path / "eval", "--render", "2")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["windows"] == 8 and set(metrics["miou"]) == {"nanmean", "zero", "clamped"}
+    assert (tmp_path / "eval" / "window_001.png").exists() and "| pixel accuracy |" in (tmp_path / "eval" / "metrics.md").read_text()
+    result = run_cli("train", "student", "--method", "kd-aps", "--events", data["caches"][0], "-o", tmp_path / "r2")
+    assert (result.returncode, result.stderr) == (2, "error: --method kd-aps needs --teacher\n")
+
+
+def test_evaluation_counts_against_labels(data, tmp_path):
+    config = load_config(None, TINY + ['method="supervised"'])
+    train_student(config, StudentInputs(events=data["caches"]), tmp_path / "run")
+    result = evaluate_checkpoint(tmp_path / "run" / "last.pt", [data["caches"][0]], truth="labels")
+    assert sum(map(sum, result.confusion)) == 8 * W * H
+
+
+def test_torchrun_two_gloo_processes(data, tmp_path):
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+            "-m", "evtools", "train", "student", "--method", "supervised", "-o", str(tmp_path / "ddp")]
+    for cache in data["caches"]:
+        args += ["--events", str(cache)]
+    for item in TINY:
+        args += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1  # rank 0 alone writes
+    assert json.loads((tmp_path / "ddp" / "meta.json").read_text())["world_size"] == 2
