@@ -5,9 +5,8 @@ BIN := $(VENV)/bin
 # A pinned CPU build installs in seconds here; an open range pulls a CUDA build of several GB.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
-DEMO_DIR := build/demo
 
-.PHONY: setup test test-all demo bench clean
+.PHONY: setup test test-all bench clean
 
 setup: $(STAMP)
 
@@ -24,17 +23,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The main job on the embedded default: simulate the demo dataset, convert its recordings, look
-# at a window. Later stages (pseudo-labels, EvDistill training, evaluation) join as they land.
-demo: $(STAMP)
-	$(BIN)/evtools simulate $(DEMO_DIR)/data --preset demo
-	$(BIN)/evtools convert $(DEMO_DIR)/data/events/*.hdf5 -o $(DEMO_DIR)/caches/events --repr voxel
-	$(BIN)/evtools convert $(DEMO_DIR)/data/test/*.hdf5 -o $(DEMO_DIR)/caches/test --repr voxel
-	$(BIN)/evtools info $(DEMO_DIR)/caches/test/seq000.zarr
-	$(BIN)/evtools render $(DEMO_DIR)/caches/test/seq000.zarr --index 25 -o $(DEMO_DIR)/window.png
-
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build runs .pytest_cache
 
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python simulator.py
+
+# make demo (the main job on the embedded default), make ablation, make ddd17, make mvsec
+include pipelines/demo.mk
+include pipelines/datasets.mk

@@ -64,6 +64,7 @@ def score(
     prediction: Annotated[str, typer.Option(help="The labels to score.")] = "labels",
     truth: Annotated[str, typer.Option(help="The reference labels.")] = "gt_labels",
     classes: Annotated[int, typer.Option()] = 6,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
 ) -> None:
     """Score one label array against another (pseudo-labels against ground truth): mIoU under each convention."""
     from evtools.metrics import CONVENTIONS, iou_per_class, miou, pixel_accuracy
@@ -77,6 +78,17 @@ def score(
     table.add_row("abstained (255), left out", f"{100 * abstained:.2f}% of labelled pixels")
     for convention in CONVENTIONS:
         table.add_row(f"mIoU ({convention})", f"{miou(confusion, convention):.4f}")
-    for k, iou in enumerate(iou_per_class(confusion, "nanmean")):
+    ious = iou_per_class(confusion, "nanmean")
+    for k, iou in enumerate(ious):
         table.add_row(f"IoU class {k}", "absent" if iou != iou else f"{iou:.4f}")
     stdout.print(table)
+    if json_path is not None:
+        import json
+
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({
+            "caches": [str(c) for c in caches], "prediction": prediction, "truth": truth,
+            "pixel_accuracy": pixel_accuracy(confusion), "abstained": abstained,
+            "miou": {c: miou(confusion, c) for c in CONVENTIONS},
+            "iou": [None if v != v else float(v) for v in ious], "confusion": confusion.tolist(),
+        }, indent=2) + "\n")
