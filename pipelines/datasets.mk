@@ -25,6 +25,7 @@ GROUND_TRUTH ?=
 define dataset_pipeline
 	@test -n "$(2)" || { echo "give $(1)'s root, e.g. make $(1) $(shell echo $(1) | tr a-z A-Z)_ROOT=/data/$(1)"; exit 2; }
 	@test -n "$(TEACHER)" || { echo "give TEACHER=checkpoint-or-torchscript"; exit 2; }
+	mkdir -p $(DATASET_RUN)/$(1)/caches/train $(DATASET_RUN)/$(1)/caches/test
 	$(BIN)/evtools convert $(addprefix $(2)/,$(3)) -o $(DATASET_RUN)/$(1)/caches/train --repr voxel --window $(WINDOW) $(5)
 	$(BIN)/evtools convert $(addprefix $(2)/,$(4)) -o $(DATASET_RUN)/$(1)/caches/test --repr voxel --window $(WINDOW) $(5) \
 		$(if $(GROUND_TRUTH),--ground-truth $(GROUND_TRUTH))

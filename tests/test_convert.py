@@ -203,3 +203,11 @@ def test_cli_convert_errors_are_one_line(tmp_path):
     assert result.stderr == "error: --repr: unknown representation 'voxels' (known: voxel, histogram, evimage, evsegnet, timesurface)\n"
     result = run_cli("convert", tmp_path / "missing.h5", "-o", tmp_path / "o")
     assert (result.returncode, result.stderr) == (2, f"error: {tmp_path / 'missing.h5'}: no such file or directory\n")
+
+
+def test_cli_one_input_into_an_existing_folder(tmp_path):
+    write_recording(tmp_path / "rec_data.hdf5", n_events=1000, n_frames=3)
+    (tmp_path / "caches").mkdir()
+    result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "caches")
+    assert result.returncode == 0, result.stderr
+    assert Cache(tmp_path / "caches" / "rec_data.zarr").attrs["complete"]

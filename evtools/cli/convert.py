@@ -12,7 +12,7 @@ from rich.table import Table
 from evtools.cli.console import stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range
 from evtools.cache import CODECS
-from evtools.convert import ConvertResult, ConvertSpec, cache_path, convert as convert_one, convert_many
+from evtools.convert import ConvertResult, ConvertSpec, convert as convert_one, convert_many, output_names
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
 from evtools.representations import REPRESENTATIONS, EvImage, EvSegNet, Histogram, Representation, TimeSurface, VoxelGrid
@@ -94,8 +94,10 @@ def convert(
         raise OptionError("--jobs: give at least 1")
     with _progress() as bar:
         if len(inputs) == 1:
+            # one input: OUT is the cache, unless OUT is an existing folder, which then receives it
+            target = output_names(inputs, output)[0] if output.is_dir() and output.suffix != ".zarr" else output
             task = bar.add_task(inputs[0].name, total=None, events="")
-            results = [convert_one(inputs[0], output, spec, lambda d, t, e: bar.update(task, completed=d, total=t, events=_rate(bar, task, e)))]
+            results = [convert_one(inputs[0], target, spec, lambda d, t, e: bar.update(task, completed=d, total=t, events=_rate(bar, task, e)))]
         else:
             tasks = [bar.add_task(path.name, total=None, events="") for path in inputs]
             results = convert_many(
