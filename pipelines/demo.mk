@@ -14,14 +14,21 @@ demo: demo-students
 	$(BIN)/python pipelines/report.py $(RUN_DIR) $(METHODS)
 	@echo "report: $(RUN_DIR)/report.md"
 
-demo-data: $(STAMP)
+# Files as targets where a step is expensive, so that a second make (or make ablation after
+# make demo) reuses them; the other steps are idempotent (converting or pseudo-labelling again
+# finds the caches up to date).
+$(DEMO_DIR)/data/manifest.json: | $(STAMP)
 	$(BIN)/evtools simulate $(DEMO_DIR)/data --preset demo
+
+demo-data: $(DEMO_DIR)/data/manifest.json
 	$(BIN)/evtools convert $(DEMO_DIR)/data/events/*.hdf5 -o $(DEMO_DIR)/caches/events --repr voxel
 	$(BIN)/evtools convert $(DEMO_DIR)/data/test/*.hdf5 -o $(DEMO_DIR)/caches/test --repr voxel \
 		--ground-truth $(DEMO_DIR)/data/test/ground_truth
 
-demo-teacher: demo-data
-	$(BIN)/evtools train teacher $(DEMO_DIR)/data/images -o $(RUN_DIR)/teacher.pt --epochs $(TEACHER_EPOCHS)
+$(RUN_DIR)/teacher.pt: $(DEMO_DIR)/data/manifest.json
+	$(BIN)/evtools train teacher $(DEMO_DIR)/data/images -o $@ --epochs $(TEACHER_EPOCHS)
+
+demo-teacher: demo-data $(RUN_DIR)/teacher.pt
 	$(BIN)/evtools pseudolabel $(DEMO_DIR)/caches/events/*.zarr $(DEMO_DIR)/caches/test/*.zarr \
 		--teacher $(RUN_DIR)/teacher.pt --overwrite
 	$(BIN)/evtools score $(DEMO_DIR)/caches/test/*.zarr --json $(RUN_DIR)/teacher_labels.json
