@@ -95,15 +95,11 @@ def markdown_table(result: Evaluation) -> str:
 
 def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """Events, APS frame, truth and prediction side by side (BGR)."""
-    from evtools.render import GAP, events_picture, labels_picture, polarity_maps
+    from evtools.render import events_picture, labels_picture, polarity_maps, side_by_side
 
     params = cache.attrs["representations"][repr_name]
     panels = [events_picture(*polarity_maps(repr_name, params, cache.array(f"repr/{repr_name}")[index]))]
     if cache.has("aps"):
         panels.append(np.repeat(cache.array("aps")[index][..., None], 3, axis=2))
     panels += [labels_picture(truth), labels_picture(prediction)]
-    gap = np.zeros((panels[0].shape[0], GAP, 3), np.uint8)
-    row = [panels[0]]
-    for panel in panels[1:]:
-        row += [gap, panel]
-    return np.concatenate(row, axis=1)
+    return side_by_side(panels)

@@ -58,6 +58,15 @@ def labels_picture(labels: np.ndarray) -> np.ndarray:
     return picture
 
 
+def side_by_side(panels: list[np.ndarray]) -> np.ndarray:
+    """BGR panels of one height joined left to right with a black gap between them."""
+    gap = np.zeros((panels[0].shape[0], GAP, 3), np.uint8)
+    row = [panels[0]]
+    for panel in panels[1:]:
+        row += [gap, panel]
+    return np.concatenate(row, axis=1)
+
+
 def _titled(picture: np.ndarray, title: str) -> np.ndarray:
     import cv2
 
@@ -84,11 +93,7 @@ def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarr
         panels.append(_titled(np.repeat(aps[..., None], 3, axis=2), f"APS at {t_ms:.1f} ms"))
     if cache.has("labels"):
         panels.append(_titled(labels_picture(cache.array("labels")[index]), "labels"))
-    gap = np.zeros((panels[0].shape[0], GAP, 3), np.uint8)
-    row = [panels[0]]
-    for panel in panels[1:]:
-        row += [gap, panel]
-    return np.concatenate(row, axis=1)
+    return side_by_side(panels)
 
 
 def render(cache_path: str | Path, output: str | Path, indices: range, repr: str | None = None, fps: float = 10.0) -> Path:

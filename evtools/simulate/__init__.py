@@ -152,7 +152,7 @@ def make_demo(out: str | Path, preset: DemoPreset = DemoPreset(), progress: Prog
 def preview_picture(sequence: SimulatedSequence, frame_index: int, window_us: int = 50_000) -> np.ndarray:
     """APS frame, the events of the ``window_us`` before it (red positive, blue negative) and the
     class mask, side by side (BGR)."""
-    from evtools.render import GAP, events_picture, labels_picture
+    from evtools.render import events_picture, labels_picture, side_by_side
 
     end = int(sequence.frame_t_us[frame_index])
     events = sequence.events
@@ -161,6 +161,5 @@ def preview_picture(sequence: SimulatedSequence, frame_index: int, window_us: in
     negative = np.zeros((HEIGHT, WIDTH), np.float32)
     np.add.at(positive, (events.y[window & (events.p > 0)], events.x[window & (events.p > 0)]), 1)
     np.add.at(negative, (events.y[window & (events.p < 0)], events.x[window & (events.p < 0)]), 1)
-    gap = np.zeros((HEIGHT, GAP, 3), np.uint8)
     frame = np.repeat(sequence.frames[frame_index][..., None], 3, axis=2)
-    return np.concatenate([frame, gap, events_picture(positive, negative), gap, labels_picture(sequence.masks[frame_index])], 1)
+    return side_by_side([frame, events_picture(positive, negative), labels_picture(sequence.masks[frame_index])])
