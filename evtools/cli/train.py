@@ -16,8 +16,13 @@ app = typer.Typer(help="Train networks: the image teacher, event students.", no_
 
 def train_progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f}, {task.fields[rate]:.1f} samples/s"), TimeElapsedColumn(),
+                    TextColumn("loss {task.fields[loss]:.3f} ({task.fields[terms]}), {task.fields[rate]:.1f} samples/s"),
+                    TimeElapsedColumn(),
                     TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
+
+
+def _terms(terms: dict[str, float]) -> str:
+    return " ".join(f"{name} {value:.3f}" for name, value in terms.items())
 
 
 def size_pair(option: str, text: str | None) -> tuple[int, int] | None:
@@ -61,10 +66,11 @@ def teacher(
                              flip=flip, seed=seed, device=device, workers=workers)
     sources = [str(p) for p in train]
     with train_progress() as bar:
-        task = bar.add_task("teacher", total=None, loss=float("nan"), rate=0.0)
+        task = bar.add_task("teacher", total=None, loss=float("nan"), rate=0.0, terms="")
         result = train_teacher(sources if len(sources) > 1 else sources[0], output, config,
                                ([str(p) for p in val] if len(val) > 1 else str(val[0])) if val else None,
-                               lambda step, total, loss, rate: bar.update(task, completed=step, total=total, loss=loss, rate=rate))
+                               lambda step, total, loss, rate, terms: bar.update(task, completed=step, total=total, loss=loss,
+                                                                                  rate=rate, terms=_terms(terms)))
     for entry in result.validation:
         stdout.print(f"epoch {entry['epoch']}: validation mIoU {entry['miou']:.3f}, pixel accuracy {entry['pixel_accuracy']:.3f}")
     stdout.print(f"wrote {result.checkpoint} after {result.epochs} epochs in {result.seconds:.0f} s (last loss {result.final_loss:.3f})")
@@ -109,6 +115,7 @@ def student(
     with train_progress() as bar:
         task = bar.add_task(resolved.method, total=None, loss=float("nan"), rate=0.0)
         metrics = train_student(resolved, inputs, output, resume,
-                                lambda step, total, loss, rate: bar.update(task, completed=step, total=total, loss=loss, rate=rate))
+                                lambda step, total, loss, rate, terms: bar.update(task, completed=step, total=total, loss=loss,
+                                                                                  rate=rate, terms=_terms(terms)))
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     stdout.print(f"{resolved.method}: {summary}; run in {output}")

@@ -11,8 +11,8 @@ import torch
 
 from evtools.metrics import confusion_matrix
 
-# progress(step done, steps in total, running loss, samples per second)
-TrainProgress = Callable[[int, int, float, float], None]
+# progress(step done, steps in total, loss, samples per second, the loss terms by name)
+TrainProgress = Callable[[int, int, float, float, dict[str, float]], None]
 
 
 def seed_everything(seed: int) -> None:

@@ -220,7 +220,9 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             if progress:
-                progress(step, total_steps, float(loss.detach()), step * cfg.batch_size * world.world / (time.perf_counter() - started))
+                progress(step, total_steps, float(loss.detach()),
+                         step * cfg.batch_size * world.world / (time.perf_counter() - started),
+                         {name: float(value.detach()) for name, value in terms.items()})
         metrics = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started,
                    **{f"loss_{k}": world.mean(v / len(loader)) for k, v in sums.items()}}
         if val_loader is not None:

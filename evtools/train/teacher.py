@@ -81,7 +81,8 @@ def train_teacher(
             step += 1
             loss_value = float(loss.detach())
             if progress:
-                progress(step, total, loss_value, step * config.batch_size / (time.perf_counter() - started))
+                progress(step, total, loss_value, step * config.batch_size / (time.perf_counter() - started),
+                         {"task": loss_value})
         if val_loader is not None:
             confusion = evaluate(model, val_loader, "aps", config.model.num_classes, config.device)
             history.append({"epoch": epoch + 1, "miou": miou(confusion), "pixel_accuracy": pixel_accuracy(confusion)})
