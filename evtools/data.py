@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from evtools.cache import Cache, CacheError
+from evtools.errors import InputError
 
 IGNORE_LABEL = 255
 Sample = dict[str, torch.Tensor]
@@ -160,13 +161,9 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         images = next((root / d for d in ("frames", "images") if (root / d).is_dir()), None)
         masks = next((root / d for d in ("masks", "labels") if (root / d).is_dir()), None)
         if images is None or masks is None:
-            from evtools.errors import InputError
-
             raise InputError(root, "not a labelled image folder (it needs frames/ or images/, and masks/ or labels/)")
         self.pairs = [(path, masks / path.name) for path in sorted(images.glob("*.png")) if (masks / path.name).exists()]
         if not self.pairs:
-            from evtools.errors import InputError
-
             raise InputError(root, "holds no image with a mask of the same name")
         self.transforms = tuple(transforms)
 

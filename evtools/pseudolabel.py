@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import zarr
 import torch.nn.functional as F
 
 from evtools import cache as cache_module
@@ -164,7 +165,7 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Callabl
     if not opened.has("aps"):
         raise CacheError(opened.path, "has no APS frames ('aps'): convert with a frame-aligned window mode")
     options = _options(spec, teacher)
-    group = cache_module.zarr.open_group(opened.path, mode="r+")
+    group = zarr.open_group(opened.path, mode="r+")
     n, (height, width) = len(opened), opened.array("aps").shape[1:]
     done = 0
     if LABELS in group:
