@@ -132,3 +132,19 @@ def test_torchrun_two_gloo_processes(data, tmp_path):
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1  # rank 0 alone writes
     assert json.loads((tmp_path / "ddp" / "meta.json").read_text())["world_size"] == 2
+
+
+def test_eval_against_a_ground_truth_folder_equals_gt_labels(tmp_path):
+    from evtools.simulate import SimulationSpec, simulate_recordings
+
+    paths = simulate_recordings(tmp_path / "sim", SimulationSpec(sequences=1, seconds=0.2, format="mvsec", seed=4))
+    plain = convert(paths[0], tmp_path / "plain", ConvertSpec(crop_rows=(0, 200))).output
+    labelled = convert(paths[0], tmp_path / "labelled",
+                       ConvertSpec(crop_rows=(0, 200), ground_truth=tmp_path / "sim" / "ground_truth")).output
+    student = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=5, num_classes=6, aspp_channels=8,
+                                          decoder_channels=8)).eval()
+    checkpoint = save_checkpoint(tmp_path / "s.pt", student, {"repr": "voxel"})
+    from_folder = evaluate_checkpoint(checkpoint, [plain], truth=str(tmp_path / "sim" / "ground_truth"))
+    from_cache = evaluate_checkpoint(checkpoint, [labelled], truth="gt_labels")
+    assert from_folder.confusion == from_cache.confusion
+    assert sum(map(sum, from_cache.confusion)) == 5 * 200 * 346  # 5 frames, every pixel labelled

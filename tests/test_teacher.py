@@ -53,3 +53,22 @@ def test_cli_train_teacher(folder, tmp_path):
     assert "wrote" in result.stdout and (tmp_path / "t.pt").exists()
     result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", "--crop", "24by32")
     assert (result.returncode, result.stderr) == (2, "error: --crop: '24by32' is not HEIGHTxWIDTH, such as 192x256\n")
+
+
+def test_teacher_from_caches_with_aps_and_labels(tmp_path):
+    import zarr
+
+    from evtools.convert import ConvertSpec, convert
+    from evtools.events import Events
+    from evtools.io.writers.evh5 import write_evh5
+
+    frames = np.zeros((8, 32, 48), np.uint8)
+    frames[:, :, 24:] = 220
+    events = Events(np.arange(10, dtype=np.int64) * 1000, np.zeros(10, np.uint16), np.zeros(10, np.uint16),
+                    np.ones(10, np.int8))
+    path = write_evh5(tmp_path / "r.h5", [events], width=48, height=32, frames=frames,
+                      frames_t_us=np.arange(1, 9) * 1000)
+    cache = convert(path, tmp_path / "c", ConvertSpec()).output
+    zarr.open_group(cache, mode="r+").create_array("labels", data=(frames > 100).astype(np.uint8), chunks=(1, 32, 48))
+    result = train_teacher([str(cache)], tmp_path / "t.pt", TeacherTraining(model=TINY, epochs=1, batch_size=4, crop=None))
+    assert load_checkpoint(result.checkpoint)[1]["trained_on"] == [str(cache)]
