@@ -68,6 +68,10 @@ class CacheDataset(torch.utils.data.Dataset):
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_caches": None, "_pid": None}  # workers open their own stores
 
+    def windows_of(self, position: int) -> range:
+        """The dataset indices of the windows of the cache at ``position``."""
+        return range(int(self._offsets[position]), int(self._offsets[position + 1]))
+
     def locate(self, index: int) -> tuple[int, int]:
         """(cache position, window index) of a dataset index."""
         if not 0 <= index < len(self):

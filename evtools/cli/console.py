@@ -6,29 +6,34 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 stdout = Console(highlight=False)
 # soft_wrap keeps every error and warning on one line, however narrow the terminal.
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-@contextmanager
-def progress_bar(description: str, unit: str = "events") -> Iterator[Callable[[int, int], None]]:
-    """A transient rich progress bar on stderr, handed out as a ``progress(done, total)`` callback.
-
-    Shown only on a terminal: piped or logged output gets no partial lines.
-    """
-    with Progress(
+def progress(*columns: ProgressColumn, count: bool = True, transient: bool = False) -> Progress:
+    """A rich progress display on stderr: the task's name, a bar, done of total (``count``), the
+    given columns, elapsed and remaining time. Shown only on a terminal: piped or logged output
+    gets no partial lines."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
+        *([MofNCompleteColumn()] if count else []),
+        *columns,
+        TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=stderr,
-        transient=True,
+        transient=transient,
         disable=not stderr.is_terminal,
-    ) as bar:
+    )
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "events") -> Iterator[Callable[[int, int], None]]:
+    """A transient progress bar of one task, handed out as a ``progress(done, total)`` callback."""
+    with progress(TextColumn(unit), transient=True) as bar:
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from evtools.cli.console import stderr, stdout, warn
+from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range
 from evtools.cache import CODECS
 from evtools.convert import ConvertResult, ConvertSpec, convert as convert_one, convert_many, output_names
@@ -118,17 +118,7 @@ def convert(
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("windows {task.fields[events]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-        disable=not stderr.is_terminal,
-    )
+    return progress(TextColumn("windows {task.fields[events]}"))
 
 
 def _rate(bar: Progress, task, events: int) -> str:

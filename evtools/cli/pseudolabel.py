@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 from rich.table import Table
 
-from evtools.cli.console import stderr, stdout
+from evtools.cli.console import progress, stdout
 from evtools.cli.options import OptionError
 
 
@@ -48,8 +48,7 @@ def pseudolabel(
     table = Table(title="pseudo-labels", title_justify="left")
     for column in ("cache", "windows", "", "labelled pixels", "ignored"):
         table.add_column(column)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("windows"),
-                  TimeElapsedColumn(), console=stderr, disable=not stderr.is_terminal) as bar:
+    with progress(TextColumn("windows")) as bar:
         for path in caches:
             task = bar.add_task(path.name, total=None)
             result = run(path, spec, lambda done, total: bar.update(task, completed=done, total=total), loaded)

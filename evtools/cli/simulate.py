@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
-from evtools.cli.console import stderr, stdout
+from evtools.cli.console import progress as console_progress
+from evtools.cli.console import stdout
 from evtools.cli.options import OptionError
 
 
@@ -35,8 +36,7 @@ def simulate(
     if sequences < 1 or seconds <= 0:
         raise OptionError("--sequences and --seconds must be positive")
     started = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total:.1f} s"),
-                  TimeElapsedColumn(), console=stderr, disable=not stderr.is_terminal) as bar:
+    with console_progress(TextColumn("{task.completed:.1f}/{task.total:.1f} s"), count=False) as bar:
         tasks: dict[str, int] = {}
 
         def progress(name: str, done: float, total: float) -> None:

@@ -6,19 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, TextColumn
 
-from evtools.cli.console import stderr, stdout
+from evtools.cli.console import progress, stdout
 from evtools.cli.options import OptionError
 
 app = typer.Typer(help="Train networks: the image teacher, event students.", no_args_is_help=True, add_completion=False)
 
 
 def train_progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.3f} ({task.fields[terms]}), {task.fields[rate]:.1f} samples/s"),
-                    TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=stderr, disable=not stderr.is_terminal)
+    return progress(TextColumn("loss {task.fields[loss]:.3f} ({task.fields[terms]}), {task.fields[rate]:.1f} samples/s"))
 
 
 def _terms(terms: dict[str, float]) -> str:

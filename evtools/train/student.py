@@ -96,9 +96,7 @@ class _Windows(torch.utils.data.Dataset):
         self.dataset = CacheDataset([p for p, _ in parts], **options)
         self.indices = []
         for position, (_, window_range) in enumerate(parts):
-            start = int(self.dataset._offsets[position])
-            length = int(self.dataset._offsets[position + 1]) - start
-            self.indices += [start + k for k in range(length)[window_range]]
+            self.indices += list(self.dataset.windows_of(position)[window_range])
 
     def __len__(self) -> int:
         return len(self.indices)
