@@ -9,6 +9,7 @@ is the block recorded as done. Memory is bounded by the block, not the recording
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -84,12 +85,28 @@ def _check_crop(recording: Recording, crop: tuple[int, int] | None) -> int:
 
 
 class GroundTruth:
-    """Label masks at known absolute frame times, looked up for each window's frame."""
+    """Label masks at known absolute frame times, looked up for each window's frame, and
+    optionally a named condition of each frame (the simulator's APS conditions)."""
 
-    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], fingerprint: str):
+    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], fingerprint: str,
+                 conditions: np.ndarray | None = None, condition_names: list[str] | None = None):
         self._index = {int(t): i for i, t in enumerate(times_abs_us)}
         self._load = load
         self.fingerprint = fingerprint
+        self._conditions, self.condition_names = conditions, condition_names
+
+    @property
+    def has_conditions(self) -> bool:
+        return self._conditions is not None
+
+    def conditions(self, frame_times_abs_us: np.ndarray) -> np.ndarray:
+        """(n,) uint8 condition codes at each frame time, 255 where the frame is not listed."""
+        out = np.full(len(frame_times_abs_us), 255, np.uint8)
+        for k, t in enumerate(frame_times_abs_us):
+            i = self._index.get(int(t))
+            if i is not None:
+                out[k] = self._conditions[i]
+        return out
 
     def masks(self, frame_times_abs_us: np.ndarray, height: int, width: int, crop: tuple[int, int] | None) -> np.ndarray:
         """(n, H, W) uint8 for a sensor of ``height`` rows, then cropped: the mask at each frame
@@ -113,7 +130,13 @@ def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
         path = path / f"{recording_path.stem}.hdf5"
     h5 = open_h5(path)
     masks = require(h5, "masks", "ground-truth")
-    return GroundTruth(require(h5, "frame_t_us", "ground-truth")[:], lambda i: masks[i], cache.fingerprint(path))
+    times = require(h5, "frame_t_us", "ground-truth")[:]
+    conditions = names = None
+    if "conditions" in h5:
+        conditions, names = h5["conditions"][:], json.loads(h5.attrs["conditions"])
+        if len(conditions) != len(times) or (len(conditions) and int(conditions.max()) >= len(names)):
+            raise InputError(path, "conditions do not match frame_t_us and the condition names")
+    return GroundTruth(times, lambda i: masks[i], cache.fingerprint(path), conditions, names)
 
 
 def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> GroundTruth | None:
@@ -139,7 +162,8 @@ def _blocks(windows: Windows, first: int) -> Iterator[slice]:
         k = end
 
 
-def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool, with_gt: bool) -> dict:
+def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool,
+            ground_truth: GroundTruth | None) -> dict:
     k = len(windows)
     arrays = {
         "t_start_us": ((k,), np.int64, {}),
@@ -149,8 +173,10 @@ def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_a
     if with_aps:
         arrays["frame_t_us"] = ((k,), np.int64, {})
         arrays["aps"] = ((k, height, width), np.uint8, {})
-    if with_gt:
+    if ground_truth is not None:
         arrays["gt_labels"] = ((k, height, width), np.uint8, {"ignore": 255})
+        if ground_truth.has_conditions:
+            arrays["gt_condition"] = ((k,), np.uint8, {"names": ground_truth.condition_names, "unknown": 255})
     for rep in spec.representations:
         arrays[f"repr/{rep.name}"] = ((k, *rep.shape(width, height)), rep.dtype, {"name": rep.name, **rep.params()})
     return arrays
@@ -193,7 +219,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                 key,
                 {"path": str(input_path.resolve()), "format": recording.format_name, "size": cache.source_size(input_path)},
                 {"sensor": {"width": width, "height": height}, "t0_us": recording.t0_us},
-                _arrays(spec, windows, width, height, with_aps, ground_truth is not None),
+                _arrays(spec, windows, width, height, with_aps, ground_truth),
                 BLOCK_WINDOWS,
                 spec.codec,
             )
@@ -249,6 +275,8 @@ def _compute_block(
         if ground_truth is not None:
             frame_abs = recording.t0_us + recording.frames.t_us[windows.frame_index[block]]
             outputs["gt_labels"] = ground_truth.masks(frame_abs, recording.height, width, spec.crop_rows)
+            if ground_truth.has_conditions:
+                outputs["gt_condition"] = ground_truth.conditions(frame_abs)
     return outputs
 
 

@@ -1,8 +1,9 @@
 """PyTorch access to caches: ``CacheDataset`` and the paired transforms.
 
 Each item is a dict of tensors: ``events`` (C, H, W) float32 (the chosen representation),
-optionally ``aps`` (1, H, W) float32 in [0, 1] and ``labels`` (H, W) int64 with 255 = ignore, and
-``cache`` / ``index`` locating the window. Transforms apply the same geometry to all of them.
+optionally ``aps`` (1, H, W) float32 in [0, 1], ``aps_previous`` (the frame before, for
+EvDistill's I2E) and ``labels`` (H, W) int64 with 255 = ignore, and ``cache`` / ``index``
+locating the window. Transforms apply the same geometry to all of them.
 Zarr stores are opened lazily in each process, so a DataLoader with workers opens its own.
 """
 
@@ -23,7 +24,9 @@ from evtools.errors import InputError
 IGNORE_LABEL = 255
 Sample = dict[str, torch.Tensor]
 Transform = Callable[[Sample], Sample]
-SPATIAL_KEYS = ("events", "aps", "labels")
+SPATIAL_KEYS = ("events", "aps", "aps_previous", "labels")
+# A frame further back than this is no previous frame (a gap in the recording's frames)
+PREVIOUS_FRAME_MAX_US = 100_000
 
 
 class CacheDataset(torch.utils.data.Dataset):
@@ -37,11 +40,14 @@ class CacheDataset(torch.utils.data.Dataset):
         with_labels: bool = False,
         transforms: Sequence[Transform] = (),
         labels: str = "labels",
+        with_previous_aps: bool = False,
     ):
         """``repr`` None leaves the events out (APS-only items); ``labels`` names the label array:
-        "labels" (pseudo-labels) or "gt_labels" (ground truth)."""
+        "labels" (pseudo-labels) or "gt_labels" (ground truth). ``with_previous_aps`` adds the
+        previous window's frame when it is at most 100 ms older, else the window's own frame."""
         self.paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-        self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps, with_labels, labels
+        self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps or with_previous_aps, with_labels, labels
+        self.with_previous_aps = with_previous_aps
         self.transforms = tuple(transforms)
         lengths = []
         for path in self.paths:
@@ -86,12 +92,21 @@ class CacheDataset(torch.utils.data.Dataset):
         if self.repr is not None:
             sample["events"] = torch.from_numpy(np.asarray(cache.array(f"repr/{self.repr}")[k], np.float32))
         if self.with_aps:
-            sample["aps"] = torch.from_numpy(cache.array("aps")[k]).float().div_(255.0).unsqueeze(0)
+            sample["aps"] = _frame_tensor(cache.array("aps")[k])
+        if self.with_previous_aps:
+            frame_t = cache.array("frame_t_us")
+            close = k > 0 and 0 < int(frame_t[k]) - int(frame_t[k - 1]) <= PREVIOUS_FRAME_MAX_US
+            sample["aps_previous"] = _frame_tensor(cache.array("aps")[k - 1]) if close else sample["aps"].clone()
         if self.with_labels:
             sample["labels"] = torch.from_numpy(cache.array(self.labels)[k].astype(np.int64))
         for transform in self.transforms:
             sample = transform(sample)
         return sample
+
+
+def _frame_tensor(frame: np.ndarray) -> torch.Tensor:
+    """(1, H, W) float32 in [0, 1] from an 8-bit frame."""
+    return torch.from_numpy(np.asarray(frame)).float().div_(255.0).unsqueeze(0)
 
 
 def _map_spatial(sample: Sample, function: Callable[[torch.Tensor, str], torch.Tensor]) -> Sample:
@@ -158,9 +173,13 @@ class ImageMaskFolder(torch.utils.data.Dataset):
     """Labelled images as PNG pairs: ``<root>/frames/NAME.png`` (or ``images/``) with
     ``<root>/masks/NAME.png`` (or ``labels/``), grayscale images and uint8 class ids (255 =
     ignore). Items are ``{"aps": (1, H, W) float32 in [0, 1], "labels": (H, W) int64}``, the
-    keys of CacheDataset, so the same transforms and training code serve both."""
+    keys of CacheDataset, so the same transforms and training code serve both.
 
-    def __init__(self, root: str | Path, transforms: Sequence[Transform] = ()):
+    ``with_previous`` adds ``aps_previous``: for images named ``SEQUENCE_NUMBER.png`` (the
+    simulator's, and most video datasets'), the image numbered one less in the same sequence
+    when it exists, else the image itself (a still image: no motion)."""
+
+    def __init__(self, root: str | Path, transforms: Sequence[Transform] = (), with_previous: bool = False):
         root = Path(root)
         images = next((root / d for d in ("frames", "images") if (root / d).is_dir()), None)
         masks = next((root / d for d in ("masks", "labels") if (root / d).is_dir()), None)
@@ -170,9 +189,18 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         if not self.pairs:
             raise InputError(root, "holds no image with a mask of the same name")
         self.transforms = tuple(transforms)
+        self.with_previous = with_previous
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def previous_of(self, image_path: Path) -> Path:
+        """The image before ``image_path`` in its sequence, or the image itself."""
+        sequence, _, number = image_path.stem.rpartition("_")
+        if not sequence or not number.isdigit() or int(number) == 0:
+            return image_path
+        previous = image_path.with_name(f"{sequence}_{int(number) - 1:0{len(number)}d}{image_path.suffix}")
+        return previous if previous.exists() else image_path
 
     def __getitem__(self, index: int) -> Sample:
         import cv2
@@ -180,10 +208,9 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         image_path, mask_path = self.pairs[index]
         image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
         mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-        sample = {
-            "aps": torch.from_numpy(image).float().div_(255.0).unsqueeze(0),
-            "labels": torch.from_numpy(mask.astype(np.int64)),
-        }
+        sample = {"aps": _frame_tensor(image), "labels": torch.from_numpy(mask.astype(np.int64))}
+        if self.with_previous:
+            sample["aps_previous"] = _frame_tensor(cv2.imread(str(self.previous_of(image_path)), cv2.IMREAD_GRAYSCALE))
         for transform in self.transforms:
             sample = transform(sample)
         return sample

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,8 @@ class Evaluation:
     miou: dict  # convention -> value
     iou: list  # per class, nanmean convention (None where absent)
     confusion: list
+    # per frame condition, where the caches know it (gt_condition): windows, pixel accuracy, mIoU
+    by_condition: dict = field(default_factory=dict)
 
 
 def _truth_source(cache: Cache, truth: str):
@@ -54,6 +56,9 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
     if truth == "auto":
         truth = "gt_labels" if all(c.has("gt_labels") for c in opened) else "labels"
     confusion = np.zeros((num_classes, num_classes), np.int64)
+    condition_names = _condition_names(opened)
+    by_condition = {name: np.zeros_like(confusion) for name in condition_names or ()}
+    windows_by_condition = dict.fromkeys(by_condition, 0)
     pictures: list[tuple] = []
     with torch.no_grad():
         for cache in opened:
@@ -64,6 +69,12 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
                 prediction = model(x)["logits"].argmax(1).cpu().numpy().astype(np.uint8)
                 true = truth_of(start, stop)
                 confusion += confusion_matrix(prediction, true, num_classes)
+                if condition_names:
+                    for k, code in enumerate(cache.array("gt_condition")[start:stop]):
+                        if code < len(condition_names):
+                            name = condition_names[code]
+                            by_condition[name] += confusion_matrix(prediction[k], true[k], num_classes)
+                            windows_by_condition[name] += 1
                 for k in range(min(render - len(pictures), stop - start)):
                     pictures.append((cache, start + k, prediction[k], true[k]))
     ious = iou_per_class(confusion, "nanmean")
@@ -71,6 +82,9 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
         checkpoint=str(checkpoint), caches=[str(c.path) for c in opened], truth=truth, windows=sum(len(c) for c in opened),
         pixel_accuracy=pixel_accuracy(confusion), miou={c: miou(confusion, c) for c in CONVENTIONS},
         iou=[None if np.isnan(v) else float(v) for v in ious], confusion=confusion.tolist(),
+        by_condition={name: {"windows": windows_by_condition[name], "pixel_accuracy": pixel_accuracy(matrix),
+                             "miou": {c: miou(matrix, c) for c in CONVENTIONS}}
+                      for name, matrix in by_condition.items() if windows_by_condition[name]},
     )
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -84,12 +98,20 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
     return result
 
 
+def _condition_names(caches: list[Cache]) -> list[str] | None:
+    """The frame conditions all caches name alike (simulated test recordings), else None."""
+    names = [tuple(c.array("gt_condition").attrs["names"]) if c.has("gt_condition") else None for c in caches]
+    return list(names[0]) if names and names[0] and all(n == names[0] for n in names) else None
+
+
 def markdown_table(result: Evaluation) -> str:
     lines = [f"Evaluation of `{result.checkpoint}` on {result.windows} windows against `{result.truth}`", "",
              "| metric | value |", "| --- | ---: |", f"| pixel accuracy | {result.pixel_accuracy:.4f} |"]
     lines += [f"| mIoU ({c}) | {v:.4f} |" for c, v in result.miou.items()]
     names = CLASS_NAMES if len(result.iou) == len(CLASS_NAMES) else [str(k) for k in range(len(result.iou))]
     lines += [f"| IoU {name} | {'absent' if v is None else f'{v:.4f}'} |" for name, v in zip(names, result.iou)]
+    lines += [f"| mIoU (nanmean), {name} frames ({scores['windows']} windows) | {scores['miou']['nanmean']:.4f} |"
+              for name, scores in result.by_condition.items()]
     return "\n".join(lines) + "\n"
 
 

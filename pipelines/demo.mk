@@ -42,17 +42,19 @@ demo-students: demo-teacher
 			--truth gt_labels -o $(RUN_DIR)/$$method/eval --render 1 || exit 1; \
 	done
 
-# Ablation: EvDistill with each part switched off in turn, 3 seeds each, on the demo data;
-# mean and standard deviation in $(ABLATION_DIR)/report.md.
+# Ablation: the two baselines, EvDistill and EvDistill with each part switched off in turn, 3 seeds
+# each, on the demo data; mean and standard deviation, overall and per APS condition, in
+# $(ABLATION_DIR)/report.md.
 ABLATION_DIR ?= runs/ablation
-ABLATION_EPOCHS ?= 4
+ABLATION_EPOCHS ?= $(STUDENT_EPOCHS)
 SEEDS ?= 0 1 2
-VARIANTS := full no-bmr no-affinity no-distribution
+VARIANTS ?= supervised kd-aps full no-bmr no-affinity no-distribution
 
 ablation: demo-teacher
 	for seed in $(SEEDS); do for variant in $(VARIANTS); do \
-		flag=$$( [ $$variant = full ] || echo --$$variant ); \
-		$(BIN)/evtools train student --method evdistill $$flag --seed $$seed --config $(STUDENT_CONFIG) \
+		case $$variant in supervised|kd-aps) flags="--method $$variant";; full) flags="--method evdistill";; \
+			*) flags="--method evdistill --$$variant";; esac; \
+		$(BIN)/evtools train student $$flags --seed $$seed --config $(STUDENT_CONFIG) \
 			--epochs $(ABLATION_EPOCHS) $(foreach c,$(EVENT_CACHES),--events $(c)) --images $(DEMO_DIR)/data/images \
 			--teacher $(RUN_DIR)/teacher.pt -o $(ABLATION_DIR)/$$variant-seed$$seed || exit 1; \
 		$(BIN)/evtools eval $(ABLATION_DIR)/$$variant-seed$$seed/best.pt $(foreach c,$(TEST_CACHES),--events $(c)) \

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from evtools.models.bmr import Generator, PatchDiscriminator
+from evtools.models.bmr import FramePairToEvents, Generator, ImageHead, PatchDiscriminator, event_prior
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.train.losses import (AffinityKD, DistributionKD, TaskLoss, affinity, lsgan_discriminator, lsgan_generator,
                                   pooled_grid)
@@ -54,23 +54,54 @@ def test_lsgan_values():
     assert lsgan_discriminator(torch.zeros(3), torch.ones(3)).item() == pytest.approx(1.0)
 
 
-def test_kd_gradients_reach_student_and_generator_but_not_the_frozen_teacher():
+def test_kd_gradients_reach_student_and_e2i_head_but_not_the_frozen_teacher():
     config = DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=3, aspp_channels=8, decoder_channels=8)
     teacher = DeepLabV3Plus(config).eval().requires_grad_(False)
     student = DeepLabV3Plus(DeepLabConfig(**{**config.__dict__, "in_channels": 2}))
-    e2i = Generator(2, 1, width=4, residual_blocks=1, image_output=True)
+    e2i = ImageHead(8, width=4)
     events = torch.rand(2, 2, 32, 32)
-    fake_image = e2i(events)
-    t_out, s_out = teacher(fake_image), student(events)
-    loss = DistributionKD()(s_out["logits"], t_out["logits"]) + AffinityKD(64)(s_out["decoder"], t_out["decoder"])
+    s_out = student(events)
+    reconstruction = e2i(s_out["decoder"], (32, 32))
+    t_out = teacher(torch.rand(2, 1, 32, 32))
+    loss = (DistributionKD()(s_out["logits"], t_out["logits"]) + AffinityKD(64)(s_out["decoder"], t_out["decoder"])
+            + reconstruction.mean())
     loss.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in e2i.parameters())
+    assert all(p.grad is not None for p in e2i.parameters())
+
+
+def test_kd_weights_scale_each_sample():
+    student, teacher = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    kd = DistributionKD()
+    each = torch.stack([kd(student[k : k + 1], teacher[k : k + 1]) for k in range(2)])
+    assert kd(student, teacher, torch.tensor([1.0, 0.0])).item() == pytest.approx(each[0].item() / 2, rel=1e-5)
+    assert kd(student, teacher, torch.tensor([1.0, 1.0])).item() == pytest.approx(kd(student, teacher).item(), rel=1e-5)
+    features_s, features_t = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 4, 4)
+    affinity = AffinityKD(16)
+    assert affinity(features_s, features_t, torch.tensor([0.0, 0.0])).item() == 0.0
+
+
+def test_event_prior_counts_threshold_crossings_over_the_bins():
+    previous = torch.full((1, 1, 2, 2), 0.5)
+    # linear intensity x e^1.1 on the left column (1.1 of log intensity): 4 whole crossings of 0.25;
+    # x e^-0.2 on the right column: less than one threshold, no event
+    brighter = (0.5**2.2 * math.exp(1.1)) ** (1 / 2.2)
+    darker = (0.5**2.2 * math.exp(-0.2)) ** (1 / 2.2)
+    current = torch.tensor([[[[brighter, darker], [brighter, darker]]]])
+    prior = event_prior(previous, current, channels=4)
+    assert prior.shape == (1, 4, 2, 2)
+    assert torch.equal(prior[0, :, :, 0], torch.full((4, 2), 1.0))  # 4 events over 4 bins
+    assert torch.equal(prior[0, :, :, 1], torch.zeros(4, 2))
+    assert torch.equal(event_prior(current, previous, 4)[0, :, :, 0], torch.full((4, 2), -1.0))
+    # I2E starts as the prior: its residual's last layer is zero
+    frames = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    assert torch.equal(FramePairToEvents(4, width=4)(*frames), event_prior(*frames, 4))
 
 
 def test_generators_and_discriminator_shapes():
-    assert Generator(5, 1, image_output=True)(torch.rand(1, 5, 30, 42)).shape == (1, 1, 30, 42)
+    assert ImageHead(8)(torch.rand(1, 8, 8, 11), (30, 42)).shape == (1, 1, 30, 42)
     out = Generator(1, 5)(torch.rand(1, 1, 32, 48))
     assert out.shape == (1, 5, 32, 48)
+    assert FramePairToEvents(5)(torch.rand(1, 1, 30, 42), torch.rand(1, 1, 30, 42)).shape == (1, 5, 30, 42)
     assert PatchDiscriminator(1)(torch.rand(2, 1, 32, 48)).shape == (2, 1, 4, 6)

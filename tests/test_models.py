@@ -62,3 +62,11 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="not an evtools checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_checkpoint_loads_onto_the_requested_device(tmp_path):
+    # "meta" stands for any device other than the CPU: a model left on the CPU fails this
+    path = save_checkpoint(tmp_path / "m.pt", DeepLabV3Plus(SMALL).eval())
+    loaded, _ = load_checkpoint(path, "meta")
+    assert {p.device.type for p in loaded.parameters()} | {b.device.type for b in loaded.buffers()} == {"meta"}
+    assert not loaded.training

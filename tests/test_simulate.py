@@ -1,6 +1,7 @@
 """The event simulator: the sensor model on hand-made frames, a static scene, determinism, each
 output layout read back through the readers, and masks aligned with frames."""
 
+import json
 import math
 
 import h5py
@@ -11,7 +12,7 @@ from evtools.io import open_recording
 from evtools.simulate import SimulationSpec, make_demo, DemoPreset, simulate_recordings, write_recording
 from evtools.simulate.scene import Scene, SceneConfig
 from evtools.simulate.sensor import LOG_EPS, PixelState, SensorModel, events_between, log_intensity
-from evtools.simulate.sequence import SequenceConfig, simulate
+from evtools.simulate.sequence import CONDITION_NAMES, SequenceConfig, simulate
 
 QUIET = SensorModel(c_on=0.25, c_off=0.25, c_spread=0.0, refractory_us=0.0, shot_noise_hz=0.0, hot_pixels=0)
 
@@ -117,3 +118,34 @@ def test_demo_preset_layout(tmp_path):
     assert (tmp_path / "images" / "masks" / "img000_0002.png").exists()
     assert (tmp_path / "events" / "seq000.hdf5").exists() and not (tmp_path / "events" / "ground_truth").exists()
     assert (tmp_path / "test" / "ground_truth" / "seq000.hdf5").exists()
+
+
+def test_aps_conditions_change_the_frames_never_the_events():
+    scene = SceneConfig(seed=5)
+    plain = simulate(SequenceConfig(scene=scene, seconds=0.16, aps_segment_s=0.04))
+    failing = simulate(SequenceConfig(scene=scene, seconds=0.16, aps_segment_s=0.04,
+                                      aps_schedule=("normal", "night", "overexposed", "blur")))
+    # one frame per 40 ms segment: the schedule in order
+    assert [CONDITION_NAMES[c] for c in failing.conditions] == ["normal", "night", "overexposed", "blur"]
+    assert list(plain.conditions) == [CONDITION_NAMES.index("normal")] * 4
+    for column in ("t", "x", "y", "p"):
+        np.testing.assert_array_equal(getattr(failing.events, column), getattr(plain.events, column))
+    np.testing.assert_array_equal(failing.frames[0], plain.frames[0])
+    assert failing.frames[1].mean() < plain.frames[1].mean() / 3  # night: dark
+    assert (failing.frames[2] == 255).mean() > 0.9  # glare: saturated
+    # blur: the same exposure level, less detail (a 40 ms exposure instead of 8 ms)
+    assert abs(failing.frames[3].mean() - plain.frames[3].mean()) < 10
+    detail = lambda frame: np.abs(np.diff(frame.astype(np.float64), axis=1)).mean()  # noqa: E731
+    assert detail(failing.frames[3]) < detail(plain.frames[3])
+
+
+def test_ground_truth_names_each_frame_condition(tmp_path):
+    spec = SimulationSpec(sequences=2, seconds=0.16, format="mvsec", seed=2, aps_schedule=("normal", "night", "blur"),
+                          aps_segment_s=0.08)
+    simulate_recordings(tmp_path, spec)
+    names = []
+    for k in range(2):
+        with h5py.File(tmp_path / "ground_truth" / f"seq{k:03d}.hdf5") as gt:
+            names.append([json.loads(gt.attrs["conditions"])[c] for c in gt["conditions"][:]])
+    # two segments of two frames per sequence; the schedule runs on into the next sequence
+    assert names == [["normal"] * 2 + ["night"] * 2, ["blur"] * 2 + ["normal"] * 2]

@@ -68,10 +68,12 @@ def test_every_method_trains_and_writes_its_run(data, tmp_path, method, extra):
     if expected:
         assert losses == expected
     elif "parts.bmr=false" in extra:
-        assert losses == {"loss_distribution", "loss_affinity"}
+        assert losses == {"loss_distribution_real", "loss_affinity_real"}
     else:
-        assert {"loss_task", "loss_distribution", "loss_affinity", "loss_reconstruction", "loss_cycle"} <= losses
+        assert {"loss_distribution_real", "loss_affinity_real", "loss_reconstruction", "loss_i2e"} <= losses
         assert ("loss_adversarial" in losses) == ("weights.adversarial=0.1" in extra)
+        assert all(np.isfinite(metrics[k]) for k in ("diag_e2i_l1", "diag_e2i_ssim", "diag_i2e_l1", "diag_zero_l1",
+                                                     "diag_i2e_gate", "diag_e2i_gate", "diag_trusted_frames"))
     for name in ("config.toml", "meta.json", "metrics.jsonl", "last.pt", "best.pt", "state.pt"):
         assert (tmp_path / "run" / name).exists(), name
     model, meta = load_checkpoint(tmp_path / "run" / "best.pt")
@@ -148,3 +150,23 @@ def test_eval_against_a_ground_truth_folder_equals_gt_labels(tmp_path):
     from_cache = evaluate_checkpoint(checkpoint, [labelled], truth="gt_labels")
     assert from_folder.confusion == from_cache.confusion
     assert sum(map(sum, from_cache.confusion)) == 5 * 200 * 346  # 5 frames, every pixel labelled
+
+
+def test_eval_reports_each_frame_condition(tmp_path):
+    from evtools.simulate import SimulationSpec, simulate_recordings
+
+    spec = SimulationSpec(sequences=1, seconds=0.2, format="mvsec", seed=4, aps_schedule=("night", "normal"),
+                          aps_segment_s=0.08)
+    paths = simulate_recordings(tmp_path / "sim", spec)
+    cache = convert(paths[0], tmp_path / "c", ConvertSpec(ground_truth=tmp_path / "sim" / "ground_truth")).output
+    condition = Cache(cache).array("gt_condition")
+    assert condition.attrs["names"] == ["normal", "night", "overexposed", "blur"]
+    np.testing.assert_array_equal(condition[:], [1, 1, 0, 0, 1])  # frames at 40..200 ms, 80 ms segments
+    student = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=5, num_classes=6, aspp_channels=8,
+                                          decoder_channels=8)).eval()
+    checkpoint = save_checkpoint(tmp_path / "s.pt", student, {"repr": "voxel"})
+    result = evaluate_checkpoint(checkpoint, [cache], truth="gt_labels")
+    assert {n: s["windows"] for n, s in result.by_condition.items()} == {"night": 3, "normal": 2}
+    # the conditions split the windows (every pixel labelled, so each window weighs the same)
+    by = result.by_condition
+    assert result.pixel_accuracy == pytest.approx((3 * by["night"]["pixel_accuracy"] + 2 * by["normal"]["pixel_accuracy"]) / 5)

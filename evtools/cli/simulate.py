@@ -23,16 +23,24 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Everything is reproducible from it.")] = 0,
     illumination: Annotated[str, typer.Option(help="day, dusk, high-contrast, or mixed (in turn).")] = "mixed",
     frame_rate: Annotated[float, typer.Option(help="APS frames per second.")] = 25.0,
+    aps_schedule: Annotated[str, typer.Option(
+        help="APS conditions of consecutive 0.5 s segments, comma-separated, repeated: normal, night, overexposed, "
+             "blur (they change the frames, never the events).")] = "normal",
     preview: Annotated[bool, typer.Option(help="Also write previews/NAME.png: frame, events, mask.")] = False,
 ) -> None:
     """Simulate labelled driving recordings (events, APS frames, ground-truth masks)."""
     from evtools.simulate import FORMATS, DemoPreset, SimulationSpec, make_demo, preview_picture, simulate_recordings
     from evtools.simulate.scene import ILLUMINATIONS
+    from evtools.simulate.sensor import APS_CONDITIONS
 
     if format not in FORMATS:
         raise OptionError(f"--format: '{format}' is not one of {', '.join(FORMATS)}")
     if illumination != "mixed" and illumination not in ILLUMINATIONS:
         raise OptionError(f"--illumination: '{illumination}' is not one of {', '.join(ILLUMINATIONS)}, mixed")
+    schedule = tuple(name.strip() for name in aps_schedule.split(","))
+    unknown = [name for name in schedule if name not in APS_CONDITIONS]
+    if unknown:
+        raise OptionError(f"--aps-schedule: '{unknown[0]}' is not one of {', '.join(APS_CONDITIONS)}")
     if sequences < 1 or seconds <= 0:
         raise OptionError("--sequences and --seconds must be positive")
     started = time.perf_counter()
@@ -57,7 +65,8 @@ def simulate(
                 (out / "previews").mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(out / "previews" / f"{name}.png"), preview_picture(sequence, len(sequence.frames) // 2))
 
-            spec = SimulationSpec(sequences, seconds, format, seed, illumination, frame_rate)
+            spec = SimulationSpec(sequences, seconds, format, seed, illumination, frame_rate,
+                                  aps_schedule=schedule)
             paths = simulate_recordings(out, spec, progress, on_sequence=write_preview if preview else None)
             summary = f"{len(paths)} recordings in the {format} layout, ground truth in {out / 'ground_truth'}"
     stdout.print(f"wrote {summary} to {out} in {time.perf_counter() - started:.1f} s")

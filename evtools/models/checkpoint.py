@@ -50,8 +50,8 @@ def is_checkpoint(path: str | Path) -> bool:
     return isinstance(content, dict) and "evtools_checkpoint" in content
 
 
-def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[DeepLabV3Plus, dict]:
-    """The model (in eval mode) and the checkpoint's ``meta``."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[DeepLabV3Plus, dict]:
+    """The model (in eval mode, on ``map_location``) and the checkpoint's ``meta``."""
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -63,7 +63,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[DeepLa
     config_class, model_class = KINDS[content["kind"]]
     model = model_class(config_class(**content["config"]))
     model.load_state_dict(content["state_dict"])
-    return model.eval(), content.get("meta", {})
+    return model.to(map_location).eval(), content.get("meta", {})
 
 
 def file_fingerprint(path: str | Path) -> str:

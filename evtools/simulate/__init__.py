@@ -8,6 +8,7 @@ sequence.py (the time loop). Documented in docs/simulator.md.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
 from evtools.simulate.scene import CLASS_NAMES, HEIGHT, ILLUMINATIONS, WIDTH, SceneConfig
-from evtools.simulate.sequence import SequenceConfig, SimulatedSequence, simulate
+from evtools.simulate.sequence import CONDITION_NAMES, SequenceConfig, SimulatedSequence, simulate
 
 FORMATS = ("ddd17", "mvsec", "evtools")
 GROUND_TRUTH_DIR = "ground_truth"
@@ -41,6 +42,10 @@ class SimulationSpec:
     illumination: str = "mixed"  # one of ILLUMINATIONS, or mixed: day, dusk, high-contrast in turn
     frame_rate_hz: float = 25.0
     with_events: bool = True
+    # APS conditions of consecutive segments (sensor.APS_CONDITIONS); the schedule runs on from
+    # one sequence to the next, so that each condition falls on every kind of scene
+    aps_schedule: tuple[str, ...] = ("normal",)
+    aps_segment_s: float = 0.5
 
 
 def sequence_config(spec: SimulationSpec, index: int) -> SequenceConfig:
@@ -49,7 +54,10 @@ def sequence_config(spec: SimulationSpec, index: int) -> SequenceConfig:
     illumination = tuple(ILLUMINATIONS)[index % len(ILLUMINATIONS)] if spec.illumination == "mixed" else spec.illumination
     scene = SceneConfig(seed=seed, speed_mps=float(rng.uniform(7, 13)), sway_m=float(rng.uniform(0.3, 1.2)),
                         illumination=illumination, length_m=max(200.0, 15 * spec.seconds + 150))
-    return SequenceConfig(scene=scene, seconds=spec.seconds, frame_rate_hz=spec.frame_rate_hz, with_events=spec.with_events)
+    shift = index * math.ceil(spec.seconds / spec.aps_segment_s) % len(spec.aps_schedule)
+    schedule = tuple(spec.aps_schedule[shift:]) + tuple(spec.aps_schedule[:shift])
+    return SequenceConfig(scene=scene, seconds=spec.seconds, frame_rate_hz=spec.frame_rate_hz, with_events=spec.with_events,
+                          aps_schedule=schedule, aps_segment_s=spec.aps_segment_s)
 
 
 def write_recording(sequence: SimulatedSequence, path: Path, format: str, t0_us: int) -> Path:
@@ -70,12 +78,14 @@ def write_recording(sequence: SimulatedSequence, path: Path, format: str, t0_us:
 
 def write_ground_truth(sequence: SimulatedSequence, path: Path, t0_us: int, config: SequenceConfig) -> Path:
     """The class mask at each APS frame's time: ``masks`` (M, H, W) uint8 and ``frame_t_us``
-    (M,) int64 on the recording's absolute clock, one per frame of the recording, in order."""
+    (M,) int64 on the recording's absolute clock, one per frame of the recording, in order, and
+    ``conditions`` (M,) uint8, each frame's APS condition (names in the ``conditions`` attribute)."""
     with written_atomically(path) as partial, h5py.File(partial, "w") as h5:
         h5.create_dataset("masks", data=sequence.masks, chunks=(1, HEIGHT, WIDTH), compression="gzip", compression_opts=1)
         h5.create_dataset("frame_t_us", data=t0_us + sequence.frame_t_us)
+        h5.create_dataset("conditions", data=sequence.conditions)
         h5.attrs.update(evtools_format="ground-truth", evtools_format_version=1, classes=json.dumps(CLASS_NAMES),
-                        ignore_label=255, config=json.dumps(asdict(config)))
+                        ignore_label=255, conditions=json.dumps(CONDITION_NAMES), config=json.dumps(asdict(config)))
     return path
 
 
@@ -119,17 +129,24 @@ def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progr
     return count
 
 
+# Half the frames of the demo's event and test recordings are well exposed; a sixth each is
+# taken at night, over-exposed or blurred (segments of 0.5 s in this order, repeating).
+DEMO_APS_SCHEDULE = ("normal", "night", "normal", "overexposed", "normal", "blur")
+
+
 @dataclass(frozen=True)
 class DemoPreset:
     """The embedded default dataset: three disjoint groups (seeds apart), for EvDistill's
-    unpaired protocol: labelled images, unlabelled event recordings, and labelled test recordings."""
+    unpaired protocol: labelled images (all well exposed), unlabelled event recordings, and
+    labelled test recordings, whose APS frames fail in a known share of the windows."""
 
     image_sequences: int = 8
     event_sequences: int = 4
-    test_sequences: int = 2
+    test_sequences: int = 3
     seconds: float = 2.0
     format: str = "ddd17"
     seeds: dict = field(default_factory=lambda: {"images": 1, "events": 2, "test": 3})
+    aps_schedule: tuple[str, ...] = DEMO_APS_SCHEDULE
 
 
 def make_demo(out: str | Path, preset: DemoPreset = DemoPreset(), progress: Progress | None = None) -> dict:
@@ -141,7 +158,8 @@ def make_demo(out: str | Path, preset: DemoPreset = DemoPreset(), progress: Prog
     )
     groups = {}
     for group, count in (("events", preset.event_sequences), ("test", preset.test_sequences)):
-        spec = SimulationSpec(count, preset.seconds, preset.format, seed=preset.seeds[group])
+        spec = SimulationSpec(count, preset.seconds, preset.format, seed=preset.seeds[group],
+                              aps_schedule=preset.aps_schedule)
         # the unlabelled group gets no ground truth, as real unlabelled recordings have none
         groups[group] = [p.name for p in simulate_recordings(out / group, spec, progress, ground_truth=group == "test")]
     manifest = {"preset": asdict(preset), "labelled_images": images, **groups, "classes": list(CLASS_NAMES)}

@@ -10,6 +10,8 @@ rate on every pixel and a few hot pixels firing often, both with random polarity
 
 APS: the linear intensity averaged over the exposure before each frame time (motion blur),
 times a gain, gamma-encoded (1/2.2), with Gaussian read noise and shot noise, 8 bits, clipped.
+An ``ApsCondition`` scales gain, exposure and read noise of one frame, so that frames can fail
+(night, over-exposure, motion blur) where the events, which see log intensity, do not.
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ class SensorModel:
     aps_gain: float = 1.0
     aps_read_noise: float = 2.0  # in 8-bit levels
     aps_exposure_us: float = 8_000.0
+
+
+@dataclass(frozen=True)
+class ApsCondition:
+    """How one APS frame is exposed, relative to the sensor's well-exposed setting. It changes
+    the frame only: the scene and therefore the events stay as they are."""
+
+    name: str
+    gain: float = 1.0  # light collected: exposure time and aperture against the scene's brightness
+    exposure: float = 1.0  # exposure duration (motion blur)
+    read_noise: float = 1.0
+
+
+# The frames in which a camera's APS fails and its events do not (docs/simulator.md).
+APS_CONDITIONS = {
+    "normal": ApsCondition("normal"),
+    "night": ApsCondition("night", gain=0.01, read_noise=3.0),  # too little light: dark, noisy, little contrast
+    "overexposed": ApsCondition("overexposed", gain=20.0),  # glare: nearly everything saturates
+    "blur": ApsCondition("blur", exposure=5.0),  # 40 ms exposures at driving speed
+}
 
 
 def log_intensity(intensity: np.ndarray) -> np.ndarray:
@@ -123,8 +145,10 @@ def events_between(
             np.concatenate([p, noise_p])[order])
 
 
-def aps_frame(exposed: np.ndarray, model: SensorModel, rng: np.random.Generator) -> np.ndarray:
+def aps_frame(exposed: np.ndarray, model: SensorModel, rng: np.random.Generator,
+              condition: ApsCondition = APS_CONDITIONS["normal"]) -> np.ndarray:
     """An 8-bit APS frame from the exposure-averaged linear intensity."""
-    signal = np.clip(model.aps_gain * exposed, 0, None) ** (1 / 2.2) * 255.0
-    noisy = signal + rng.normal(0, model.aps_read_noise, signal.shape) + rng.normal(0, 1, signal.shape) * np.sqrt(signal) * 0.3
+    signal = np.clip(model.aps_gain * condition.gain * exposed, 0, None) ** (1 / 2.2) * 255.0
+    read_noise = model.aps_read_noise * condition.read_noise
+    noisy = signal + rng.normal(0, read_noise, signal.shape) + rng.normal(0, 1, signal.shape) * np.sqrt(signal) * 0.3
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)

@@ -1,10 +1,10 @@
 """One simulated sequence: render the scene at a high internal rate, turn the log-intensity
-changes into events, expose APS frames, and keep the class mask at each frame's time."""
+changes into events, expose APS frames (each under the condition its segment of the sequence
+has), and keep the class mask at each frame's time."""
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,9 +12,17 @@ import numpy as np
 
 from evtools.events import Events
 from evtools.simulate.scene import Scene, SceneConfig
-from evtools.simulate.sensor import PixelState, SensorModel, aps_frame, events_between, log_intensity
+from evtools.simulate.sensor import APS_CONDITIONS, PixelState, SensorModel, aps_frame, events_between, log_intensity
 
 US_PER_S = 1_000_000
+CONDITION_NAMES = tuple(APS_CONDITIONS)
+
+
+def frame_conditions(config: SequenceConfig, frame_t_us: np.ndarray) -> np.ndarray:
+    """Each frame's APS condition (index into CONDITION_NAMES) from the schedule."""
+    segment = (np.asarray(frame_t_us, np.int64) - 1) // round(config.aps_segment_s * US_PER_S)
+    codes = np.array([CONDITION_NAMES.index(name) for name in config.aps_schedule], np.uint8)
+    return codes[segment % len(codes)]
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,15 @@ class SequenceConfig:
     max_px_per_render: float = 3.0
     max_subdivisions: int = 3
     with_events: bool = True  # False: only APS frames and masks (rendered around each frame only)
+    # APS conditions (names in sensor.APS_CONDITIONS) of consecutive segments of aps_segment_s,
+    # repeated over the sequence: frame k takes the condition of the segment its time falls in
+    aps_schedule: tuple[str, ...] = ("normal",)
+    aps_segment_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.aps_schedule if name not in APS_CONDITIONS]
+        if unknown or not self.aps_schedule:
+            raise ValueError(f"APS conditions must be among {', '.join(APS_CONDITIONS)}, got {', '.join(unknown) or 'none'}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class SimulatedSequence:
     frames: np.ndarray  # (M, H, W) uint8
     frame_t_us: np.ndarray  # (M,) int64, end of exposure
     masks: np.ndarray  # (M, H, W) uint8 class ids at each frame's time
+    conditions: np.ndarray  # (M,) uint8: each frame's APS condition, an index into CONDITION_NAMES
     renders: int  # internal frames rendered, subdivisions included
     speed_mps: float
 
@@ -45,20 +63,26 @@ def simulate(config: SequenceConfig, progress: Callable[[float, float], None] | 
     """Runs the sequence; ``progress(simulated seconds done, seconds in total)``."""
     steps_per_frame = math.ceil(config.render_rate_hz / config.frame_rate_hz)
     step_us = US_PER_S / config.render_rate_hz
-    exposure_steps = max(1, round(config.sensor.aps_exposure_us / step_us))
     n_frames = int(config.seconds * config.frame_rate_hz)
+    frame_t_us = np.round(np.arange(1, n_frames + 1) * steps_per_frame * step_us).astype(np.int64)
+    conditions = frame_conditions(config, frame_t_us)
+    # renders averaged into each frame: its exposure, at most the whole frame interval
+    exposure_steps = [min(steps_per_frame, max(1, round(config.sensor.aps_exposure_us
+                                                        * APS_CONDITIONS[CONDITION_NAMES[c]].exposure / step_us)))
+                      for c in conditions]
     scene = Scene.generate(config.scene)
     rng = np.random.default_rng([config.scene.seed, 1])
     frames, masks, chunks = [], [], []
     renders = 0
-    recent: deque[np.ndarray] = deque(maxlen=exposure_steps)
+    exposed: list[np.ndarray] = []
     intensity, classes = scene.render(0.0)
     renders += 1
     log_prev = log_intensity(intensity)
     state = PixelState.start(log_prev, config.sensor, rng)
     total_steps = n_frames * steps_per_frame
     for step in range(1, total_steps + 1):
-        in_exposure = (step - 1) % steps_per_frame >= steps_per_frame - exposure_steps
+        frame = (step - 1) // steps_per_frame
+        in_exposure = (step - 1) % steps_per_frame >= steps_per_frame - exposure_steps[frame]
         if not config.with_events and not in_exposure:
             continue
         t_us = step * step_us
@@ -68,19 +92,22 @@ def simulate(config: SequenceConfig, progress: Callable[[float, float], None] | 
             log_now = log_intensity(intensity)
             renders += _advance(scene, (step - 1) * step_us, log_prev, t_us, log_now, state, config, rng, chunks, 0)
             log_prev = log_now
-        recent.append(intensity)
+        if in_exposure:
+            exposed.append(intensity)
         if step % steps_per_frame == 0:
-            frames.append(aps_frame(np.mean(recent, axis=0), config.sensor, rng))
+            condition = APS_CONDITIONS[CONDITION_NAMES[conditions[frame]]]
+            frames.append(aps_frame(np.mean(exposed, axis=0), config.sensor, rng, condition))
             masks.append(classes)
-            recent.clear()
+            exposed.clear()
             if progress:
                 progress(t_us / US_PER_S, config.seconds)
     columns = [np.concatenate(c) for c in zip(*chunks)] if chunks else [np.empty(0, d) for d in (np.int64, np.uint16, np.uint16, np.int8)]
     return SimulatedSequence(
         events=Events(*columns),
         frames=np.stack(frames),
-        frame_t_us=np.round(np.arange(1, n_frames + 1) * steps_per_frame * step_us).astype(np.int64),
+        frame_t_us=frame_t_us,
         masks=np.stack(masks),
+        conditions=conditions,
         renders=renders,
         speed_mps=config.scene.speed_mps,
     )

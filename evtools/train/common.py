@@ -26,6 +26,28 @@ def poly_lr(base_lr: float, step: int, total_steps: int, power: float = 0.9) -> 
     return base_lr * (1 - min(step, total_steps) / max(total_steps, 1)) ** power
 
 
+def _ramp(value: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    return ((value - low) / (high - low)).clamp(0, 1)
+
+
+def frame_trust(aps: torch.Tensor) -> torch.Tensor:
+    """(B,) in [0, 1]: how far each APS frame of (B, 1, H, W) in [0, 1] is exposed well enough for
+    a teacher to read it, judged from the frame alone: 1 for a mean brightness within [0.15, 0.85]
+    and a contrast (standard deviation) of at least 0.08, falling linearly to 0 at a mean of 0.08
+    or 0.92 and at a contrast of 0.03. Dark (night), saturated (glare) and flat frames fail;
+    motion blur is not detected."""
+    mean, contrast = aps.mean((1, 2, 3)), aps.std((1, 2, 3))
+    return _ramp(mean, 0.08, 0.15) * _ramp(1 - mean, 0.08, 0.15) * _ramp(contrast, 0.03, 0.08)
+
+
+def ignore_untrusted_frames(sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A transform for validation against pseudo-labels: a window whose APS frame is not trusted
+    (``frame_trust`` below 0.5) has pseudo-labels made from a failed frame; ignore them."""
+    if float(frame_trust(sample["aps"][None])[0]) < 0.5:
+        sample = {**sample, "labels": torch.full_like(sample["labels"], 255)}
+    return sample
+
+
 def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 

@@ -16,12 +16,15 @@ METHODS = ("supervised", "kd-aps", "evdistill")
 
 @dataclass(frozen=True)
 class LossWeights:
+    """Each term's weight, set so that the terms have comparable magnitudes at the start of
+    training on the demo (docs/evdistill.md lists the measured magnitudes)."""
+
     task: float = 1.0
     distribution: float = 1.0
-    affinity: float = 1.0
-    reconstruction: float = 1.0
-    cycle: float = 1.0
-    adversarial: float = 0.0  # > 0 adds the least-squares adversarial term with discriminators
+    affinity: float = 5.0
+    reconstruction: float = 5.0  # E2I: L1 to the APS frame
+    i2e: float = 10.0  # I2E: L1 to the real event tensor (trains I2E only)
+    adversarial: float = 0.0  # > 0 adds the least-squares adversarial term on I2E's output
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Training:
     temperature: float = 2.0
     affinity_nodes: int = 1024
     generator_width: int = 16
+    generator_lr: float = 5e-4  # Adam for I2E (its own optimiser, constant rate)
+    threads: int = 0  # torch's intra-op threads; 0: torch's default (all cores)
     validation_fraction: float = 0.25  # of the events windows (the last caches or windows), never the test split
     seed: int = 0
     device: str = "cpu"

@@ -5,8 +5,10 @@
   distributions, times T^2 (Hinton et al. 2015), averaged over pixels.
 - ``AffinityKD``: the L1 distance between the cosine-similarity matrices of teacher and student
   features over spatial positions, after average pooling to at most ``max_nodes`` positions.
-- ``L1Loss`` for BMR's reconstruction and cycle terms; ``lsgan_generator`` and
-  ``lsgan_discriminator`` for its optional least-squares adversarial term.
+- ``lsgan_generator`` and ``lsgan_discriminator`` for BMR's optional least-squares adversarial term.
+
+The KD losses take optional per-sample ``weights`` (B,): the mean over samples of weight x loss,
+so that a batch of untrusted samples contributes little.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ class DistributionKD(nn.Module):
         super().__init__()
         self.temperature = temperature
 
-    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
         t = self.temperature
         teacher_log = F.log_softmax(teacher_logits / t, dim=1)
         student_log = F.log_softmax(student_logits / t, dim=1)
         per_pixel = (teacher_log.exp() * (teacher_log - student_log)).sum(1)
-        return per_pixel.mean() * t * t
+        return weighted_mean(per_pixel.flatten(1).mean(1), weights) * t * t
 
 
 def pooled_grid(height: int, width: int, max_nodes: int) -> tuple[int, int]:
@@ -59,11 +62,18 @@ class AffinityKD(nn.Module):
         super().__init__()
         self.max_nodes = max_nodes
 
-    def forward(self, student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, student_features: torch.Tensor, teacher_features: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
         if student_features.shape[-2:] != teacher_features.shape[-2:]:
             student_features = F.interpolate(student_features, size=teacher_features.shape[-2:], mode="bilinear",
                                              align_corners=False)
-        return (affinity(student_features, self.max_nodes) - affinity(teacher_features, self.max_nodes)).abs().mean()
+        difference = affinity(student_features, self.max_nodes) - affinity(teacher_features, self.max_nodes)
+        return weighted_mean(difference.abs().mean((1, 2)), weights)
+
+
+def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The plain mean, or the mean of weight x value over the samples."""
+    return per_sample.mean() if weights is None else (per_sample * weights).mean()
 
 
 def lsgan_generator(fake_scores: torch.Tensor) -> torch.Tensor:

@@ -22,19 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from evtools import __version__
 from evtools.cache import Cache
 from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
 from evtools.errors import EvtoolsError
 from evtools.metrics import miou, pixel_accuracy
-from evtools.models.bmr import Generator, PatchDiscriminator
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabV3Plus
-from evtools.train.common import TrainProgress, evaluate, poly_lr, seed_everything, to_device
+from evtools.train.common import TrainProgress, evaluate, ignore_untrusted_frames, poly_lr, seed_everything, to_device
 from evtools.train.config import StudentConfig, to_toml
-from evtools.train.losses import AffinityKD, DistributionKD, TaskLoss, lsgan_discriminator, lsgan_generator
+from evtools.train.evdistill import EvDistill
+from evtools.train.losses import DistributionKD, TaskLoss
 
 
 @dataclass(frozen=True)
@@ -117,19 +116,22 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
                   progress: TrainProgress | None = None) -> dict:
     """Trains one student; returns the last epoch's metrics."""
     run_dir = Path(run_dir)
-    cfg, parts, weights = config.training, config.parts, config.weights
+    cfg, parts = config.training, config.parts
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     world = Distributed(cfg.device)
     seed_everything(cfg.seed + world.rank)
     needs_teacher = config.method != "supervised"
     if needs_teacher and inputs.teacher is None:
         raise EvtoolsError(f"--method {config.method} needs --teacher")
-    uses_images = config.method == "evdistill" and parts.bmr
+    evdistill = config.method == "evdistill"
+    uses_images = evdistill and parts.bmr
     if uses_images and inputs.images is None:
         raise EvtoolsError("--method evdistill needs --images (labelled images) unless BMR is off (--no-bmr)")
     augment = ([RandomHorizontalFlip()] if cfg.flip else []) + ([RandomCrop(*cfg.crop)] if cfg.crop else [])
     train_parts, val_parts = split_validation(inputs.events, cfg.validation_fraction)
     train_set = _Windows(train_parts, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
-                         transforms=augment)
+                         with_previous_aps=uses_images, transforms=augment)
     train_sampler = world.sampler(train_set, True, cfg.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=train_sampler is None,
                                          sampler=train_sampler, drop_last=True, num_workers=cfg.workers,
@@ -138,14 +140,16 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
         raise EvtoolsError(f"{len(train_set)} training windows make no batch of {cfg.batch_size}")
     images = None
     if uses_images:
-        image_set = ImageMaskFolder(inputs.images, augment)
+        image_set = ImageMaskFolder(inputs.images, augment, with_previous=True)
         image_sampler = world.sampler(image_set, True, cfg.seed + 1)
         images = torch.utils.data.DataLoader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
                                              sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
                                              generator=torch.Generator().manual_seed(cfg.seed + 1))
     val_loader = None
     if val_parts and all(Cache(p).has("labels") for p, _ in val_parts):
-        val_set = _Windows(val_parts, repr=config.repr, with_labels=True)  # pseudo-labels: no test data here
+        # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
+        val_set = _Windows(val_parts, repr=config.repr, with_aps=True, with_labels=True,
+                           transforms=[ignore_untrusted_frames])
         val_loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
     device = cfg.device
@@ -154,18 +158,17 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     if needs_teacher:
         teacher, _ = load_checkpoint(inputs.teacher, device)
         teacher.requires_grad_(False).eval()
-    channels = config.model.in_channels
-    e2i = i2e = d_image = d_events = None
-    trainable = [student]
-    if config.method == "evdistill" and parts.bmr:
-        e2i = Generator(channels, 1, cfg.generator_width, image_output=True).to(device)
-        i2e = Generator(1, channels, cfg.generator_width).to(device)
-        trainable += [e2i, i2e]
-    optimizer = torch.optim.Adam([p for m in trainable for p in m.parameters()], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    d_optimizer = None
-    if e2i is not None and weights.adversarial > 0:
-        d_image, d_events = PatchDiscriminator(1).to(device), PatchDiscriminator(channels).to(device)
-        d_optimizer = torch.optim.Adam(list(d_image.parameters()) + list(d_events.parameters()), lr=cfg.lr, betas=(0.5, 0.999))
+    method = EvDistill(config, teacher).to(device) if evdistill else None
+    # the student's optimiser also trains E2I, the image head on the student's own decoder
+    head = [method.e2i] if method is not None and parts.bmr else []
+    optimizer = torch.optim.Adam([p for m in [student, *head] for p in m.parameters()], lr=cfg.lr,
+                                 weight_decay=cfg.weight_decay)
+    i2e_optimizer = d_optimizer = None
+    if uses_images:
+        i2e_optimizer = torch.optim.Adam(method.i2e.parameters(), lr=cfg.generator_lr, betas=(0.5, 0.999))
+        if method.d_events is not None:
+            d_optimizer = torch.optim.Adam(method.d_events.parameters(), lr=cfg.generator_lr, betas=(0.5, 0.999))
+    optimizers = {"optimizer": optimizer, "i2e_optimizer": i2e_optimizer, "d_optimizer": d_optimizer}
 
     start_epoch, step, best = 0, 0, -1.0
     state_path = run_dir / "state.pt"
@@ -173,8 +176,7 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
         if not state_path.exists():
             raise EvtoolsError(f"{run_dir}: nothing to resume (no state.pt)")
         state = torch.load(state_path, map_location=device, weights_only=True)
-        for name, module in (("student", student), ("e2i", e2i), ("i2e", i2e), ("d_image", d_image), ("d_events", d_events),
-                             ("optimizer", optimizer), ("d_optimizer", d_optimizer)):
+        for name, module in (("student", student), ("evdistill", method), *optimizers.items()):
             if module is not None:
                 module.load_state_dict(state[name])
         start_epoch, step, best = state["epoch"], state["step"], state["best"]
@@ -189,31 +191,41 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
         }, indent=2) + "\n")
         (run_dir / "metrics.jsonl").write_text("")
 
-    s_model, e2i_model, i2e_model = world.wrap(student), world.wrap(e2i) if e2i else None, world.wrap(i2e) if i2e else None
+    s_model = world.wrap(student)
+    i2e_model = world.wrap(method.i2e) if uses_images else None
     task, distribution = TaskLoss(), DistributionKD(cfg.temperature)
-    affinity = AffinityKD(cfg.affinity_nodes)
-    total_steps = cfg.epochs * len(loader)
+    # an epoch passes over every training window and every labelled image, the shorter repeated
+    steps_per_epoch = max(len(loader), len(images) if images is not None else 0)
+    total_steps = cfg.epochs * steps_per_epoch
     started = time.perf_counter()
     metrics: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         if train_sampler is not None:
             train_sampler.set_epoch(epoch)
-        for module in trainable:
-            module.train()
+        for module in (student, method):
+            if module is not None:
+                module.train()
         sums: dict[str, float] = {}
-        image_batches = itertools.cycle(images) if images is not None else itertools.repeat(None)
-        for batch, image_batch in zip(loader, image_batches):
+        image_batches = _repeated(images) if images is not None else itertools.repeat(None)
+        for batch, image_batch in itertools.islice(zip(_repeated(loader), image_batches), steps_per_epoch):
             for group in optimizer.param_groups:
                 group["lr"] = poly_lr(cfg.lr, step, total_steps)
             batch = to_device(batch, device)
-            terms = _losses(config, batch, to_device(image_batch, device) if image_batch else None, s_model, teacher,
-                            e2i_model, i2e_model, d_image, d_events, task, distribution, affinity)
+            image_batch = to_device(image_batch, device) if image_batch is not None else None
+            if method is not None:
+                terms = method.losses(batch, image_batch, s_model, i2e_model)
+            else:
+                terms = _baseline_losses(config, batch, s_model, teacher, task, distribution)
             loss = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
+            for opt in optimizers.values():
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if i2e_optimizer is not None:
+                i2e_optimizer.step()
             if d_optimizer is not None:
-                _discriminator_step(batch, image_batch, e2i, i2e, d_image, d_events, d_optimizer, device)
+                method.discriminator_step(batch, image_batch, method.i2e, d_optimizer)
             step += 1
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -222,7 +234,9 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
                          step * cfg.batch_size * world.world / (time.perf_counter() - started),
                          {name: float(value.detach()) for name, value in terms.items()})
         metrics = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started,
-                   **{f"loss_{k}": world.mean(v / len(loader)) for k, v in sums.items()}}
+                   **{f"loss_{k}": world.mean(v / steps_per_epoch) for k, v in sums.items()}}
+        if method is not None:
+            metrics.update(method.diagnostics())
         if val_loader is not None:
             confusion = evaluate(student, val_loader, "events", config.model.num_classes, device)
             metrics.update(val_miou=miou(confusion), val_pixel_accuracy=pixel_accuracy(confusion))
@@ -236,10 +250,8 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
                 save_checkpoint(run_dir / "best.pt", student, meta)
             with open(run_dir / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(metrics) + "\n")
-            state = {"student": student.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                     "step": step, "best": best}
-            for name, module in (("e2i", e2i), ("i2e", i2e), ("d_image", d_image), ("d_events", d_events),
-                                 ("d_optimizer", d_optimizer)):
+            state = {"student": student.state_dict(), "epoch": epoch + 1, "step": step, "best": best}
+            for name, module in (("evdistill", method), *optimizers.items()):
                 if module is not None:
                     state[name] = module.state_dict()
             torch.save(state, run_dir / "state.partial")
@@ -249,51 +261,17 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     return metrics
 
 
-def _losses(config, batch, image_batch, student, teacher, e2i, i2e, d_image, d_events, task, distribution, affinity):
-    """The weighted loss terms of one step, by name."""
-    weights, parts = config.weights, config.parts
+def _repeated(loader):
+    """The loader's batches, pass after pass (each pass reshuffled)."""
+    while True:
+        yield from loader
+
+
+def _baseline_losses(config, batch, student, teacher, task, distribution) -> dict[str, torch.Tensor]:
+    """supervised: the cache's pseudo-labels; kd-aps: the teacher on each window's APS frame."""
     events = batch["events"]
     if config.method == "supervised":
-        return {"task": weights.task * task(student(events)["logits"], batch["labels"])}
-    if config.method == "kd-aps" or not parts.bmr:
-        # the teacher on the aligned APS frame, the student on the events of the same window
-        with torch.no_grad():
-            t_out = teacher(batch["aps"])
-        s_out = student(events)
-        terms = {}
-        if config.method == "kd-aps" or parts.distribution:
-            terms["distribution"] = weights.distribution * distribution(s_out["logits"], t_out["logits"])
-        if config.method == "evdistill" and parts.affinity:
-            terms["affinity"] = weights.affinity * affinity(s_out["decoder"], t_out["decoder"])
-        return terms
-    images, image_labels = image_batch["aps"], image_batch["labels"]
-    fake_images = e2i(events)  # crafted pair 1: (events, E2I(events))
-    fake_events = i2e(images)  # crafted pair 2: (I2E(image), image)
-    s_events, s_fake = student(events), student(fake_events)
-    t_fake = teacher(fake_images)  # the frozen teacher passes gradients on to E2I
+        return {"task": config.weights.task * task(student(events)["logits"], batch["labels"])}
     with torch.no_grad():
-        t_images = teacher(images)
-    terms = {"task": weights.task * task(s_fake["logits"], image_labels)}
-    if parts.distribution:
-        terms["distribution"] = weights.distribution * (distribution(s_events["logits"], t_fake["logits"])
-                                                        + distribution(s_fake["logits"], t_images["logits"]))
-    if parts.affinity:
-        terms["affinity"] = weights.affinity * (affinity(s_events["decoder"], t_fake["decoder"])
-                                                + affinity(s_fake["decoder"], t_images["decoder"]))
-    terms["reconstruction"] = weights.reconstruction * F.l1_loss(fake_images, batch["aps"])
-    terms["cycle"] = weights.cycle * (F.l1_loss(i2e(fake_images), events) + F.l1_loss(e2i(fake_events), images))
-    if d_image is not None:
-        terms["adversarial"] = weights.adversarial * (lsgan_generator(d_image(fake_images))
-                                                      + lsgan_generator(d_events(fake_events)))
-    return terms
-
-
-def _discriminator_step(batch, image_batch, e2i, i2e, d_image, d_events, optimizer, device) -> None:
-    with torch.no_grad():
-        fake_images = e2i(batch["events"])
-        fake_events = i2e(image_batch["aps"].to(device))
-    loss = (lsgan_discriminator(d_image(batch["aps"]), d_image(fake_images))
-            + lsgan_discriminator(d_events(batch["events"]), d_events(fake_events)))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+        t_out = teacher(batch["aps"])
+    return {"distribution": config.weights.distribution * distribution(student(events)["logits"], t_out["logits"])}
