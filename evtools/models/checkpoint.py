@@ -50,10 +50,11 @@ def is_checkpoint(path: str | Path) -> bool:
     return isinstance(content, dict) and "evtools_checkpoint" in content
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[DeepLabV3Plus, dict]:
-    """The model (in eval mode, on ``map_location``) and the checkpoint's ``meta``."""
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[DeepLabV3Plus, dict]:
+    """The model (in eval mode, on ``device``) and the checkpoint's ``meta``. The weights are read
+    onto the CPU and the built model is then moved, so that model and weights never disagree."""
     try:
-        content = torch.load(path, map_location=map_location, weights_only=True)
+        content = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InputError(path, "no such file or directory") from None
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is no checkpoint
@@ -63,7 +64,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     config_class, model_class = KINDS[content["kind"]]
     model = model_class(config_class(**content["config"]))
     model.load_state_dict(content["state_dict"])
-    return model.to(map_location).eval(), content.get("meta", {})
+    return model.to(device).eval(), content.get("meta", {})
 
 
 def file_fingerprint(path: str | Path) -> str:
