@@ -17,7 +17,7 @@ import numpy as np
 
 from evtools.cache import Cache
 from evtools.evaluate import CLASS_NAMES
-from evtools.metrics import confusion_matrix, miou, pixel_accuracy
+from evtools.metrics import confusion_matrix, iou_per_class, miou, pixel_accuracy
 
 WINDOW_PICTURE = "window_000.png"
 TRAINED_ON = {"supervised": "pseudo-labels of events/", "kd-aps": "events/ + teacher on their APS",
@@ -43,7 +43,9 @@ def teacher_scores(cache_paths: list[str], num_classes: int = len(CLASS_NAMES)) 
                 name = names[codes[k]]
                 by_condition[name] = by_condition.get(name, 0) + matrix
                 windows[name] = windows.get(name, 0) + 1
+    ious = iou_per_class(total, "nanmean")
     return {"pixel_accuracy": pixel_accuracy(total), "miou": {"nanmean": miou(total)},
+            "iou": [None if np.isnan(v) else float(v) for v in ious],
             "by_condition": {n: {"windows": windows[n], "miou": {"nanmean": miou(m)}} for n, m in by_condition.items()}}
 
 

@@ -75,3 +75,39 @@ def test_missing_arrays_are_named(caches, tmp_path):
     with pytest.raises(CacheError) as err:
         CacheDataset(plain, with_labels=True)
     assert str(err.value) == f"{plain}: has no 'labels' array (run evtools pseudolabel)"
+
+
+def test_previous_aps_is_the_frame_before_when_close_enough(tmp_path):
+    # 12 frames about 52 ms apart: each window's previous frame is the one before
+    _, frames_t, images = write_recording(tmp_path / "close_data.hdf5", n_events=5000, n_frames=12)
+    close = convert(tmp_path / "close_data.hdf5", tmp_path / "close", ConvertSpec()).output
+    dataset = CacheDataset(close, with_previous_aps=True)
+    assert torch.equal(dataset[0]["aps_previous"], dataset[0]["aps"])  # the first frame has none before it
+    for k in (1, 5, 11):
+        assert torch.equal(dataset[k]["aps_previous"][0], torch.from_numpy(images[k - 1]).float() / 255)
+        assert torch.equal(dataset[k]["aps"][0], torch.from_numpy(images[k]).float() / 255)
+    # 6 frames about 114 ms apart: too far, a window's own frame stands in
+    _, _, far_images = write_recording(tmp_path / "far_data.hdf5", n_events=5000, n_frames=6)
+    far = CacheDataset(convert(tmp_path / "far_data.hdf5", tmp_path / "far", ConvertSpec()).output,
+                       with_previous_aps=True)
+    assert torch.equal(far[3]["aps_previous"], far[3]["aps"])
+    # flips and crops move the previous frame with the others
+    flipped = RandomHorizontalFlip(p=1.0)(dataset[4])
+    assert torch.equal(flipped["aps_previous"], dataset[4]["aps_previous"].flip(-1))
+
+
+def test_image_folder_previous_frame_by_sequence_number(tmp_path):
+    import cv2
+
+    from evtools.data import ImageMaskFolder
+
+    for folder in ("frames", "masks"):
+        (tmp_path / folder).mkdir()
+    for name, value in (("a_0000", 10), ("a_0001", 20), ("b_0001", 30), ("still", 40)):
+        cv2.imwrite(str(tmp_path / "frames" / f"{name}.png"), np.full((4, 6), value, np.uint8))
+        cv2.imwrite(str(tmp_path / "masks" / f"{name}.png"), np.zeros((4, 6), np.uint8))
+    folder = ImageMaskFolder(tmp_path, with_previous=True)
+    previous = {p.stem: round(float(folder[k]["aps_previous"].mean()) * 255) for k, (p, _) in enumerate(folder.pairs)}
+    # a_0001 follows a_0000; b_0000 does not exist and "still" has no number: the image itself
+    assert previous == {"a_0000": 10, "a_0001": 10, "b_0001": 30, "still": 40}
+    assert "aps_previous" not in ImageMaskFolder(tmp_path)[0]

@@ -105,3 +105,71 @@ def test_generators_and_discriminator_shapes():
     assert out.shape == (1, 5, 32, 48)
     assert FramePairToEvents(5)(torch.rand(1, 1, 30, 42), torch.rand(1, 1, 30, 42)).shape == (1, 5, 30, 42)
     assert PatchDiscriminator(1)(torch.rand(2, 1, 32, 48)).shape == (2, 1, 4, 6)
+
+
+def test_frame_trust_from_exposure_alone():
+    from evtools.train.common import frame_trust, ignore_untrusted_frames
+
+    rng = torch.Generator().manual_seed(0)
+    texture = torch.rand(1, 1, 32, 32, generator=rng)  # contrast (std) about 0.29
+    frames = torch.cat([
+        0.2 + 0.6 * texture,  # mean 0.5, std 0.17: trusted
+        0.02 + 0.06 * texture,  # night: mean 0.05
+        torch.ones(1, 1, 32, 32),  # saturated
+        torch.full((1, 1, 32, 32), 0.5),  # flat
+        0.1 + 0.1 * texture,  # mean 0.15, std 0.029: too little contrast
+        torch.cat([torch.zeros(1, 1, 16, 32), torch.full((1, 1, 16, 32), 0.23)], 2),  # mean 0.115, std 0.115
+    ])
+    trust = frame_trust(frames)
+    assert trust[:4].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert float(trust[4]) == 0.0
+    assert float(trust[5]) == pytest.approx(0.5, abs=1e-5)  # halfway up the ramp from 0.08 to 0.15
+    labels = torch.zeros(32, 32, dtype=torch.long)
+    assert ignore_untrusted_frames({"aps": frames[0], "labels": labels})["labels"].max() == 0
+    assert (ignore_untrusted_frames({"aps": frames[1], "labels": labels})["labels"] == 255).all()
+
+
+def test_correlation_and_gates():
+    from evtools.train.evdistill import _gate, correlation
+
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert correlation(a, 2 * a + 1).item() == pytest.approx(1.0)
+    assert correlation(a, -a).item() == pytest.approx(-1.0)
+    assert correlation(a, torch.zeros(4)).item() == 0.0  # predicting no events says nothing
+    assert [_gate(q, (0.2, 0.4)) for q in (0.1, 0.2, 0.3, 0.4, 0.9)] == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])
+
+
+def test_evdistill_terms_train_what_they_should_and_nothing_else():
+    from evtools.train.config import load_config
+    from evtools.train.evdistill import EvDistill
+
+    config = load_config(None, ["model.width=0.25", "model.aspp_channels=8", "model.decoder_channels=8",
+                                "model.in_channels=3", "model.num_classes=3", "training.generator_width=4",
+                                "training.affinity_nodes=16"])
+    teacher = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=3, aspp_channels=8,
+                                          decoder_channels=8)).eval().requires_grad_(False)
+    student = DeepLabV3Plus(config.model)
+    method = EvDistill(config, teacher)
+    rng = torch.Generator().manual_seed(1)
+    frames = lambda: 0.2 + 0.6 * torch.rand(2, 1, 32, 32, generator=rng)  # noqa: E731 - trusted frames
+    batch = {"events": torch.randn(2, 3, 32, 32, generator=rng), "aps": frames(), "aps_previous": frames()}
+    images = {"aps": frames(), "aps_previous": frames(), "labels": torch.randint(0, 3, (2, 32, 32), generator=rng)}
+    assert "task" not in method.losses(batch, images, student, method.i2e)  # I2E not yet measured event-like
+    method.i2e_correlation_ema.fill_(0.3)  # halfway through the I2E gate
+    assert method.gates()["i2e_gate"] == pytest.approx(0.5)
+    terms = method.losses(batch, images, student, method.i2e)
+    assert {"distribution_real", "affinity_real", "reconstruction", "i2e", "task", "distribution_i2e",
+            "affinity_i2e"} <= set(terms)
+
+    def moved(name):
+        for module in (student, method, teacher):
+            module.zero_grad(set_to_none=True)
+        terms[name].backward(retain_graph=True)
+        return {part: any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in module.parameters())
+                for part, module in (("student", student), ("e2i", method.e2i), ("i2e", method.i2e),
+                                     ("teacher", teacher))}
+
+    assert moved("i2e") == {"student": False, "e2i": False, "i2e": True, "teacher": False}
+    assert moved("task") == {"student": True, "e2i": False, "i2e": False, "teacher": False}
+    assert moved("reconstruction") == {"student": True, "e2i": True, "i2e": False, "teacher": False}
+    assert moved("distribution_real") == {"student": True, "e2i": False, "i2e": False, "teacher": False}
