@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all bench clean
+.PHONY: setup test test-all bench clean gpu-check
 
 setup: $(STAMP)
 
@@ -28,6 +28,18 @@ clean:
 
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python simulator.py
+
+# make gpu-check, on a machine with an NVIDIA GPU whose python3 already holds torch with CUDA and
+# numba-cuda (as the lent GPU machines do): a venv over those packages (with the wheels in
+# $(WHEELS) for what that python lacks, zarr for one), then benchmarks/gpu_check.py, about 8 minutes.
+GPU_VENV ?= .venv-gpu
+WHEELS ?= .whl
+gpu-check:
+	test -d $(GPU_VENV) || $(PYTHON) -m venv --system-site-packages $(GPU_VENV)
+	if [ -d $(WHEELS) ]; then $(GPU_VENV)/bin/python -m pip install -q --no-index --no-deps $(WHEELS)/*.whl; fi
+	$(GPU_VENV)/bin/python -m pip install -q --no-index --no-deps --no-build-isolation -e .
+	touch $(GPU_VENV)/.installed
+	$(GPU_VENV)/bin/python benchmarks/gpu_check.py --venv $(GPU_VENV)
 
 # make demo (the main job on the embedded default), make ablation, make ddd17, make mvsec
 include pipelines/demo.mk

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from representations import machine
+from representations import cuda_available, machine
 from rich.console import Console
 from rich.table import Table
 from streams import driving_like_stream
@@ -32,7 +32,7 @@ CONVERT = """
 import sys, time
 from evtools.convert import convert, ConvertSpec
 started = time.perf_counter()
-result = convert(sys.argv[1], sys.argv[2], ConvertSpec(codec=sys.argv[3]))
+result = convert(sys.argv[1], sys.argv[2], ConvertSpec(codec=sys.argv[3], device=sys.argv[4]))
 seconds = time.perf_counter() - started
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(seconds, result.windows, result.bytes_on_disk, result.bytes_uncompressed, int(status["VmHWM"].split()[0]) * 1024)
@@ -68,12 +68,15 @@ def main() -> None:
         n_frames = make_recording(recording, args.events)
         floor = min(read_floor(recording) for _ in range(2))
         runs = []
-        for codec in CODECS:
-            output = subprocess.run([sys.executable, "-c", CONVERT, str(recording), str(Path(folder) / codec), codec],
-                                    check=True, capture_output=True, text=True).stdout.split()
+        # every codec on the CPU; zstd on the CPU and on the GPU side by side when there is one
+        settings = [(codec, "cpu") for codec in CODECS] + ([("zstd", "cuda")] if cuda_available() else [])
+        for codec, device in settings:
+            output = subprocess.run([sys.executable, "-c", CONVERT, str(recording), str(Path(folder) / f"{codec}-{device}"),
+                                     codec, device], check=True, capture_output=True, text=True).stdout.split()
             seconds, windows, on_disk, uncompressed, peak = float(output[0]), *map(int, output[1:])
             runs.append({
                 "codec": codec,
+                "device": device,
                 "windows": windows,
                 "seconds": seconds,
                 "events_per_second": args.events / seconds,
@@ -96,7 +99,7 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "step" else "right")
     table.add_row("read the events table with h5py (floor)", f"{floor:.2f}", f"{args.events / floor / 1e6:.1f}", "", "")
     for run in runs:
-        table.add_row(f"evtools convert --codec {run['codec']}, end to end", f"{run['seconds']:.2f}",
+        table.add_row(f"evtools convert --codec {run['codec']} --device {run['device']}, end to end", f"{run['seconds']:.2f}",
                       f"{run['events_per_second'] / 1e6:.1f}", f"{run['peak_rss_bytes'] / 2**20:.0f} MiB",
                       f"{run['cache_bytes'] / 1e6:.0f} MB ({run['compression_ratio']:.1f}x)")
     console = Console()

@@ -139,6 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "representations.json")
+    parser.add_argument("--no-references", dest="references", action="store_false",
+                        help="Only evtools' rows (where Tonic and evlib are not installed, as on a bare GPU machine).")
     args = parser.parse_args()
 
     events = driving_like_stream(args.events, WIDTH, HEIGHT)
@@ -158,7 +160,7 @@ def main() -> None:
             }
         )
 
-    tonic = tonic_rows(events, windows)
+    tonic = tonic_rows(events, windows) if args.references else {}
     floor = floor_in_blocks(reps["voxel"].shape(WIDTH, HEIGHT), columns, windows)
     floor()
     record("voxel", f"floor: read events, clear output, blocks of {BLOCK_WINDOWS}", best_of(3, floor))
@@ -173,12 +175,14 @@ def main() -> None:
             rep.batch(*columns, windows[:2], WIDTH, HEIGHT, device="cuda")
             record(name, f"evtools cuda, blocks of {BLOCK_WINDOWS} windows",
                    best_of(3, in_blocks(rep, columns, windows, "cuda")))
-        ref = refs[name]
-        record(name, "evtools numpy reference", best_of(1, per_window(
-            windows, lambda s: ref(events.t[s], events.x[s], events.y[s], events.p[s], WIDTH, HEIGHT, bins=BINS))))
-        record(name, "tonic " + ("to_voxel_grid_numpy" if name == "voxel" else "to_frame_numpy"),
-               best_of(1, tonic[name]))
-    record("voxel", "evlib create_voxel_grid + densify", best_of(1, evlib_voxel(events, windows)))
+        if args.references:
+            ref = refs[name]
+            record(name, "evtools numpy reference", best_of(1, per_window(
+                windows, lambda s: ref(events.t[s], events.x[s], events.y[s], events.p[s], WIDTH, HEIGHT, bins=BINS))))
+            record(name, "tonic " + ("to_voxel_grid_numpy" if name == "voxel" else "to_frame_numpy"),
+                   best_of(1, tonic[name]))
+    if args.references:
+        record("voxel", "evlib create_voxel_grid + densify", best_of(1, evlib_voxel(events, windows)))
 
     result = {
         "machine": machine(),
@@ -197,9 +201,10 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("representation", "implementation") else "right")
     tonic_rate = {r["representation"]: r["events_per_second"] for r in rows if r["implementation"].startswith("tonic")}
     for row in rows:
+        tonic_speed = tonic_rate.get(row["representation"])
         table.add_row(row["representation"], row["implementation"], f"{row['seconds']:.3f}",
                       f"{row['events_per_second'] / 1e6:.1f}",
-                      f"{row['events_per_second'] / tonic_rate[row['representation']]:.1f}x")
+                      f"{row['events_per_second'] / tonic_speed:.1f}x" if tonic_speed else "")
     console = Console()
     console.print(table)
     console.print(f"machine: {result['machine']}; JSON written to {args.json}")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools import cache
+from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError
 from evtools.io import ReadOptions, Recording, open_recording
 from evtools.representations import Representation, VoxelGrid
@@ -189,6 +190,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     names = [rep.name for rep in spec.representations]
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
+    check_device(spec.device, kernels=True)
     with open_recording(input_path, spec.format, spec.read_options) as recording:
         if recording.n_events == 0:
             raise InputError(input_path, "the recording holds no events")

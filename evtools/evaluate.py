@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from evtools.cache import Cache, CacheError
+from evtools.devices import check_device
 from evtools.metrics import CONVENTIONS, IGNORE, confusion_matrix, iou_per_class, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
 
@@ -49,7 +50,7 @@ def _truth_source(cache: Cache, truth: str):
 
 def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth: str = "auto", batch_size: int = 8,
                         device: str = "cpu", out_dir: str | Path | None = None, render: int = 0) -> Evaluation:
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = load_checkpoint(checkpoint, check_device(device))
     repr_name = meta.get("repr", "voxel")
     num_classes = model.config.num_classes
     opened = [Cache(p) for p in caches]

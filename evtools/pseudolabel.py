@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
+from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError
 from evtools.models.checkpoint import file_fingerprint, is_checkpoint, load_checkpoint
 
@@ -74,6 +75,7 @@ class Teacher:
     """A loaded teacher: ``probabilities(images)`` gives (B, K_out, H, W) averaged over the TTA."""
 
     def __init__(self, spec: PseudolabelSpec):
+        check_device(spec.device)
         path = Path(spec.teacher)
         if not path.is_file():
             raise InputError(path, "no such teacher file")
@@ -84,7 +86,7 @@ class Teacher:
             self._forward: Callable[[torch.Tensor], torch.Tensor] = lambda x: model(x)["logits"]
         else:
             try:
-                scripted = torch.jit.load(str(path), map_location=spec.device).eval()
+                scripted = torch.jit.load(str(path), map_location="cpu").to(spec.device).eval()
             except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is neither
                 raise InputError(path, "neither an evtools checkpoint nor a TorchScript file") from err
             if spec.in_channels is None:

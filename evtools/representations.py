@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from evtools.devices import check_device
 from evtools.events import signed_polarity
 from evtools.kernels import evimage as evimage_kernels
 from evtools.kernels import evsegnet as evsegnet_kernels
@@ -82,6 +83,7 @@ class Representation:
         """
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+        check_device(device, kernels=True)
         columns, windows = _covered_columns(t, x, y, p, windows, width, height)
         shape = (len(windows), *self.shape(width, height))
         if out is None:

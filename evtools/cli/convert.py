@@ -13,6 +13,7 @@ from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range
 from evtools.cache import CODECS
 from evtools.convert import ConvertResult, ConvertSpec, convert as convert_one, convert_many, output_names
+from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
 from evtools.representations import REPRESENTATIONS, EvImage, EvSegNet, Histogram, Representation, TimeSurface, VoxelGrid
@@ -86,8 +87,7 @@ def convert(
         codec=codec,
         ground_truth=ground_truth,
     )
-    if device not in ("cpu", "cuda"):
-        raise OptionError(f"--device: '{device}' is neither cpu nor cuda")
+    check_device(device, kernels=True)
     if codec not in CODECS:
         raise OptionError(f"--codec: '{codec}' is not one of {', '.join(CODECS)}")
     if jobs < 1:

@@ -47,8 +47,10 @@ def teacher(
     crop: Annotated[str, typer.Option(help="Random training crop HEIGHTxWIDTH, or none.")] = "192x256",
     flip: Annotated[bool, typer.Option(help="Random horizontal flips.")] = True,
     seed: Annotated[int, typer.Option()] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 (autocast).")] = "fp32",
+    channels_last: Annotated[bool, typer.Option(help="Channels-last models and batches (faster on GPUs).")] = False,
 ) -> None:
     """Train the DeepLabV3+ image teacher on labelled images."""
     from evtools.models.deeplab import DeepLabConfig
@@ -60,7 +62,8 @@ def teacher(
     except ValueError as err:
         raise OptionError(f"--depth: {err}") from None
     config = TeacherTraining(model=model, epochs=epochs, batch_size=batch_size, lr=lr, crop=size_pair("--crop", crop),
-                             flip=flip, seed=seed, device=device, workers=workers)
+                             flip=flip, seed=seed, device=device, workers=workers, precision=precision,
+                             channels_last=channels_last)
     sources = [str(p) for p in train]
     with train_progress() as bar:
         task = bar.add_task("teacher", total=None, loss=float("nan"), rate=0.0, terms="")
@@ -84,7 +87,8 @@ def student(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a configuration entry: section.key=value.")] = None,
     epochs: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, or bf16 (autocast).")] = None,
     no_bmr: Annotated[bool, typer.Option("--no-bmr", help="EvDistill without the modality reconstruction.")] = False,
     no_affinity: Annotated[bool, typer.Option("--no-affinity", help="EvDistill without affinity-graph KD.")] = False,
     no_distribution: Annotated[bool, typer.Option("--no-distribution", help="EvDistill without distribution KD.")] = False,
@@ -103,8 +107,9 @@ def student(
     for value, key in ((epochs, "training.epochs"), (seed, "training.seed")):
         if value is not None:
             overrides.append(f"{key}={value}")
-    if device is not None:
-        overrides.append(f'training.device="{device}"')
+    for value, key in ((device, "training.device"), (precision, "training.precision")):
+        if value is not None:
+            overrides.append(f'{key}="{value}"')
     if method is not None:
         overrides.append(f'method="{method}"')
     resolved = load_config(config, overrides)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
+from evtools.errors import EvtoolsError
 from evtools.metrics import confusion_matrix
 
 # progress(step done, steps in total, loss, samples per second, the loss terms by name)
@@ -48,8 +49,33 @@ def ignore_untrusted_frames(sample: dict[str, torch.Tensor]) -> dict[str, torch.
     return sample
 
 
-def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise EvtoolsError(f"--precision: '{precision}' is not one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def autocast(device: str, precision: str):
+    """The forward passes' precision: bf16 autocast (matrix products and convolutions in bfloat16,
+    reductions and losses in float32) or plain fp32."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def place(model: torch.nn.Module, device: str, channels_last: bool = False) -> torch.nn.Module:
+    """The model on ``device``, its convolution weights channels-last when asked (faster on GPUs)."""
+    return model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: str, channels_last: bool = False) -> dict[str, torch.Tensor]:
+    """A batch on ``device``; images and event tensors (4-D) channels-last when asked."""
+    def moved(value: torch.Tensor) -> torch.Tensor:
+        value = value.to(device, non_blocking=True)
+        return value.contiguous(memory_format=torch.channels_last) if channels_last and value.dim() == 4 else value
+
+    return {key: moved(value) for key, value in batch.items()}
 
 
 @torch.no_grad()

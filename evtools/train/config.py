@@ -10,6 +10,7 @@ from pathlib import Path
 
 from evtools.errors import EvtoolsError, InputError
 from evtools.models.deeplab import DeepLabConfig
+from evtools.train.common import check_precision
 
 METHODS = ("supervised", "kd-aps", "evdistill")
 
@@ -49,6 +50,8 @@ class Training:
     generator_width: int = 16
     generator_lr: float = 5e-4  # Adam for I2E (its own optimiser, constant rate)
     threads: int = 0  # torch's intra-op threads; 0: torch's default (all cores)
+    precision: str = "fp32"  # or bf16: autocast of the forward passes
+    channels_last: bool = False  # models and batches channels-last (faster convolutions on GPUs)
     validation_fraction: float = 0.25  # of the events windows (the last caches or windows), never the test split
     seed: int = 0
     device: str = "cpu"
@@ -68,6 +71,7 @@ class StudentConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise EvtoolsError(f"unknown method '{self.method}' (known: {', '.join(METHODS)})")
+        check_precision(self.training.precision)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -26,11 +26,13 @@ import torch.distributed as dist
 from evtools import __version__
 from evtools.cache import Cache
 from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
+from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabV3Plus
-from evtools.train.common import TrainProgress, evaluate, ignore_untrusted_frames, poly_lr, seed_everything, to_device
+from evtools.train.common import (TrainProgress, autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
+                                  seed_everything, to_device)
 from evtools.train.config import StudentConfig, to_toml
 from evtools.train.evdistill import EvDistill
 from evtools.train.losses import DistributionKD, TaskLoss
@@ -117,6 +119,7 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     """Trains one student; returns the last epoch's metrics."""
     run_dir = Path(run_dir)
     cfg, parts = config.training, config.parts
+    check_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     world = Distributed(cfg.device)
@@ -153,12 +156,7 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
         val_loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
     device = cfg.device
-    student = DeepLabV3Plus(config.model).to(device)
-    teacher = None
-    if needs_teacher:
-        teacher, _ = load_checkpoint(inputs.teacher, device)
-        teacher.requires_grad_(False).eval()
-    method = EvDistill(config, teacher).to(device) if evdistill else None
+    student, teacher, method = build_models(config, inputs.teacher, device)
     # the student's optimiser also trains E2I, the image head on the student's own decoder
     head = [method.e2i] if method is not None and parts.bmr else []
     optimizer = torch.optim.Adam([p for m in [student, *head] for p in m.parameters()], lr=cfg.lr,
@@ -210,12 +208,13 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
         for batch, image_batch in itertools.islice(zip(_repeated(loader), image_batches), steps_per_epoch):
             for group in optimizer.param_groups:
                 group["lr"] = poly_lr(cfg.lr, step, total_steps)
-            batch = to_device(batch, device)
-            image_batch = to_device(image_batch, device) if image_batch is not None else None
-            if method is not None:
-                terms = method.losses(batch, image_batch, s_model, i2e_model)
-            else:
-                terms = _baseline_losses(config, batch, s_model, teacher, task, distribution)
+            batch = to_device(batch, device, cfg.channels_last)
+            image_batch = to_device(image_batch, device, cfg.channels_last) if image_batch is not None else None
+            with autocast(device, cfg.precision):
+                if method is not None:
+                    terms = method.losses(batch, image_batch, s_model, i2e_model)
+                else:
+                    terms = _baseline_losses(config, batch, s_model, teacher, task, distribution)
             loss = sum(terms.values())
             for opt in optimizers.values():
                 if opt is not None:
@@ -259,6 +258,19 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     if world.world > 1:
         dist.barrier()
     return metrics
+
+
+def build_models(config: StudentConfig, teacher_path: Path | None, device: str):
+    """(student, teacher or None, EvDistill or None): every model a run trains or consults, on
+    ``device``, channels-last when configured; the teacher frozen and in eval mode."""
+    channels_last = config.training.channels_last
+    student = place(DeepLabV3Plus(config.model), device, channels_last)
+    teacher = None
+    if config.method != "supervised":
+        teacher, _ = load_checkpoint(teacher_path, device)
+        teacher = place(teacher, device, channels_last).requires_grad_(False).eval()
+    method = place(EvDistill(config, teacher), device, channels_last) if config.method == "evdistill" else None
+    return student, teacher, method
 
 
 def _repeated(loader):

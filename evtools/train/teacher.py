@@ -14,7 +14,8 @@ from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizo
 from evtools.metrics import IGNORE, miou, pixel_accuracy
 from evtools.models.checkpoint import save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
-from evtools.train.common import TrainProgress, evaluate, poly_lr, seed_everything, to_device
+from evtools.devices import check_device
+from evtools.train.common import TrainProgress, autocast, check_precision, evaluate, place, poly_lr, seed_everything, to_device
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class TeacherTraining:
     seed: int = 0
     device: str = "cpu"
     workers: int = 0
+    precision: str = "fp32"  # or bf16 (autocast)
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 def labelled_images(source: str | Path | list[str | Path], transforms=()) -> torch.utils.data.Dataset:
@@ -54,6 +60,7 @@ def train_teacher(
     train_source, output: str | Path, config: TeacherTraining = TeacherTraining(), val_source=None,
     progress: TrainProgress | None = None,
 ) -> TeacherResult:
+    check_device(config.device)
     seed_everything(config.seed)
     augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
     train_set = labelled_images(train_source, augment)
@@ -63,7 +70,7 @@ def train_teacher(
     if val_source is not None:
         val_loader = torch.utils.data.DataLoader(labelled_images(val_source), batch_size=config.batch_size,
                                                  num_workers=config.workers)
-    model = DeepLabV3Plus(config.model).to(config.device)
+    model = place(DeepLabV3Plus(config.model), config.device, config.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     total = config.epochs * len(loader)
@@ -71,10 +78,11 @@ def train_teacher(
     for epoch in range(config.epochs):
         model.train()
         for batch in loader:
-            batch = to_device(batch, config.device)
+            batch = to_device(batch, config.device, config.channels_last)
             for group in optimizer.param_groups:
                 group["lr"] = poly_lr(config.lr, step, total)
-            loss = F.cross_entropy(model(batch["aps"])["logits"], batch["labels"], ignore_index=IGNORE)
+            with autocast(config.device, config.precision):
+                loss = F.cross_entropy(model(batch["aps"])["logits"], batch["labels"], ignore_index=IGNORE)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

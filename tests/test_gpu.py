@@ -1,0 +1,52 @@
+"""Every command with --device cuda on the demo data in miniature, on a real GPU (torch and
+numba.cuda, not the simulator). Skipped on machines without one, so CI never runs it: run it
+with `make gpu-check` on a GPU machine."""
+
+import os
+
+import numpy as np
+import pytest
+import zarr
+from cli import run_cli
+
+from evtools.simulate import SimulationSpec, write_labelled_images
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("EVTOOLS_GPU_TESTS") != "1",
+    reason="GPU tests run only with EVTOOLS_GPU_TESTS=1 (make gpu-check), on a machine with a CUDA GPU",
+)
+REAL_CUDA = {"NUMBA_ENABLE_CUDASIM": "0"}
+STUDENT = ["--config", "pipelines/configs/student-cpu.toml", "--epochs", "1", "--set", "training.validation_fraction=0"]
+
+
+def run(*args):
+    result = run_cli(*args, env=REAL_CUDA)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_every_command_on_cuda(tmp_path):
+    import torch
+
+    assert torch.cuda.is_available()
+    data = tmp_path / "data"
+    run("simulate", data / "events", "--sequences", "1", "--seconds", "0.6", "--aps-schedule", "normal,night")
+    images = tmp_path / "images"
+    write_labelled_images(images, SimulationSpec(1, 0.6, seed=1))
+    cache = tmp_path / "events.zarr"
+    run("convert", data / "events" / "seq000.hdf5", "-o", cache, "--device", "cuda",
+        "--ground-truth", data / "events" / "ground_truth")
+    run("convert", data / "events" / "seq000.hdf5", "-o", tmp_path / "cpu.zarr", "--device", "cpu")
+    np.testing.assert_allclose(zarr.open_group(cache)["repr/voxel"][:], zarr.open_group(tmp_path / "cpu.zarr")["repr/voxel"][:],
+                               rtol=1e-5, atol=1e-5)
+    teacher = tmp_path / "teacher.pt"
+    run("train", "teacher", images, "-o", teacher, "--epochs", "1", "--device", "cuda", "--precision", "bf16",
+        "--channels-last")
+    run("pseudolabel", cache, "--teacher", teacher, "--device", "cuda")
+    for method in ("supervised", "kd-aps", "evdistill"):
+        out = tmp_path / method
+        run("train", "student", "--method", method, "--events", cache, "--images", images, "--teacher", teacher,
+            "-o", out, "--device", "cuda", *STUDENT)
+        run("train", "student", "--resume", "--events", cache, "--images", images, "--teacher", teacher, "-o", out,
+            "--epochs", "2", "--device", "cuda")
+        run("eval", out / "best.pt", "--events", cache, "--device", "cuda", "-o", out / "eval")
