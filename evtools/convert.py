@@ -22,6 +22,7 @@ from evtools import cache
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError
 from evtools.io import ReadOptions, Recording, open_recording
+from evtools.kernels.launch import host_buffer
 from evtools.representations import Representation, VoxelGrid
 from evtools.windows import BeforeFrame, Windows, WindowSpec, WindowError
 
@@ -237,7 +238,8 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         # Two sets of buffers: the kernels fill one while a writer thread compresses and stores
         # the other, so computing and writing overlap; at most one block is in flight.
         buffer_sets = [
-            {rep.name: np.empty((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype) for rep in spec.representations}
+            {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype, spec.device)
+             for rep in spec.representations}
             for _ in range(2)
         ]
         in_flight: tuple[Future, slice, int] | None = None

@@ -211,3 +211,13 @@ def test_cli_one_input_into_an_existing_folder(tmp_path):
     result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "caches")
     assert result.returncode == 0, result.stderr
     assert Cache(tmp_path / "caches" / "rec_data.zarr").attrs["complete"]
+
+
+def test_cuda_conversion_equals_the_cpu_one(tmp_path):
+    # under NUMBA_ENABLE_CUDASIM=1 (conftest) this runs the CUDA path in Numba's simulator
+    write_recording(tmp_path / "rec_data.hdf5", n_events=1500, n_frames=4)
+    reps = (VoxelGrid(bins=3), TimeSurface(tau_us=20_000.0))
+    on_cpu = convert(tmp_path / "rec_data.hdf5", tmp_path / "cpu", ConvertSpec(representations=reps)).output
+    on_cuda = convert(tmp_path / "rec_data.hdf5", tmp_path / "cuda", ConvertSpec(representations=reps, device="cuda")).output
+    for name in ("repr/voxel", "repr/timesurface"):
+        np.testing.assert_allclose(zarr.open_group(on_cuda)[name][:], zarr.open_group(on_cpu)[name][:], rtol=1e-5, atol=1e-6)
