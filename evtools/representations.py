@@ -39,13 +39,43 @@ def _covered_columns(t, x, y, p, windows, width: int, height: int) -> tuple[tupl
     windows = as_windows(windows, len(t))
     lo = int(windows[:, 0].min()) if len(windows) else 0
     hi = int(windows[:, 1].max()) if len(windows) else 0
-    t = np.ascontiguousarray(np.asarray(t)[lo:hi], dtype=np.int64)
+    t = np.asarray(t)[lo:hi]
+    if t.dtype.kind not in "iuf":
+        raise ValueError(f"event times must be numbers, got {t.dtype}")
+    if t.dtype.kind == "f" and len(t):
+        if not np.isfinite(t).all():
+            raise ValueError("event times hold NaN or infinite values")
+        if np.abs(t).max() >= 2.0**62 or (t != np.round(t)).any():
+            raise ValueError("event times must be whole microseconds within the int64 range")
+    t = np.ascontiguousarray(t, dtype=np.int64)
+    _check_sorted(t, windows - lo)
     x, y = (np.asarray(c)[lo:hi] for c in (x, y))
     x, y = (np.ascontiguousarray(c) if c.dtype.kind in "iu" else c.astype(np.int64) for c in (x, y))
     # the kernels do not check bounds, so a coordinate off the sensor must never reach them
     if len(x) and (x.min() < 0 or x.max() >= width or y.min() < 0 or y.max() >= height):
         raise ValueError(f"event coordinates outside the {width}x{height} sensor")
     return (t, x, y, signed_polarity(np.asarray(p)[lo:hi])), windows - lo
+
+
+def _check_sorted(t: np.ndarray, windows: np.ndarray) -> None:
+    """Every window's times must not decrease (the kernels place events by their time in the
+    window); a decrease between windows, or where windows do not reach, does not matter."""
+    descents = np.flatnonzero(t[1:] < t[:-1])  # t[d + 1] < t[d]
+    if not len(descents) or not len(windows):
+        return
+    first = np.searchsorted(descents, windows[:, 0])  # the first descent at or after each start
+    inside = first < len(descents)
+    inside[inside] = descents[first[inside]] + 1 < windows[inside, 1]
+    if inside.any():
+        k = int(np.flatnonzero(inside)[0])
+        d = int(descents[first[k]])
+        raise ValueError(f"event times go backwards inside window {k} (event {d + 1} of its span: {t[d]} then {t[d + 1]}); "
+                         "sort them, or cut windows where they jump")
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +137,9 @@ class VoxelGrid(Representation):
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
     _kernels: ClassVar[ModuleType] = voxel_kernels
 
+    def __post_init__(self) -> None:
+        _positive_int("bins", self.bins)
+
     @property
     def channels(self) -> int:
         return 2 * self.bins if self.separate_polarity else self.bins
@@ -119,6 +152,11 @@ class Histogram(Representation):
     name: ClassVar[str] = "histogram"
     dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
     _kernels: ClassVar[ModuleType] = histogram_kernels
+
+    def __post_init__(self) -> None:
+        _positive_int("bins", self.bins)
+        if isinstance(self.cutoff, bool) or not isinstance(self.cutoff, (int, np.integer)) or not 0 <= self.cutoff <= 255:
+            raise ValueError(f"cutoff must be a whole number from 0 (no cutoff below 255) to 255, got {self.cutoff!r}")
 
     @property
     def channels(self) -> int:
@@ -156,6 +194,10 @@ class TimeSurface(Representation):
     name: ClassVar[str] = "timesurface"
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
     _kernels: ClassVar[ModuleType] = timesurface_kernels
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tau_us, (int, float)) or isinstance(self.tau_us, bool) or not 0 < self.tau_us < float("inf"):
+            raise ValueError(f"tau_us must be a positive number of microseconds, got {self.tau_us!r}")
 
     @property
     def channels(self) -> int:

@@ -198,3 +198,27 @@ def test_params_round_trip():
     assert rep.params() == {"bins": 7, "normalize": True, "separate_polarity": False}
     assert R.REPRESENTATIONS["voxel"].from_params(rep.params()) == rep
     assert R.Histogram().shape(346, 260) == (10, 260, 346)
+
+
+def test_refusals_name_the_problem():
+    t = np.array([0, 10, 5, 20], np.int64)
+    x = y = np.zeros(4, np.int64)
+    p = np.ones(4, np.int8)
+    with pytest.raises(ValueError, match=r"event times go backwards inside window 1 \(event 2 of its span: 10 then 5\)"):
+        R.VoxelGrid().batch(t, x, y, p, [[0, 2], [0, 4]], 4, 4)
+    # a decrease between two windows, or where no window reaches, is no problem
+    grids = R.VoxelGrid(bins=2).batch(t, x, y, p, [[0, 2], [2, 4]], 4, 4)
+    np.testing.assert_array_equal(grids[:, :, 0, 0], [[1, 1], [1, 1]])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        R.Histogram()(np.array([0.0, np.nan]), x[:2], y[:2], p[:2], 4, 4)
+    with pytest.raises(ValueError, match="whole microseconds"):
+        R.Histogram()(np.array([0.0, 0.5]), x[:2], y[:2], p[:2], 4, 4)
+    for make, message in ((lambda: R.VoxelGrid(bins=0), "bins must be a positive whole number, got 0"),
+                          (lambda: R.Histogram(bins=-2), "bins must be a positive whole number, got -2"),
+                          (lambda: R.Histogram(cutoff=300), "cutoff must be a whole number from 0"),
+                          (lambda: R.TimeSurface(tau_us=-1.0), "tau_us must be a positive number"),
+                          (lambda: R.TimeSurface(tau_us=float("nan")), "tau_us must be a positive number")):
+        with pytest.raises(ValueError, match=message):
+            make()
+    with pytest.raises(ValueError, match=r"window 0 ends at 15 us, before its last event \(20 us\)"):
+        R.TimeSurface().batch(np.array([0, 20]), x[:2], y[:2], p[:2], [[0, 2]], 4, 4, ends_us=[15])

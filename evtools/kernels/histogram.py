@@ -33,7 +33,8 @@ def _fill(t, x, y, p, windows, parts, bins, limit, grids):
             continue
         t_first, span = time_span(t, start, stop)
         for i in range(first, last):
-            channel = (bins if p[i] > 0 else 0) + min(bins * (t[i] - t_first) // span, bins - 1)
+            # clamped: never outside the window's bins, even for times the API would refuse
+            channel = (bins if p[i] > 0 else 0) + max(min(bins * (t[i] - t_first) // span, bins - 1), 0)
             index = channel * plane + np.intp(y[i]) * width + np.intp(x[i])
             if grid[index] < limit:  # saturating: equal to clipping the final count
                 grid[index] += 1
@@ -49,7 +50,7 @@ def _cuda_fill(t, x, y, p, windows, bins, counts):
     span = max(t[stop - 1] - t_first, 1)
     i = start + numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
     while i < stop:
-        channel = (bins if p[i] > 0 else 0) + min(bins * (t[i] - t_first) // span, bins - 1)
+        channel = (bins if p[i] > 0 else 0) + max(min(bins * (t[i] - t_first) // span, bins - 1), 0)
         numba_cuda.atomic.add(counts, (k, channel, y[i], x[i]), 1)
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 

@@ -43,10 +43,19 @@ def _cuda_fill(t, x, y, p, windows, ends, tau_us, grids):
 
 def window_ends(t: np.ndarray, windows: np.ndarray, ends_us) -> np.ndarray:
     """Each window's t_end: given, or its last event's time (0 for an empty window)."""
-    if ends_us is not None:
-        return np.asarray(ends_us, np.int64).reshape(len(windows))
     last = np.maximum(windows[:, 1] - 1, 0)
-    return np.where(windows[:, 1] > windows[:, 0], t[last] if len(t) else 0, 0).astype(np.int64)
+    last_t = np.where(windows[:, 1] > windows[:, 0], t[last] if len(t) else 0, 0).astype(np.int64)
+    if ends_us is None:
+        return last_t
+    ends = np.asarray(ends_us)
+    if ends.size != len(windows) or ends.dtype.kind not in "iu":
+        raise ValueError(f"ends_us must hold one whole number of microseconds per window ({len(windows)})")
+    ends = ends.astype(np.int64).reshape(len(windows))
+    early = (windows[:, 1] > windows[:, 0]) & (ends < last_t)
+    if early.any():
+        k = int(np.flatnonzero(early)[0])
+        raise ValueError(f"window {k} ends at {ends[k]} us, before its last event ({last_t[k]} us)")
+    return ends
 
 
 def _max_parts(partials: np.ndarray, out: np.ndarray) -> None:

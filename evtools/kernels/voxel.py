@@ -33,6 +33,8 @@ def _fill(t, x, y, p, windows, parts, bins, separate, grids):
         for i in range(first, last):
             t_star = (t[i] - t_first) * scale
             lower = np.intp(t_star)
+            if lower < 0 or lower >= bins:  # never for sorted times; unsorted ones must not write elsewhere
+                continue
             frac = np.float32(t_star - lower)
             weight = np.float32(1.0) if separate else np.float32(p[i])
             channel = lower + bins if separate and p[i] < 0 else lower
@@ -54,6 +56,9 @@ def _cuda_fill(t, x, y, p, windows, bins, separate, grids):
     while i < stop:
         t_star = (t[i] - t_first) * scale
         lower = int(t_star)
+        if lower < 0 or lower >= bins:
+            i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
+            continue
         frac = t_star - lower
         weight = 1.0 if separate else float(p[i])
         channel = lower + bins if separate and p[i] < 0 else lower
