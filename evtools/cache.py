@@ -9,9 +9,13 @@ incomplete. The format is documented in docs/cache-format.md.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +119,8 @@ def resume_point(path: Path, key: CacheKey) -> int | None:
     try:
         attrs = dict(zarr.open_group(partial, mode="r").attrs)
     except Exception:  # noqa: BLE001 - a conversion killed while creating the group: start over
+        attrs = {}
+    if "windows_done" not in attrs:  # its creation did not finish (the attributes come last)
         shutil.rmtree(partial)
         return None
     _refuse_other_key(partial, attrs, key)
@@ -130,9 +136,40 @@ def finished_matches(path: Path, key: CacheKey) -> bool:
     return True
 
 
+@contextmanager
+def conversion_lock(path: Path) -> Iterator[None]:
+    """Held while a conversion writes the cache ``path``: an exclusive ``flock`` on
+    ``NAME.zarr.lock``, which the system releases when the process ends however it ends (kill -9
+    included), so a stale lock never blocks. A second conversion into the same output is refused."""
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(path, "another conversion is writing this cache now; wait for it to finish") from None
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        handle.close()
+
+
+def is_evtools_cache(path: Path) -> bool:
+    """Whether ``path`` is a Zarr group that evtools wrote (finished or not)."""
+    try:
+        metadata = json.loads((Path(path) / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metadata, dict) and "evtools" in metadata.get("attributes", {})
+
+
 def remove_cache(path: Path) -> None:
+    """Deletes an evtools cache and its partial; anything else at those paths is refused."""
     for target in (path, partial_path(path)):
-        if target.exists():
+        if target.exists() or target.is_symlink():
+            if target.is_symlink() or not target.is_dir() or not is_evtools_cache(target):
+                raise InputError(target, "is not an evtools cache: --overwrite deletes only caches (move it away)")
             shutil.rmtree(target)
 
 
@@ -144,12 +181,16 @@ def create_partial(
     arrays: dict[str, tuple[tuple, np.dtype, dict]],
     windows_per_block: int,
     codec: str = "zstd",
+    initial: dict[str, np.ndarray] | None = None,
 ) -> zarr.Group:
     """A new ``NAME.zarr.partial`` group with the key, ``source`` (path, format, size; the
     fingerprint is added), other attributes and empty arrays ({name: (shape, dtype,
     attributes)}): tensors chunked one window per chunk along K, per-window scalars in chunks
     of ``windows_per_block``, so that a block's write replaces whole chunks; Blosc ``codec``
-    compression. The codec is no part of the key: it changes the bytes on disk, not the values."""
+    compression. The codec is no part of the key: it changes the bytes on disk, not the values.
+
+    ``initial`` values ({name: array}) are stored before the attributes, which come last: a
+    partial whose attributes are there is whole, and one killed before is started over."""
     group = zarr.open_group(partial_path(path), mode="w")
     for name, (shape, dtype, array_attrs) in arrays.items():
         group.create_array(
@@ -164,6 +205,8 @@ def create_partial(
             # all-zero one compresses to a few bytes anyway
             config={"write_empty_chunks": True},
         )
+    for name, values in (initial or {}).items():
+        group[name][:] = values
     group.attrs.update(
         {
             "evtools": {"schema": SCHEMA, "version": __version__},
@@ -244,7 +287,7 @@ class Cache:
         schema = self.attrs.get("evtools", {}).get("schema")
         if schema != SCHEMA:
             raise CacheError(self.path, f"cache schema {schema}, this evtools reads schema {SCHEMA}")
-        if not self.attrs.get("complete"):
+        if self.attrs.get("complete") is not True:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
 
     def __len__(self) -> int:

@@ -192,7 +192,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
     check_device(spec.device, kernels=True)
-    with open_recording(input_path, spec.format, spec.read_options) as recording:
+    with cache.conversion_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
         if recording.n_events == 0:
             raise InputError(input_path, "the recording holds no events")
         window = _window_spec(recording, spec)
@@ -225,11 +225,9 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                 _arrays(spec, windows, width, height, with_aps, ground_truth),
                 BLOCK_WINDOWS,
                 spec.codec,
+                initial={"t_start_us": windows.t_start_us, "t_end_us": windows.t_end_us,
+                         **({"frame_t_us": recording.frames.t_us[windows.frame_index]} if with_aps else {})},
             )
-            group["t_start_us"][:] = windows.t_start_us
-            group["t_end_us"][:] = windows.t_end_us
-            if with_aps:
-                group["frame_t_us"][:] = recording.frames.t_us[windows.frame_index]
             done = 0
         else:
             group = cache.open_partial(output)

@@ -26,7 +26,7 @@ from evtools.kernels import evsegnet as evsegnet_kernels
 from evtools.kernels import histogram as histogram_kernels
 from evtools.kernels import timesurface as timesurface_kernels
 from evtools.kernels import voxel as voxel_kernels
-from evtools.kernels.launch import as_windows
+from evtools.kernels.launch import as_windows, first_descents
 
 DEVICES = ("cpu", "cuda")
 
@@ -60,17 +60,15 @@ def _covered_columns(t, x, y, p, windows, width: int, height: int) -> tuple[tupl
 def _check_sorted(t: np.ndarray, windows: np.ndarray) -> None:
     """Every window's times must not decrease (the kernels place events by their time in the
     window); a decrease between windows, or where windows do not reach, does not matter."""
-    descents = np.flatnonzero(t[1:] < t[:-1])  # t[d + 1] < t[d]
-    if not len(descents) or not len(windows):
+    if not len(windows):
         return
-    first = np.searchsorted(descents, windows[:, 0])  # the first descent at or after each start
-    inside = first < len(descents)
-    inside[inside] = descents[first[inside]] + 1 < windows[inside, 1]
-    if inside.any():
-        k = int(np.flatnonzero(inside)[0])
-        d = int(descents[first[k]])
-        raise ValueError(f"event times go backwards inside window {k} (event {d + 1} of its span: {t[d]} then {t[d + 1]}); "
-                         "sort them, or cut windows where they jump")
+    descents = first_descents(t, windows)
+    bad = np.flatnonzero(descents >= 0)
+    if len(bad):
+        k = int(bad[0])
+        i = int(descents[k])
+        raise ValueError(f"event times go backwards inside window {k} (event {i - windows[k, 0]} of the window: "
+                         f"{t[i - 1]} then {t[i]}); sort them, or cut windows where they jump")
 
 
 def _positive_int(name: str, value) -> None:

@@ -204,7 +204,7 @@ def test_refusals_name_the_problem():
     t = np.array([0, 10, 5, 20], np.int64)
     x = y = np.zeros(4, np.int64)
     p = np.ones(4, np.int8)
-    with pytest.raises(ValueError, match=r"event times go backwards inside window 1 \(event 2 of its span: 10 then 5\)"):
+    with pytest.raises(ValueError, match=r"event times go backwards inside window 1 \(event 2 of the window: 10 then 5\)"):
         R.VoxelGrid().batch(t, x, y, p, [[0, 2], [0, 4]], 4, 4)
     # a decrease between two windows, or where no window reaches, is no problem
     grids = R.VoxelGrid(bins=2).batch(t, x, y, p, [[0, 2], [2, 4]], 4, 4)

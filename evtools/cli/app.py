@@ -6,11 +6,12 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from evtools import __version__
 from evtools.cli import convert, evaluate, info, pseudolabel, render, simulate, train
 from evtools.cli.console import stderr, stdout
-from evtools.errors import EvtoolsError
+from evtools.errors import EvtoolsError, first_line
 
 app = typer.Typer(
     help="Event-camera recordings to cached tensors, pseudo-labels and EvDistill students.",
@@ -48,12 +49,26 @@ def _global_options(
     _show_tracebacks = debug
 
 
+def _fail(message: str, code: int) -> None:
+    # the message is printed as it is: rich would read "[dsec]" in it as markup and drop it
+    stderr.print(f"[red]error:[/red] {escape(message)}", markup=True)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Console-script entry: an EvtoolsError becomes one line on stderr and exit code 2."""
+    """Console-script entry: an EvtoolsError, or an operating-system error (a full disk, a
+    read-only or vanished folder), becomes one line on stderr and exit code 2; Ctrl-C one line
+    and exit code 130. A conversion stopped either way resumes when the same command runs again."""
     try:
         app()
     except EvtoolsError as err:
         if _show_tracebacks:
             raise
-        stderr.print(f"[red]error:[/red] {err}", markup=True)
-        sys.exit(2)
+        _fail(str(err), 2)
+    except OSError as err:
+        if _show_tracebacks:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        _fail(f"{where}{err.strerror or first_line(err)}", 2)
+    except KeyboardInterrupt:
+        _fail("interrupted (a conversion resumes where it stopped when the same command runs again)", 130)
