@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -150,6 +151,26 @@ def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> 
     return None
 
 
+FILE_BLOCK_BYTES = 4096  # the least a chunk file takes on common file systems
+
+
+def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: int, height: int) -> None:
+    """Refuses a conversion that cannot fit: every window of every representation is one chunk
+    file, each taking at least a file-system block, and a window of n events holds at most n
+    values per channel (compressed to at least a byte each). A lower bound: a conversion refused
+    here would certainly fill the disk (``--every 1us``, a corrupt last timestamp)."""
+    counts = windows.stop - windows.start
+    need = 0
+    for rep in spec.representations:
+        channels, dense = rep.channels, rep.channels * height * width * rep.dtype.itemsize
+        need += int(np.maximum(np.minimum(counts * channels, dense), FILE_BLOCK_BYTES).sum())
+    folder = next(p for p in output.absolute().parents if p.exists())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise InputError(output, f"{len(windows):,} windows need at least {need / 1e9:.1f} GB, and {free / 1e9:.1f} GB "
+                                 "are free there")
+
+
 def _blocks(windows: Windows, first: int) -> Iterator[slice]:
     """Consecutive blocks of windows from ``first``, bounded in windows and in events."""
     k = first
@@ -211,7 +232,9 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
             cache.remove_cache(output)
         elif cache.finished_matches(output, key):
             return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
+        recording.check_time_order()
         windows = window.cut(recording)
+        _check_free_space(output, windows, spec, width, height)
         with_aps = windows.frame_index is not None
         if not with_aps:
             ground_truth = None  # masks belong to frames: windows without frames get none

@@ -26,6 +26,9 @@ from evtools.io.recording import Recording
 UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000}
 
 
+MAX_WINDOWS = 50_000_000  # a cache of more windows than this is a mistake, not a plan
+
+
 class WindowError(EvtoolsError):
     """A window mode that the recording cannot provide."""
 
@@ -136,6 +139,10 @@ class Every(WindowSpec):
 
     def cut(self, recording: Recording) -> Windows:
         count = recording.last_t_us // self.period_us + 1 if recording.n_events else 0
+        if count > MAX_WINDOWS:
+            raise WindowError(f"{recording.path}: --every {self.period_us}us over {recording.last_t_us / 1e6:.0f} s would "
+                              f"cut {count:,} windows (more than {MAX_WINDOWS:,}); a longer period, or a corrupt last "
+                              "timestamp?")
         edges = np.arange(count + 1, dtype=np.int64) * self.period_us
         bounds = recording.indices_at_times(edges)
         return Windows(bounds[:-1], bounds[1:], edges[:-1], edges[1:], None)

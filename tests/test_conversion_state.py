@@ -110,3 +110,27 @@ def test_messages_keep_their_brackets(tmp_path):
     result = run_cli("info", bad)
     assert result.returncode == 2
     assert "[odd] name.h5" in result.stderr
+
+
+def test_a_conversion_that_cannot_fit_is_refused_before_writing(recording, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    path, _ = recording
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 100_000, 100_000))
+    # 120 windows x 2 representations x at least one 4 KiB file block each: 983,040 bytes
+    with pytest.raises(InputError, match=r"120 windows need at least 0.0 GB, and 0.0 GB are free there"):
+        convert(path, tmp_path / "full.zarr", SPEC)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_refuses_an_absurd_number_of_windows(recording, tmp_path, monkeypatch):
+    from evtools import windows
+    from evtools.windows import Every, WindowError
+
+    path, _ = recording
+    monkeypatch.setattr(windows, "MAX_WINDOWS", 1_000_000)  # a corrupt last time cuts billions; 6 s at 1 us, 6 million
+    with pytest.raises(WindowError, match=r"--every 1us over 6 s would cut 5,99\d,\d\d\d windows \(more than 1,000,000\)"):
+        convert(path, tmp_path / "many.zarr", ConvertSpec(representations=SPEC.representations, window=Every(1)))
+    assert list(tmp_path.iterdir()) == []

@@ -72,3 +72,39 @@ def test_wrong_table_shape(tmp_path):
     with pytest.raises(CorruptFileError) as err:
         open_recording(path)
     assert str(err.value) == f"{path}: 'davis/left/events' has shape (3, 3), expected (N, 4)"
+
+
+def test_fields_outside_the_description_are_refused(tmp_path):
+    good = np.column_stack([[1, 2, 3], [4, 5, 6], T0_S + np.array([0.0, 0.1, 0.2]), [1, -1, 1]])
+    cases = {
+        "float32": (good.astype(np.float32), r"'davis/left/events' is float32, expected float64"),
+        "int": (good.astype(np.int64), r"'davis/left/events' is int64, expected float64"),
+        "nan polarity": (np.where(np.arange(12).reshape(3, 4) == 7, np.nan, good),
+                         r"event 1 has x 2.0, y 5.0, p nan: expected whole pixel coordinates and a polarity of -1, 0 or 1"),
+        "fractional x": (np.where(np.arange(12).reshape(3, 4) == 8, 3.5, good), r"event 2 has x 3.5"),
+        "infinite time": (np.where(np.arange(12).reshape(3, 4) == 10, np.inf, good), r"event 2 has the time inf s"),
+    }
+    for name, (table, message) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}_data.hdf5"
+        with h5py.File(path, "w") as h5:
+            h5.create_dataset("davis/left/events", data=table)
+        with pytest.raises(CorruptFileError, match=message), open_recording(path) as rec:
+            rec.events()
+    images = np.zeros((2, 260, 346), np.uint16)
+    path = write_raw(tmp_path / "u16_data.hdf5", good, images, T0_S + np.array([0.0, 0.1]))
+    with pytest.raises(CorruptFileError, match=r"'davis/left/image_raw' is uint16 \(2, 260, 346\), expected \(M, H, W\) uint8"):
+        open_recording(path)
+    path = write_raw(tmp_path / "ts_data.hdf5", good, images.astype(np.uint8), T0_S + np.array([0.0]))
+    with pytest.raises(CorruptFileError, match=r"'davis/left/image_raw_ts' is float64 \(1,\), expected \(2,\) float"):
+        open_recording(path)
+
+
+def test_conversion_refuses_times_that_go_backwards(tmp_path):
+    from evtools.convert import convert
+
+    table = np.column_stack([[1, 2, 3, 4], [4, 5, 6, 7], T0_S + np.array([0.0, 0.2, 0.1, 0.3]), [1, -1, 1, 1]])
+    images = np.zeros((2, 260, 346), np.uint8)
+    path = write_raw(tmp_path / "back_data.hdf5", table, images, T0_S + np.array([0.15, 0.3]))
+    with pytest.raises(CorruptFileError, match=r"event 2: time goes backwards \(200000 us, then 100000 us"):
+        convert(path, tmp_path / "out")
+    assert not list(tmp_path.glob("out*"))

@@ -41,6 +41,9 @@ class MvsecRecording(Recording):
             self._events = require(self._h5, f"{base}/events", self.format_name)
             if self._events.ndim != 2 or self._events.shape[1] != 4:
                 raise CorruptFileError(path, f"'{base}/events' has shape {self._events.shape}, expected (N, 4)")
+            if self._events.dtype != np.float64:
+                # float32 seconds near 1.5e9 resolve 128 s; integers hold no sub-second time
+                raise CorruptFileError(path, f"'{base}/events' is {self._events.dtype}, expected float64 (x, y, t in s, p)")
             n_events = self._events.shape[0]
             self._t_first_s = float(self._events[0, T]) if n_events else 0.0
             frames = None
@@ -48,6 +51,12 @@ class MvsecRecording(Recording):
             if f"{base}/image_raw" in self._h5:
                 images = require(self._h5, f"{base}/image_raw", self.format_name)
                 stamps = require(self._h5, f"{base}/image_raw_ts", self.format_name)
+                if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape[1:]:
+                    raise CorruptFileError(path, f"'{base}/image_raw' is {images.dtype} {images.shape}, "
+                                                 "expected (M, H, W) uint8")
+                if stamps.shape != (len(images),) or stamps.dtype.kind != "f":
+                    raise CorruptFileError(path, f"'{base}/image_raw_ts' is {stamps.dtype} {stamps.shape}, expected "
+                                                 f"({len(images)},) float seconds, one per image")
                 height, width = images.shape[1:]
                 frames = TimedImages(
                     len(images), (height, width), lambda i: images[i], lambda: self._relative_us(stamps[:])
@@ -64,16 +73,31 @@ class MvsecRecording(Recording):
             self._h5.close()
             raise
 
-    def _relative_us(self, seconds: np.ndarray) -> np.ndarray:
-        return np.rint((seconds - self._t_first_s) * 1e6).astype(np.int64)
+    def _relative_us(self, seconds: np.ndarray, first_index: int | None = None) -> np.ndarray:
+        """Relative integer microseconds; non-finite seconds are refused, naming the first (an
+        event index when ``first_index`` is given, else an image)."""
+        relative = (seconds - self._t_first_s) * 1e6
+        finite = np.isfinite(relative) & (np.abs(relative) < 2.0**62)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            what = f"event {first_index + bad}" if first_index is not None else f"image {bad}"
+            raise CorruptFileError(self.path, f"{what} has the time {float(seconds[bad])} s")
+        return np.rint(relative).astype(np.int64)
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         block = self._events[start:stop]
-        # MVSEC polarity is -1/+1 (0/1 in some conversions): positive means > 0 either way
-        return self._relative_us(block[:, T]), block[:, X], block[:, Y], block[:, P] > 0
+        x, y, p = block[:, X], block[:, Y], block[:, P]
+        # whole pixel coordinates (those outside the sensor are dropped and counted later) and a
+        # polarity of -1/+1 (0/1 in some conversions: positive means > 0 either way)
+        good = (x == np.floor(x)) & (y == np.floor(y)) & ((p == 1) | (p == -1) | (p == 0))
+        if not good.all():
+            bad = int(np.flatnonzero(~good)[0])
+            raise CorruptFileError(self.path, f"event {start + bad} has x {float(x[bad])}, y {float(y[bad])}, p {float(p[bad])}: "
+                                              "expected whole pixel coordinates and a polarity of -1, 0 or 1")
+        return self._relative_us(block[:, T], start), x, y, p > 0
 
     def _timestamps(self, start: int, stop: int) -> np.ndarray:
-        return self._relative_us(self._events[start:stop, T])
+        return self._relative_us(self._events[start:stop, T], start)
 
     def close(self) -> None:
         self._h5.close()

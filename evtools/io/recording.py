@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from evtools.errors import reading
+from evtools.errors import CorruptFileError, reading
 from evtools.events import Events, Selection, select_events
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
@@ -131,6 +131,24 @@ class Recording(ABC):
         start, stop = self._clamp(start, stop)
         for begin in range(start, stop, chunk_events):
             yield self.events(begin, min(begin + chunk_events, stop))
+
+    def check_time_order(self, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> None:
+        """Refuses a recording whose event times go backwards anywhere (one pass over the times):
+        windows are cut by searching times, which a decrease makes meaningless."""
+        previous = None
+        with reading(self.path):
+            for start in range(0, self.n_events, chunk_events):
+                stamps = self._timestamps(start, min(start + chunk_events, self.n_events))
+                first = start  # the file index of stamps[0]
+                if previous is not None:  # the chunk's first event against the one before it
+                    stamps, first = np.concatenate([[previous], stamps]), start - 1
+                descents = np.flatnonzero(stamps[1:] < stamps[:-1])
+                if len(descents):
+                    i = int(descents[0])
+                    raise CorruptFileError(
+                        self.path, f"event {first + i + 1}: time goes backwards ({stamps[i]} us, then {stamps[i + 1]} us "
+                        "after the first event); evtools cuts windows from time-ordered events only")
+                previous = stamps[-1]
 
     def index_at_time(self, t_us: int) -> int:
         """The index of the first event with t >= t_us, assuming timestamps that do not decrease."""
