@@ -213,6 +213,9 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
     check_device(spec.device, kernels=True)
+    if input_path.is_dir() and output.absolute().resolve().is_relative_to(input_path.absolute().resolve()):
+        raise InputError(output, f"is inside the input folder {input_path}: writing there would change the input's "
+                                 "fingerprint; write the cache elsewhere")
     with cache.conversion_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
         if recording.n_events == 0:
             raise InputError(input_path, "the recording holds no events")

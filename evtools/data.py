@@ -46,6 +46,7 @@ class CacheDataset(torch.utils.data.Dataset):
         "labels" (pseudo-labels) or "gt_labels" (ground truth). ``with_previous_aps`` adds the
         previous window's frame when it is at most 100 ms older, else the window's own frame."""
         self.paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+        self.paths = [cache for path in self.paths for cache in _caches_in(path)]
         self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps or with_previous_aps, with_labels, labels
         self.with_previous_aps = with_previous_aps
         self.transforms = tuple(transforms)
@@ -79,9 +80,10 @@ class CacheDataset(torch.utils.data.Dataset):
         return range(int(self._offsets[position]), int(self._offsets[position + 1]))
 
     def locate(self, index: int) -> tuple[int, int]:
-        """(cache position, window index) of a dataset index."""
-        if not 0 <= index < len(self):
+        """(cache position, window index) of a dataset index (negative ones count from the end)."""
+        if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} windows")
+        index %= len(self)
         position = int(np.searchsorted(self._offsets, index, side="right")) - 1
         return position, index - int(self._offsets[position])
 
@@ -102,6 +104,16 @@ class CacheDataset(torch.utils.data.Dataset):
         for transform in self.transforms:
             sample = transform(sample)
         return sample
+
+
+def _caches_in(path: Path) -> list[Path]:
+    """A cache, or the caches (``*.zarr``, sorted) of a folder that is no cache itself."""
+    if path.is_dir() and not (path / "zarr.json").exists():
+        caches = sorted(p for p in path.glob("*.zarr") if p.is_dir())
+        if not caches:
+            raise InputError(path, "is neither a cache nor a folder of caches (*.zarr)")
+        return caches
+    return [path]
 
 
 def _frame_tensor(frame: np.ndarray) -> torch.Tensor:
@@ -152,6 +164,8 @@ class RandomCrop:
 
     def __call__(self, sample: Sample) -> Sample:
         full_h, full_w = next(sample[key] for key in SPATIAL_KEYS if key in sample).shape[-2:]
+        if self.height > full_h or self.width > full_w:
+            raise ValueError(f"a {self.height}x{self.width} crop does not fit a {full_h}x{full_w} sample")
         top = int(torch.randint(0, full_h - self.height + 1, ()))
         left = int(torch.randint(0, full_w - self.width + 1, ()))
         return Crop(top, left, self.height, self.width)(sample)

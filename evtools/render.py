@@ -21,6 +21,7 @@ IGNORE_COLOUR = np.array([0, 0, 0], np.uint8)
 GAP = 4
 TITLE_HEIGHT = 18
 VIDEO_SUFFIXES = (".mp4", ".gif")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # those OpenCV writes
 
 
 def polarity_maps(name: str, params: dict, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -93,3 +93,51 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert "InputError" in result.stderr
+
+
+def test_option_values_out_of_range_are_one_line(tmp_path):
+    recording = write_evh5(tmp_path / "r.h5", [make_events(2_000)], width=346, height=260,
+                           frames=np.zeros((3, 260, 346), np.uint8), frames_t_us=np.array([100_000, 200_000, 300_000]))
+    convert = ["convert", recording, "-o", tmp_path / "out"]
+    cases = [
+        (convert + ["--repr", "histogram", "--cutoff", "-1"],
+         "--repr histogram: cutoff must be a whole number from 0 (no cutoff below 255) to 255, got -1"),
+        (convert + ["--bins", "0"], "--repr voxel: bins must be a positive whole number, got 0"),
+        (["simulate", tmp_path / "sim", "--seconds", "0.01"],
+         "--seconds 0.01 at --frame-rate 25.0 makes no APS frame; give at least 0.04 s"),
+    ]
+    for args, expected in cases:
+        assert_one_line_error(run_cli(*args), expected)
+    assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "sim").exists()
+    cache = run_cli(*convert)
+    assert cache.returncode == 0, cache.stderr
+    assert_one_line_error(run_cli("render", tmp_path / "out.zarr", "-o", tmp_path / "w.xyz"),
+                          "--output: '.xyz' is no picture or video type evtools writes "
+                          "(known: .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp, .mp4, .gif)")
+    assert_one_line_error(run_cli("render", tmp_path / "out.zarr", "-o", tmp_path / "w.gif", "--fps", "0"),
+                          "--fps: give a positive number of frames per second, not 0.0")
+
+
+def test_an_output_inside_a_folder_input_is_refused(tmp_path):
+    folder = tmp_path / "recording"
+    folder.mkdir()
+    (folder / "events.dat.t").write_bytes(b"")
+    result = run_cli("convert", folder, "-o", folder / "cache")
+    assert_one_line_error(result, f"{folder / 'cache.zarr'}: is inside the input folder {folder}: writing there would "
+                                  "change the input's fingerprint; write the cache elsewhere")
+
+
+def test_a_read_only_install_without_a_home_still_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o500)  # no writable home; the package folder here stays writable, so pretend it is not:
+    code = ("import os; real = os.access; os.access = lambda p, m: False if m == os.W_OK else real(p, m); "
+            "import evtools; print(os.environ['NUMBA_CACHE_DIR'])")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"evtools-numba-{os.getuid()}")

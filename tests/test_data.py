@@ -5,6 +5,7 @@ import zarr
 from test_convert import write_recording
 
 from evtools.cache import CacheError
+from evtools.errors import InputError
 from evtools.convert import ConvertSpec, convert
 from evtools.data import CacheDataset, Crop, RandomCrop, RandomHorizontalFlip, Resize
 from evtools.representations import Histogram, VoxelGrid
@@ -111,3 +112,17 @@ def test_image_folder_previous_frame_by_sequence_number(tmp_path):
     # a_0001 follows a_0000; b_0000 does not exist and "still" has no number: the image itself
     assert previous == {"a_0000": 10, "a_0001": 10, "b_0001": 30, "still": 40}
     assert "aps_previous" not in ImageMaskFolder(tmp_path)[0]
+
+
+def test_negative_indices_folders_of_caches_and_crops_that_do_not_fit(caches, tmp_path):
+    dataset = CacheDataset(caches, repr="voxel")
+    assert torch.equal(dataset[-1]["events"], dataset[len(dataset) - 1]["events"])
+    with pytest.raises(IndexError, match="index -13 out of range for 12 windows"):
+        dataset[-13]
+    folder = CacheDataset(caches[0].parent, repr="voxel")  # the folder holding both caches
+    assert folder.paths == sorted(caches) and len(folder) == 12
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="is neither a cache nor a folder of caches"):
+        CacheDataset(tmp_path / "empty")
+    with pytest.raises(ValueError, match="a 100x10 crop does not fit a 48x64 sample"):
+        CacheDataset(caches, transforms=[RandomCrop(100, 10)])[0]

@@ -30,7 +30,10 @@ def _representation(name: str, bins: int, normalize: bool, separate_polarity: bo
     }
     if name not in builders:
         raise OptionError(f"--repr: unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)})")
-    return builders[name]()
+    try:
+        return builders[name]()
+    except ValueError as err:  # parameters out of range: --bins 0, --cutoff -1, ...
+        raise OptionError(f"--repr {name}: {err}") from None
 
 
 def _window(window: str | None, window_events: int | None, between_frames: bool, every: str | None) -> WindowSpec | None:

@@ -43,6 +43,9 @@ def simulate(
         raise OptionError(f"--aps-schedule: '{unknown[0]}' is not one of {', '.join(APS_CONDITIONS)}")
     if sequences < 1 or seconds <= 0:
         raise OptionError("--sequences and --seconds must be positive")
+    if not frame_rate > 0 or seconds * frame_rate < 1:
+        raise OptionError(f"--seconds {seconds} at --frame-rate {frame_rate} makes no APS frame; give at least "
+                          f"{1 / frame_rate if frame_rate > 0 else 'one frame'} s")
     started = time.perf_counter()
     with console_progress(TextColumn("{task.completed:.1f}/{task.total:.1f} s"), count=False) as bar:
         tasks: dict[str, int] = {}
