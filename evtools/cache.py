@@ -258,6 +258,21 @@ def finish(group: zarr.Group, path: Path) -> None:
     os.replace(partial_path(path), path)
 
 
+def _chunk_file(array: zarr.Array, index: tuple[int, ...]) -> Path | None:
+    """The file of one chunk in a local store (zarr v3's default key encoding), else None."""
+    root = getattr(array.store, "root", None)
+    if root is None:
+        return None
+    return Path(root) / array.path / "c" / "/".join(map(str, index))
+
+
+def _arrays_of(group: zarr.Group, prefix: str = ""):
+    for name, array in group.arrays():
+        yield prefix + name, array
+    for name, subgroup in group.groups():
+        yield from _arrays_of(subgroup, f"{prefix}{name}/")
+
+
 def uncompressed_size(cache: Cache) -> int:
     """Bytes of every array of a cache as plain numpy arrays."""
     def walk(group: zarr.Group) -> int:
@@ -306,9 +321,51 @@ class Cache:
         return sorted(self.attrs["representations"])
 
     def array(self, name: str) -> zarr.Array:
-        if name not in self.group:
-            raise CacheError(self.path, f"has no array '{name}'")
-        return self.group[name]
+        try:
+            if name in self.group:
+                return self.group[name]
+        except Exception as err:  # noqa: BLE001 - a garbled zarr.json of the array
+            raise CacheError(self.path, f"array '{name}' is unreadable ({type(err).__name__})") from err
+        raise CacheError(self.path, f"has no array '{name}'")
 
     def has(self, name: str) -> bool:
-        return name in self.group
+        try:
+            return name in self.group
+        except Exception:  # noqa: BLE001 - unreadable metadata: absent for this purpose
+            return False
+
+    def window(self, name: str, k: int) -> np.ndarray:
+        """Window ``k`` of a window-chunked array (K, ...), read from its own chunk, which must be
+        there: zarr would read a deleted chunk as zeros."""
+        array = self.array(name)
+        chunk = _chunk_file(array, (k, *[0] * (array.ndim - 1)))
+        if chunk is not None and not chunk.exists():
+            raise CacheError(self.path, f"window {k} of '{name}' is missing (its chunk file was deleted); "
+                                        "evtools info --verify lists every problem")
+        try:
+            return array[k]
+        except Exception as err:  # noqa: BLE001 - a corrupt chunk: the codec's errors have many types
+            raise CacheError(self.path, f"window {k} of '{name}' cannot be decoded ({type(err).__name__})") from err
+
+    def verify(self) -> list[str]:
+        """Every problem found by reading every chunk of every array: missing or undecodable
+        chunks, and counts that disagree; an empty list for a sound cache."""
+        problems = []
+        k = len(self)
+        if self.attrs.get("windows_done") != k:
+            problems.append(f"windows_done is {self.attrs.get('windows_done')}, the arrays hold {k} windows")
+        for name, array in _arrays_of(self.group):
+            if array.shape[:1] != (k,):
+                problems.append(f"'{name}' has {array.shape[0] if array.ndim else 0} windows, n_events {k}")
+                continue
+            missing = [index for index in np.ndindex(*array.cdata_shape)
+                       if (chunk := _chunk_file(array, index)) is not None and not chunk.exists()]
+            if missing:
+                problems.append(f"'{name}': {len(missing)} of {array.nchunks} chunks missing (the first at chunk {missing[0]})")
+            for start in range(0, k, array.chunks[0]):
+                try:
+                    array[start : start + array.chunks[0]]
+                except Exception as err:  # noqa: BLE001 - a corrupt chunk
+                    problems.append(f"'{name}': windows from {start} cannot be decoded ({type(err).__name__})")
+                    break
+        return problems

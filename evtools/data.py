@@ -92,15 +92,15 @@ class CacheDataset(torch.utils.data.Dataset):
         cache = self._opened()[position]
         sample = {"cache": torch.tensor(position), "index": torch.tensor(k)}
         if self.repr is not None:
-            sample["events"] = torch.from_numpy(np.asarray(cache.array(f"repr/{self.repr}")[k], np.float32))
+            sample["events"] = torch.from_numpy(np.asarray(cache.window(f"repr/{self.repr}", k), np.float32))
         if self.with_aps:
-            sample["aps"] = _frame_tensor(cache.array("aps")[k])
+            sample["aps"] = _frame_tensor(cache.window("aps", k))
         if self.with_previous_aps:
             frame_t = cache.array("frame_t_us")
             close = k > 0 and 0 < int(frame_t[k]) - int(frame_t[k - 1]) <= PREVIOUS_FRAME_MAX_US
-            sample["aps_previous"] = _frame_tensor(cache.array("aps")[k - 1]) if close else sample["aps"].clone()
+            sample["aps_previous"] = _frame_tensor(cache.window("aps", k - 1)) if close else sample["aps"].clone()
         if self.with_labels:
-            sample["labels"] = torch.from_numpy(cache.array(self.labels)[k].astype(np.int64))
+            sample["labels"] = torch.from_numpy(cache.window(self.labels, k).astype(np.int64))
         for transform in self.transforms:
             sample = transform(sample)
         return sample

@@ -86,14 +86,14 @@ def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarr
         raise CacheError(cache.path, f"has no '{name}' representation (it has {', '.join(cache.representations)})")
     params = cache.attrs["representations"][name]
     n_events = int(cache.array("n_events")[index])
-    panels = [_titled(events_picture(*polarity_maps(name, params, cache.array(f"repr/{name}")[index])),
+    panels = [_titled(events_picture(*polarity_maps(name, params, cache.window(f"repr/{name}", index))),
                       f"#{index} {name}, {n_events} events")]
     if cache.has("aps"):
-        aps = cache.array("aps")[index]
+        aps = cache.window("aps", index)
         t_ms = int(cache.array("frame_t_us")[index]) / 1000
         panels.append(_titled(np.repeat(aps[..., None], 3, axis=2), f"APS at {t_ms:.1f} ms"))
     if cache.has("labels"):
-        panels.append(_titled(labels_picture(cache.array("labels")[index]), "labels"))
+        panels.append(_titled(labels_picture(cache.window("labels", index)), "labels"))
     return side_by_side(panels)
 
 

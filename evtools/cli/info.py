@@ -23,9 +23,19 @@ def info(
     ] = None,
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Caches: read every chunk of every array and check the counts.")] = False,
 ) -> None:
     """Show format, sensor, event and frame counts, rates and timestamps of a recording or cache."""
     if (path / "zarr.json").is_file():
+        if verify:
+            from evtools.cache import Cache, CacheError
+
+            problems = Cache(path).verify()
+            if problems:
+                raise CacheError(path, f"{len(problems)} problem(s): " + "; ".join(problems))
+            stdout.print(f"{path}: every chunk of every array is present and decodes; the counts agree", markup=False,
+                         soft_wrap=True)
+            return
         cache = summarize_cache(path)
         if as_json:
             stdout.print_json(json.dumps(dataclasses.asdict(cache)))
