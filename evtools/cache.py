@@ -266,11 +266,18 @@ def _chunk_file(array: zarr.Array, index: tuple[int, ...]) -> Path | None:
     return Path(root) / array.path / "c" / "/".join(map(str, index))
 
 
-def _arrays_of(group: zarr.Group, prefix: str = ""):
-    for name, array in group.arrays():
-        yield prefix + name, array
-    for name, subgroup in group.groups():
-        yield from _arrays_of(subgroup, f"{prefix}{name}/")
+def _array_names(root: Path) -> list[str]:
+    """Every array of a cache folder, from the files (zarr's own listing stops at a garbled node)."""
+    names = []
+    for metadata in sorted(root.rglob("zarr.json")):
+        node = metadata.parent.relative_to(root).as_posix()
+        try:
+            is_array = json.loads(metadata.read_text()).get("node_type") == "array"
+        except (OSError, ValueError, AttributeError):
+            is_array = node != "." and "c" not in metadata.parent.relative_to(root).parts  # unreadable: say so later
+        if is_array and node != ".":
+            names.append(node)
+    return names
 
 
 def uncompressed_size(cache: Cache) -> int:
@@ -306,7 +313,7 @@ class Cache:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
 
     def __len__(self) -> int:
-        return int(self.group["n_events"].shape[0])
+        return int(self.array("n_events").shape[0])
 
     @property
     def width(self) -> int:
@@ -354,7 +361,12 @@ class Cache:
         k = len(self)
         if self.attrs.get("windows_done") != k:
             problems.append(f"windows_done is {self.attrs.get('windows_done')}, the arrays hold {k} windows")
-        for name, array in _arrays_of(self.group):
+        for name in _array_names(self.path):
+            try:
+                array = self.array(name)
+            except CacheError as err:
+                problems.append(err.problem)
+                continue
             if array.shape[:1] != (k,):
                 problems.append(f"'{name}' has {array.shape[0] if array.ndim else 0} windows, n_events {k}")
                 continue

@@ -45,5 +45,17 @@ def reading(path: str | Path) -> Iterator[None]:
     """Turns a failed read inside a file that opened (a truncated dataset, a bad chunk) into one line."""
     try:
         yield
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # h5py raises RuntimeError for damaged metadata
         raise CorruptFileError(path, f"unreadable data ({first_line(err)})") from err
+
+
+@contextmanager
+def damaged_structure(path: str | Path) -> Iterator[None]:
+    """Opening a file whose internal structure is damaged: HDF5's B-trees and symbol tables fail
+    with RuntimeError, KeyError or OSError from deep inside h5py; one line instead."""
+    try:
+        yield
+    except EvtoolsError:
+        raise
+    except (OSError, RuntimeError, KeyError) as err:
+        raise CorruptFileError(path, f"damaged file structure ({type(err).__name__}: {first_line(err)})") from err

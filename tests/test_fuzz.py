@@ -1,6 +1,7 @@
 """Generated inputs in a child process (a crash there fails the test, not pytest): property tests
-of the representation kernels (fuzz_kernels.py). make test runs 200 examples of each property,
-make test-all 3000."""
+of the representation kernels (fuzz_kernels.py: make test runs 200 examples of each property,
+make test-all 3000) and damaged recordings of every format and damaged caches (fuzz_files.py:
+make test 4 seeds, 140 cases; make test-all 25 seeds, 875 cases)."""
 
 import json
 import subprocess
@@ -12,8 +13,8 @@ import pytest
 HERE = Path(__file__).parent
 
 
-def run_fuzz(examples: int) -> dict:
-    done = subprocess.run([sys.executable, str(HERE / "fuzz_kernels.py"), str(examples)], capture_output=True,
+def run_fuzz(examples: int, script: str = "fuzz_kernels.py", *args) -> dict:
+    done = subprocess.run([sys.executable, str(HERE / script), str(examples), *map(str, args)], capture_output=True,
                           text=True, timeout=1800, cwd=HERE)
     assert done.returncode == 0, f"exit {done.returncode} (a negative one is a signal: a crash)\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -30,3 +31,24 @@ def test_kernels_on_generated_streams():
 def test_kernels_on_many_generated_streams():
     outcomes = run_fuzz(3000)
     assert outcomes["sorted: equal to the reference"] == 3000
+
+
+def damaged_inputs(seeds: int, folder) -> dict:
+    result = run_fuzz(seeds, "fuzz_files.py", folder)
+    assert result["defects"] == []
+    outcomes = result["outcomes"]
+    formats = {name.split(":")[0] for name in outcomes}
+    assert {"evh5", "mvsec", "ddd17", "dsec", "cache"} <= formats
+    assert sum(outcomes.values()) >= 5 * 5 * seeds  # five damages per format and seed at least
+    return outcomes
+
+
+def test_damaged_recordings_and_caches(tmp_path):
+    outcomes = damaged_inputs(4, tmp_path)
+    assert sum(outcomes.values()) >= 100
+    assert sum(v for k, v in outcomes.items() if k.endswith("one-line error")) > 40
+
+
+@pytest.mark.slow
+def test_many_damaged_recordings_and_caches(tmp_path):
+    damaged_inputs(25, tmp_path)

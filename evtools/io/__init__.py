@@ -9,7 +9,7 @@ from pathlib import Path
 
 import h5py
 
-from evtools.errors import InputError, UnknownFormatError
+from evtools.errors import InputError, UnknownFormatError, damaged_structure
 from evtools.io import dat, ddd17, dsec, ess_ddd17, evh5, evt, mvsec, nmnist
 from evtools.io.hdf5 import open_h5
 from evtools.io.recording import ReadOptions, Recording, TimedImages
@@ -58,9 +58,10 @@ def detect_format(path: str | Path) -> str:
 
 def open_recording(path: str | Path, format: str | None = None, options: ReadOptions = ReadOptions()) -> Recording:
     """Opens a recording of any supported format, detected from its content unless ``format`` is given."""
-    name = format or detect_format(path)
-    if name not in READERS:
-        raise InputError(path, f"unknown format '{name}' (known: {', '.join(FORMATS)})")
-    if not Path(path).exists():
-        raise InputError(path, "no such file or directory")
-    return READERS[name](path, options)
+    with damaged_structure(path):
+        name = format or detect_format(path)
+        if name not in READERS:
+            raise InputError(path, f"unknown format '{name}' (known: {', '.join(FORMATS)})")
+        if not Path(path).exists():
+            raise InputError(path, "no such file or directory")
+        return READERS[name](path, options)

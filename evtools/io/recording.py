@@ -116,7 +116,10 @@ class Recording(ABC):
         start, stop = self._clamp(start, stop)
         with reading(self.path):
             columns = self._read_columns(start, stop) if stop > start else (np.empty(0, np.int64),) * 4
-        selection = select_events(*columns, self.width, self.height, rows)
+        try:
+            selection = select_events(*columns, self.width, self.height, rows)
+        except ValueError as err:  # values no format allows (a polarity of 7, say): the file is damaged
+            raise CorruptFileError(self.path, f"events {start} to {stop - 1}: {err}") from err
         self.dropped_outside_sensor += selection.n_outside_sensor
         return selection
 

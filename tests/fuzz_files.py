@@ -1,0 +1,170 @@
+"""Damaged recordings and caches, run in a child process by test_fuzz.py (a crash there fails that
+test, not pytest): small valid samples of every format, damaged in seeded random ways (truncated,
+bytes flipped, a region overwritten or zeroed, garbage appended), each opened, summarised and
+converted as `evtools info` and `evtools convert` do; and a converted cache with one of its files
+(metadata or chunk) damaged or deleted, opened, verified and read window by window as
+`evtools info --verify` and the dataset do. Every case must end in a result or an EvtoolsError
+(what the CLI prints as one line with exit code 2); anything else, or more than 30 s, is a defect.
+
+Usage: python fuzz_files.py SEEDS FOLDER. Prints {outcome: count} and the defects as JSON on its
+last line.
+"""
+
+import json
+import shutil
+import signal
+import sys
+import traceback
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from evtools.convert import ConvertSpec, convert
+from evtools.errors import EvtoolsError
+from evtools.events import Events
+from evtools.io import open_recording
+from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
+from evtools.io.writers.dsec import write_dsec
+from evtools.io.writers.evh5 import write_evh5
+from evtools.io.writers.mvsec import write_mvsec
+from evtools.summary import summarize
+from evtools.windows import Every
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+W, H = 346, 260
+MUTATIONS = ("truncate", "flip", "overwrite", "zero", "append")
+
+
+class Hang(Exception):
+    pass
+
+
+def events(n: int, seed: int) -> Events:
+    rng = np.random.default_rng(seed)
+    return Events(np.sort(rng.integers(0, 400_000, n)).astype(np.int64), rng.integers(0, W, n).astype(np.uint16),
+                  rng.integers(0, H, n).astype(np.uint16), rng.choice(np.array([-1, 1], np.int8), n))
+
+
+def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
+    """{name: (path, format to force or None)} of small valid recordings."""
+    ev = events(5000, 0)
+    frames = (np.arange(3 * H * W) % 251).astype(np.uint8).reshape(3, H, W)
+    frame_t = np.array([100_000, 200_000, 300_000])
+    made = {
+        "evh5": (write_evh5(folder / "s.h5", [ev], width=W, height=H, frames=frames, frames_t_us=frame_t), None),
+        "mvsec": (write_mvsec(folder / "s_data.hdf5", [ev], t0_us=1_504_645_177_000_000, images=frames,
+                              images_t_us=frame_t), None),
+        "ddd17": (write_ddd17(folder / "s.hdf5", packets_from_events(
+            ev, t0_us=1_500_000_000_000_000, frames=list(zip(frame_t.tolist(), frames)))), None),
+        "dsec": (write_dsec(folder / "events.h5", ev), None),
+    }
+    real = {"dat": (REALDATA / "atis-nmnist-ncars" / "ncars_sample_a.dat", None),
+            "nmnist": (REALDATA / "atis-nmnist-ncars" / "nmnist_sample.bin", "nmnist")}
+    for name, (path, fmt) in real.items():
+        if path.exists():
+            made[name] = (Path(shutil.copy(path, folder / path.name)), fmt)
+    return made
+
+
+def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
+    n = len(data)
+    at = int(rng.integers(0, n))
+    size = int(rng.integers(1, max(2, n // 20)))
+    if kind == "truncate":
+        return data[:at]
+    if kind == "flip":
+        array = bytearray(data)
+        for position in rng.integers(0, n, 16):
+            array[position] ^= 1 << int(rng.integers(0, 8))
+        return bytes(array)
+    if kind == "overwrite":
+        return data[:at] + rng.integers(0, 256, size, dtype=np.uint8).tobytes() + data[at + size:]
+    if kind == "zero":
+        return data[:at] + bytes(size) + data[at + size:]
+    return data + rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+def run_case(path: Path, fmt: str | None, out: Path) -> str:
+    with open_recording(path, fmt) as recording:
+        summarize(recording)
+        window = None if recording.frames is not None and len(recording.frames) else Every(50_000)
+    convert(path, out, ConvertSpec(window=window, format=fmt))
+    return "accepted"
+
+
+def run_cache_case(cache: Path) -> str:
+    from evtools.cache import Cache
+    from evtools.data import CacheDataset
+
+    problems = Cache(cache).verify()
+    dataset = CacheDataset(cache, with_aps=True)
+    for k in range(len(dataset)):
+        dataset[k]
+    return "accepted" if not problems else "verify found problems"
+
+
+def damage_cache(sound: Path, case: Path, kind: str, rng: np.random.Generator) -> None:
+    shutil.copytree(sound, case)
+    files = sorted(p for p in case.rglob("*") if p.is_file())
+    target = files[int(rng.integers(0, len(files)))]
+    if kind == "append":  # stands for a deleted file here
+        target.unlink()
+    else:
+        target.write_bytes(mutate(target.read_bytes(), kind, rng) if target.stat().st_size else b"x")
+
+
+def main(seeds: int, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes: Counter = Counter()
+    defects = []
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Hang()))
+    originals = samples(folder / "originals")
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        for name, (path, fmt) in originals.items():
+            for kind in MUTATIONS:
+                case = folder / f"{seed}-{kind}-{path.name}"
+                case.write_bytes(mutate(path.read_bytes(), kind, rng))
+                signal.alarm(30)
+                try:
+                    outcome = run_case(case, fmt, folder / f"{case.name}.zarr")
+                except EvtoolsError:
+                    outcome = "one-line error"
+                except Hang:
+                    outcome = "hang"
+                except Exception as err:  # noqa: BLE001 - the defects this module looks for
+                    outcome = f"traceback {type(err).__name__}"
+                    defects.append(f"{name} {kind} seed {seed}: {type(err).__name__}: {err}\n"
+                                   + "".join(traceback.format_tb(err.__traceback__)[-3:]))
+                finally:
+                    signal.alarm(0)
+                if outcome == "hang":
+                    defects.append(f"{name} {kind} seed {seed}: more than 30 s")
+                outcomes[f"{name}: {outcome}"] += 1
+    sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec()).output
+    for seed in range(seeds):
+        rng = np.random.default_rng(1000 + seed)
+        for kind in MUTATIONS:
+            case = folder / f"cache-{seed}-{kind}.zarr"
+            damage_cache(sound, case, kind, rng)
+            signal.alarm(30)
+            try:
+                outcome = run_cache_case(case)
+            except EvtoolsError:
+                outcome = "one-line error"
+            except Hang:
+                outcome = "hang"
+                defects.append(f"cache {kind} seed {seed}: more than 30 s")
+            except Exception as err:  # noqa: BLE001
+                outcome = f"traceback {type(err).__name__}"
+                defects.append(f"cache {kind} seed {seed}: {type(err).__name__}: {err}\n"
+                               + "".join(traceback.format_tb(err.__traceback__)[-3:]))
+            finally:
+                signal.alarm(0)
+            outcomes[f"cache: {outcome}"] += 1
+    print(json.dumps({"outcomes": dict(sorted(outcomes.items())), "defects": defects}))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), Path(sys.argv[2]))
