@@ -66,3 +66,68 @@ def test_indices_at_times(tmp_path):
     times = np.array([40_000, 0, -1, 10, 60_000, 12_345])
     with open_recording(path) as rec:
         np.testing.assert_array_equal(rec.indices_at_times(times), np.searchsorted(events.t, times))
+
+
+def test_a_table_or_columns_that_contradict_the_events_are_refused(tmp_path):
+    import h5py
+    import numpy as np
+    import pytest
+
+    from evtools.errors import CorruptFileError
+    from evtools.events import Events
+    from evtools.io import open_recording
+    from evtools.io.writers.dsec import write_dsec
+
+    n = 5000
+    t = np.sort(np.random.default_rng(0).integers(0, 50_000, n)).astype(np.int64)
+    events = Events(t, np.zeros(n, np.uint16), np.zeros(n, np.uint16), np.ones(n, np.int8))
+    path = write_dsec(tmp_path / "events.h5", events)
+    with open_recording(path) as rec:
+        assert rec.n_events == n
+    with h5py.File(path, "r+") as h5:
+        table = h5["ms_to_idx"][:]
+        table[20] += 7  # shifted: points inside millisecond 20
+        del h5["ms_to_idx"]
+        h5.create_dataset("ms_to_idx", data=table)
+    with pytest.raises(CorruptFileError, match=r"'ms_to_idx' says event \d+ is the first at or after 20 ms"):
+        open_recording(path)
+    with h5py.File(path, "r+") as h5:
+        table[20] -= 7
+        table[30] = table[29] - 1  # not non-decreasing
+        del h5["ms_to_idx"]
+        h5.create_dataset("ms_to_idx", data=table)
+    with pytest.raises(CorruptFileError, match=r"'ms_to_idx' is no non-decreasing table of event indices 0..5000"):
+        open_recording(path)
+    path = write_dsec(tmp_path / "b" / "events.h5", events)
+    with h5py.File(path, "r+") as h5:
+        del h5["events/y"]
+        h5.create_dataset("events/y", data=np.zeros(n - 1, np.uint16))
+    with pytest.raises(CorruptFileError, match=r"event columns must be 1-D of one length, got 'events/x' \(5000,\), "
+                                               r"'events/y' \(4999,\)"):
+        open_recording(path)
+
+
+def test_sparse_columns_and_fifos_are_refused(tmp_path):
+    import os
+
+    import h5py
+    import numpy as np
+    import pytest
+
+    from evtools.errors import CorruptFileError, InputError
+    from evtools.io import open_recording
+
+    path = tmp_path / "sparse.h5"
+    with h5py.File(path, "w") as h5:
+        for name, dtype in (("x", np.uint16), ("y", np.uint16), ("t", np.uint32), ("p", np.uint8)):
+            h5.create_dataset(f"events/{name}", shape=(2**34,), dtype=dtype, chunks=(1 << 20,))
+        h5.create_dataset("ms_to_idx", data=np.zeros(1, np.uint64))
+        h5.create_dataset("t_offset", data=np.int64(0))
+    with pytest.raises(CorruptFileError, match=r"'events/x' claims 17,179,869,184 events but stores almost none"):
+        open_recording(path)
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="is neither a regular file nor a directory"):
+        open_recording(fifo)
+    with pytest.raises(InputError, match="is neither a regular file nor a directory"):
+        open_recording(fifo, "evh5")

@@ -37,6 +37,8 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file or directory")
+    if not path.is_dir() and not path.is_file():  # reading a FIFO or a device would wait for ever
+        raise InputError(path, "is neither a regular file nor a directory")
     if path.is_dir():
         if ess_ddd17.matches_dir(path):
             return "ess_ddd17"
@@ -64,4 +66,6 @@ def open_recording(path: str | Path, format: str | None = None, options: ReadOpt
             raise InputError(path, f"unknown format '{name}' (known: {', '.join(FORMATS)})")
         if not Path(path).exists():
             raise InputError(path, "no such file or directory")
+        if not Path(path).is_dir() and not Path(path).is_file():
+            raise InputError(path, "is neither a regular file nor a directory")
         return READERS[name](path, options)

@@ -13,7 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.io.hdf5 import open_h5, require
+from evtools.errors import CorruptFileError
+from evtools.io.hdf5 import open_h5, require, require_columns
 from evtools.io.recording import ReadOptions, Recording
 
 SENSOR_WIDTH, SENSOR_HEIGHT = 640, 480
@@ -29,13 +30,16 @@ class DsecRecording(Recording):
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         self._h5 = open_h5(path)
         try:
-            self._x, self._y, self._t, self._p = (
-                require(self._h5, f"events/{name}", self.format_name) for name in "xytp"
-            )
+            self._x, self._y, self._t, self._p = require_columns(
+                self._h5, [f"events/{name}" for name in "xytp"], self.format_name)
             self._ms_to_idx = require(self._h5, "ms_to_idx", self.format_name)[:].astype(np.int64)
-            t_offset = int(require(self._h5, "t_offset", self.format_name)[()])
+            offset = require(self._h5, "t_offset", self.format_name)
+            if offset.shape not in ((), (1,)) or offset.dtype.kind not in "iu":
+                raise CorruptFileError(path, f"'t_offset' is {offset.dtype} {offset.shape}, expected an integer scalar")
+            t_offset = int(offset[()] if offset.shape == () else offset[0])
             n_events = len(self._t)
             self._t_first = int(self._t[0]) if n_events else 0
+            self._check_ms_to_idx(path, n_events)
             super().__init__(
                 path,
                 width=SENSOR_WIDTH,
@@ -46,6 +50,21 @@ class DsecRecording(Recording):
         except BaseException:
             self._h5.close()
             raise
+
+    def _check_ms_to_idx(self, path, n_events: int) -> None:
+        """The index table is used to cut windows, so it is checked first: non-decreasing indices
+        within the events, and at 65 milliseconds spread over it, the first event at or after the
+        millisecond (a point read each: cheap)."""
+        table = self._ms_to_idx
+        if table.ndim != 1 or (len(table) and (table.min() < 0 or table.max() > n_events or (np.diff(table) < 0).any())):
+            raise CorruptFileError(path, f"'ms_to_idx' is no non-decreasing table of event indices 0..{n_events}")
+        for ms in np.unique(np.linspace(0, len(table) - 1, 65).astype(np.int64)) if len(table) else ():
+            index = int(table[ms])
+            after = index == n_events or int(self._t[index]) >= 1000 * ms
+            before = index == 0 or int(self._t[index - 1]) < 1000 * ms
+            if not (after and before):
+                raise CorruptFileError(path, f"'ms_to_idx' says event {index} is the first at or after {ms} ms, "
+                                             "which events/t contradicts")
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         return self._timestamps(start, stop), self._x[start:stop], self._y[start:stop], self._p[start:stop]

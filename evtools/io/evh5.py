@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import MissingDatasetError
-from evtools.io.hdf5 import open_h5, require
+from evtools.io.hdf5 import open_h5, require, require_columns
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 FORMAT_TAG = "events"
@@ -32,7 +32,7 @@ class Evh5Recording(Recording):
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         self._h5 = open_h5(path)
         try:
-            self._columns = [require(self._h5, f"events/{name}", self.format_name) for name in "txyp"]
+            self._columns = require_columns(self._h5, [f"events/{name}" for name in "txyp"], self.format_name)
             for attr in REQUIRED_ATTRS:
                 if attr not in self._h5.attrs:
                     raise MissingDatasetError(path, f"missing attribute '{attr}' required by the evh5 format")

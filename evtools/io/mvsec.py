@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError
-from evtools.io.hdf5 import open_h5, require
+from evtools.io.hdf5 import check_stored, open_h5, require
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 CAMERAS = ("left", "right")
@@ -44,6 +44,7 @@ class MvsecRecording(Recording):
             if self._events.dtype != np.float64:
                 # float32 seconds near 1.5e9 resolve 128 s; integers hold no sub-second time
                 raise CorruptFileError(path, f"'{base}/events' is {self._events.dtype}, expected float64 (x, y, t in s, p)")
+            check_stored(self._events)
             n_events = self._events.shape[0]
             self._t_first_s = float(self._events[0, T]) if n_events else 0.0
             frames = None
