@@ -21,7 +21,7 @@ import numpy as np
 
 from evtools import cache
 from evtools.devices import check_device
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.io import ReadOptions, Recording, open_recording
 from evtools.kernels.launch import host_buffer
 from evtools.representations import Representation, VoxelGrid
@@ -399,9 +399,11 @@ def convert_many(
                     continue
                 if progress:
                     progress(*message)
-            for future in futures:
+            for path, future in zip(inputs, futures):
                 try:
                     results.append(future.result())
                 except EvtoolsError as err:
                     results.append(err)
+                except Exception as err:  # noqa: BLE001 - one input's failure (even a crashed worker) is its own
+                    results.append(InputError(path, f"failed ({type(err).__name__}: {first_line(err)})"))
     return results

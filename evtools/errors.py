@@ -19,6 +19,9 @@ class InputError(EvtoolsError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):  # pickled back from a worker process (convert --jobs) with both arguments
+        return type(self), (self.path, self.problem)
+
 
 class UnknownFormatError(InputError):
     """No supported format matches the file's content."""

@@ -134,3 +134,20 @@ def test_every_refuses_an_absurd_number_of_windows(recording, tmp_path, monkeypa
     with pytest.raises(WindowError, match=r"--every 1us over 6 s would cut 5,99\d,\d\d\d windows \(more than 1,000,000\)"):
         convert(path, tmp_path / "many.zarr", ConvertSpec(representations=SPEC.representations, window=Every(1)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_bad_input_among_several_leaves_the_others_converted(recording, tmp_path):
+    import pickle
+
+    from evtools.errors import CorruptFileError
+
+    path, clean = recording
+    bad = tmp_path / "bad_data.hdf5"
+    bad.write_bytes(path.read_bytes()[:5000])  # a truncated HDF5 file
+    result = run_cli("convert", path, bad, *ARGS, "-o", tmp_path / "out", "--jobs", "2")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {bad}: unreadable HDF5 file (")
+    assert_same_cache(Cache(tmp_path / "out" / "rec_data.zarr"), clean)
+    # errors come back from worker processes whole
+    error = pickle.loads(pickle.dumps(CorruptFileError(bad, "damaged")))
+    assert type(error) is CorruptFileError and (error.path, error.problem, str(error)) == (bad, "damaged", f"{bad}: damaged")
