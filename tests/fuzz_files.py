@@ -34,6 +34,8 @@ from evtools.windows import Every
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 W, H = 346, 260
 MUTATIONS = ("truncate", "flip", "overwrite", "zero", "append")
+# HDF5 layouts only: one dataset replaced by what the layout does not allow
+DATASET_MUTATIONS = ("nan", "empty", "two-d", "negative", "huge", "text", "scalar", "shorter")
 
 
 class Hang(Exception):
@@ -83,6 +85,30 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
     if kind == "zero":
         return data[:at] + bytes(size) + data[at + size:]
     return data + rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+def replace_dataset(path: Path, kind: str, rng: np.random.Generator) -> None:
+    import h5py
+
+    with h5py.File(path, "r+") as h5:
+        names = []
+        h5.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        name = names[int(rng.integers(0, len(names)))]
+        old = h5[name]
+        shape, dtype = old.shape, old.dtype
+        n = shape[0] if shape else 1
+        values = {
+            "nan": lambda: np.full(shape, np.nan),
+            "empty": lambda: np.empty((0, *shape[1:]), dtype if dtype.kind in "iufb" else np.float64),
+            "two-d": lambda: np.zeros((n, 3), np.float64),
+            "negative": lambda: np.full(shape, -7, np.int64),
+            "huge": lambda: np.full(shape, 2**62, np.int64),
+            "text": lambda: np.array([b"abc"] * max(n, 1)),
+            "scalar": lambda: np.float64(3.5),
+            "shorter": lambda: np.zeros((max(n // 2, 0), *shape[1:]), dtype if dtype.kind in "iufb" else np.float64),
+        }[kind]()
+        del h5[name]
+        h5.create_dataset(name, data=values)
 
 
 def run_case(path: Path, fmt: str | None, out: Path) -> str:
@@ -142,6 +168,30 @@ def main(seeds: int, folder: Path) -> None:
                 if outcome == "hang":
                     defects.append(f"{name} {kind} seed {seed}: more than 30 s")
                 outcomes[f"{name}: {outcome}"] += 1
+    for seed in range(seeds):
+        rng = np.random.default_rng(2000 + seed)
+        for name, (path, fmt) in originals.items():
+            if path.suffix not in (".h5", ".hdf5"):
+                continue
+            for kind in DATASET_MUTATIONS:
+                case = folder / f"{seed}-{kind}-{path.name}"
+                shutil.copy(path, case)
+                replace_dataset(case, kind, rng)
+                signal.alarm(30)
+                try:
+                    outcome = run_case(case, fmt, folder / f"{case.name}.zarr")
+                except EvtoolsError:
+                    outcome = "one-line error"
+                except Hang:
+                    outcome = "hang"
+                    defects.append(f"{name} {kind} seed {seed}: more than 30 s")
+                except Exception as err:  # noqa: BLE001
+                    outcome = f"traceback {type(err).__name__}"
+                    defects.append(f"{name} dataset {kind} seed {seed}: {type(err).__name__}: {err}\n"
+                                   + "".join(traceback.format_tb(err.__traceback__)[-3:]))
+                finally:
+                    signal.alarm(0)
+                outcomes[f"{name} datasets: {outcome}"] += 1
     sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec()).output
     for seed in range(seeds):
         rng = np.random.default_rng(1000 + seed)

@@ -32,7 +32,10 @@ class DsecRecording(Recording):
         try:
             self._x, self._y, self._t, self._p = require_columns(
                 self._h5, [f"events/{name}" for name in "xytp"], self.format_name)
-            self._ms_to_idx = require(self._h5, "ms_to_idx", self.format_name)[:].astype(np.int64)
+            table = require(self._h5, "ms_to_idx", self.format_name)
+            if table.dtype.kind not in "iu":
+                raise CorruptFileError(path, f"'ms_to_idx' is {table.dtype}, expected integers")
+            self._ms_to_idx = table[:].astype(np.int64)
             offset = require(self._h5, "t_offset", self.format_name)
             if offset.shape not in ((), (1,)) or offset.dtype.kind not in "iu":
                 raise CorruptFileError(path, f"'t_offset' is {offset.dtype} {offset.shape}, expected an integer scalar")

@@ -13,8 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.errors import MissingDatasetError
-from evtools.io.hdf5 import open_h5, require, require_columns
+from evtools.errors import CorruptFileError, MissingDatasetError
+from evtools.io.hdf5 import open_h5, positive_int_attribute, require_columns, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 FORMAT_TAG = "events"
@@ -38,15 +38,17 @@ class Evh5Recording(Recording):
                     raise MissingDatasetError(path, f"missing attribute '{attr}' required by the evh5 format")
             frames = None
             if "frames" in self._h5:
-                images = self._h5["frames"]
-                times = require(self._h5, "frames_t", self.format_name)
+                images, times = require_frames(self._h5, "frames", "frames_t", self.format_name, "iu")
                 frames = TimedImages(len(images), images.shape[1:], lambda i: images[i], lambda: times[:])
+            t0 = self._h5.attrs["t0_us"]
+            if np.ndim(t0) != 0 or not np.issubdtype(np.asarray(t0).dtype, np.integer):
+                raise CorruptFileError(path, f"attribute 't0_us' is {t0!r}, expected whole microseconds")
             super().__init__(
                 path,
-                width=int(self._h5.attrs["width"]),
-                height=int(self._h5.attrs["height"]),
+                width=positive_int_attribute(self._h5, "width"),
+                height=positive_int_attribute(self._h5, "height"),
                 n_events=len(self._columns[0]),
-                t0_us=int(self._h5.attrs["t0_us"]),
+                t0_us=int(t0),
                 frames=frames,
             )
         except BaseException:

@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from evtools.errors import CorruptFileError, MissingDatasetError, MissingExtraError, first_line
 
@@ -52,12 +53,16 @@ def _check_filters(dataset: h5py.Dataset) -> None:
 
 
 def require_columns(h5: h5py.File, names: list[str], format_name: str) -> list[h5py.Dataset]:
-    """Event columns: 1-D datasets of one length, each readable with the installed filters."""
+    """Event columns: 1-D integer (or boolean) datasets of one length, each readable with the
+    installed filters."""
     columns = [require(h5, name, format_name) for name in names]
     shapes = {name: column.shape for name, column in zip(names, columns)}
     if any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
         described = ", ".join(f"'{name}' {shape}" for name, shape in shapes.items())
         raise CorruptFileError(h5.filename, f"event columns must be 1-D of one length, got {described}")
+    for name, column in zip(names, columns):
+        if column.dtype.kind not in "iub":
+            raise CorruptFileError(h5.filename, f"'{name}' is {column.dtype}, expected integers")
     for column in columns:
         check_stored(column)
     return columns
@@ -69,3 +74,24 @@ def check_stored(events: h5py.Dataset) -> None:
     if logical > SPARSE_CHECK_BYTES and events.id.get_storage_size() * 1000 < logical:
         raise CorruptFileError(events.file.filename, f"'{events.name.lstrip('/')}' claims {len(events):,} events but "
                                                      "stores almost none of them (a sparse or damaged dataset)")
+
+
+def require_frames(h5: h5py.File, images_name: str, times_name: str, format_name: str,
+                   time_kinds: str) -> tuple[h5py.Dataset, h5py.Dataset]:
+    """APS frames (M, H, W) uint8 and their M timestamps (of a dtype kind in ``time_kinds``)."""
+    images, times = require(h5, images_name, format_name), require(h5, times_name, format_name)
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape[1:]:
+        raise CorruptFileError(h5.filename, f"'{images_name}' is {images.dtype} {images.shape}, expected (M, H, W) uint8")
+    if times.shape != (len(images),) or times.dtype.kind not in time_kinds:
+        expected = "integer microseconds" if time_kinds == "iu" else "float seconds"
+        raise CorruptFileError(h5.filename, f"'{times_name}' is {times.dtype} {times.shape}, expected "
+                                            f"({len(images)},) {expected}, one per image")
+    return images, times
+
+
+def positive_int_attribute(h5: h5py.File, name: str) -> int:
+    """A sensor dimension stored as an attribute: a whole number above 0."""
+    value = h5.attrs[name]
+    if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.integer) or int(value) < 1:
+        raise CorruptFileError(h5.filename, f"attribute '{name}' is {value!r}, expected a whole number above 0")
+    return int(value)

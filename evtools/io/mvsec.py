@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError
-from evtools.io.hdf5 import check_stored, open_h5, require
+from evtools.io.hdf5 import check_stored, open_h5, require, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 CAMERAS = ("left", "right")
@@ -50,14 +50,8 @@ class MvsecRecording(Recording):
             frames = None
             width, height = SENSOR_WIDTH, SENSOR_HEIGHT
             if f"{base}/image_raw" in self._h5:
-                images = require(self._h5, f"{base}/image_raw", self.format_name)
-                stamps = require(self._h5, f"{base}/image_raw_ts", self.format_name)
-                if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape[1:]:
-                    raise CorruptFileError(path, f"'{base}/image_raw' is {images.dtype} {images.shape}, "
-                                                 "expected (M, H, W) uint8")
-                if stamps.shape != (len(images),) or stamps.dtype.kind != "f":
-                    raise CorruptFileError(path, f"'{base}/image_raw_ts' is {stamps.dtype} {stamps.shape}, expected "
-                                                 f"({len(images)},) float seconds, one per image")
+                images, stamps = require_frames(self._h5, f"{base}/image_raw", f"{base}/image_raw_ts",
+                                                self.format_name, "f")
                 height, width = images.shape[1:]
                 frames = TimedImages(
                     len(images), (height, width), lambda i: images[i], lambda: self._relative_us(stamps[:])
