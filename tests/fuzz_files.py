@@ -6,14 +6,21 @@ converted as `evtools info` and `evtools convert` do; and a converted cache with
 `evtools info --verify` and the dataset do. Every case must end in a result or an EvtoolsError
 (what the CLI prints as one line with exit code 2); anything else, or more than 30 s, is a defect.
 
-Usage: python fuzz_files.py SEEDS FOLDER. Prints {outcome: count} and the defects as JSON on its
-last line.
+A case stuck inside HDF5's C code cannot be interrupted in-process (SIGALRM waits for Python to
+run again): a watchdog thread then prints what was found so far with that hang as a defect,
+naming the function it is stuck in, and ends the process.
+
+Usage: python fuzz_files.py FIRST_SEED STOP_SEED FOLDER. Prints {"outcomes": {outcome: count},
+"defects": [...]} as JSON on its last line.
 """
 
 import json
+import os
 import shutil
 import signal
 import sys
+import threading
+import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -140,18 +147,36 @@ def damage_cache(sound: Path, case: Path, kind: str, rng: np.random.Generator) -
         target.write_bytes(mutate(target.read_bytes(), kind, rng) if target.stat().st_size else b"x")
 
 
-def main(seeds: int, folder: Path) -> None:
+CURRENT = {"case": None, "since": time.monotonic()}
+
+
+def watchdog(outcomes: Counter, defects: list, limit_s: float = 60.0) -> None:
+    main_thread = threading.main_thread().ident
+    while True:
+        time.sleep(1.0)
+        if CURRENT["case"] and time.monotonic() - CURRENT["since"] > limit_s:
+            frame = sys._current_frames().get(main_thread)
+            where = traceback.format_stack(frame)[-1].strip().splitlines()[0] if frame else "unknown"
+            defects.append(f"{CURRENT['case']}: stuck for {limit_s:.0f} s, uninterruptibly, at {where}")
+            print(json.dumps({"outcomes": dict(sorted(outcomes.items())), "defects": defects}), flush=True)
+            os._exit(0)
+
+
+def main(first_seed: int, stop_seed: int, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     outcomes: Counter = Counter()
-    defects = []
+    defects: list[str] = []
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Hang()))
+    threading.Thread(target=watchdog, args=(outcomes, defects), daemon=True).start()
     originals = samples(folder / "originals")
-    for seed in range(seeds):
+    seeds = range(first_seed, stop_seed)
+    for seed in seeds:
         rng = np.random.default_rng(seed)
         for name, (path, fmt) in originals.items():
             for kind in MUTATIONS:
                 case = folder / f"{seed}-{kind}-{path.name}"
                 case.write_bytes(mutate(path.read_bytes(), kind, rng))
+                CURRENT.update(case=f"{name} {kind} seed {seed}", since=time.monotonic())
                 signal.alarm(30)
                 try:
                     outcome = run_case(case, fmt, folder / f"{case.name}.zarr")
@@ -168,13 +193,14 @@ def main(seeds: int, folder: Path) -> None:
                 if outcome == "hang":
                     defects.append(f"{name} {kind} seed {seed}: more than 30 s")
                 outcomes[f"{name}: {outcome}"] += 1
-    for seed in range(seeds):
+    for seed in seeds:
         rng = np.random.default_rng(2000 + seed)
         for name, (path, fmt) in originals.items():
             if path.suffix not in (".h5", ".hdf5"):
                 continue
             for kind in DATASET_MUTATIONS:
                 case = folder / f"{seed}-{kind}-{path.name}"
+                CURRENT.update(case=f"{name} dataset {kind} seed {seed}", since=time.monotonic())
                 shutil.copy(path, case)
                 replace_dataset(case, kind, rng)
                 signal.alarm(30)
@@ -193,10 +219,11 @@ def main(seeds: int, folder: Path) -> None:
                     signal.alarm(0)
                 outcomes[f"{name} datasets: {outcome}"] += 1
     sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec()).output
-    for seed in range(seeds):
+    for seed in seeds:
         rng = np.random.default_rng(1000 + seed)
         for kind in MUTATIONS:
             case = folder / f"cache-{seed}-{kind}.zarr"
+            CURRENT.update(case=f"cache {kind} seed {seed}", since=time.monotonic())
             damage_cache(sound, case, kind, rng)
             signal.alarm(30)
             try:
@@ -217,4 +244,4 @@ def main(seeds: int, folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), Path(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]))
