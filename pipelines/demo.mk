@@ -12,6 +12,7 @@ TEST_CACHES = $(wildcard $(DEMO_DIR)/caches/test/*.zarr)
 .PHONY: demo demo-data demo-teacher demo-students ablation
 
 demo: demo-students
+	$(BIN)/python pipelines/e2i_report.py $(RUN_DIR)/evdistill $(RUN_DIR)/teacher.pt $(TEST_CACHES) > $(RUN_DIR)/e2i.md
 	$(BIN)/python pipelines/report.py $(RUN_DIR) $(METHODS)
 	@echo "report: $(RUN_DIR)/report.md"
 

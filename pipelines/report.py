@@ -86,6 +86,10 @@ def main(run_dir: Path, methods: list[str]) -> None:
         verdict = "beats" if ours > best else "does not beat"
         lines += ["", f"EvDistill {verdict} the best baseline in this run (one seed): {ours:.3f} against {best:.3f} "
                   f"mIoU (nanmean) for {best_name}. `make ablation` gives the mean and spread over seeds."]
+    if (run_dir / "e2i.md").exists():  # written by e2i_report.py
+        lines += ["", "The teacher on EvDistill's E2I reconstructions of the test windows' events, against the "
+                  "teacher on their APS frames (mIoU nanmean against the ground truth):", "",
+                  (run_dir / "e2i.md").read_text().strip()]
     lines += ["", "![one test window per student: events, APS, truth, prediction](grid.png)", "",
               "Rows of the grid, top to bottom: " + ", ".join(methods) + ". Columns: events, APS frame, "
               "ground truth, prediction.", ""]
