@@ -236,7 +236,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         elif cache.finished_matches(output, key):
             return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
         recording.check_time_order()
-        windows = window.cut(recording)
+        windows = window.cut(recording, spec.crop_rows)
         _check_free_space(output, windows, spec, width, height)
         with_aps = windows.frame_index is not None
         if not with_aps:

@@ -4,7 +4,8 @@ Four modes, one per class:
 - ``BeforeFrame(duration_us)`` (``--window 50ms``): for APS frame k at time f_k, the events with
   f_k - duration <= t < f_k; the label-aligned window of Ev-SegNet and EvDistill.
 - ``EventsBeforeFrame(n_events)`` (``--window-events N``): the N events that end just before
-  f_k, fewer near the start of the recording (the ESS style).
+  f_k, fewer near the start of the recording (the ESS style); with a crop, N events of the kept
+  rows.
 - ``BetweenFrames()`` (``--between-frames``): f_{k-1} <= t < f_k; frame 0 takes every event before it.
 - ``Every(period_us)`` (``--every 50ms``): consecutive windows [k period, (k+1) period) over the
   whole recording, for recordings without frames.
@@ -67,7 +68,8 @@ class WindowSpec:
         """The spec as a plain dict, for cache attributes."""
         raise NotImplementedError
 
-    def cut(self, recording: Recording) -> Windows:
+    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+        """The windows; ``rows``, the crop, matters only where a window is a count of events."""
         raise NotImplementedError
 
     def _frame_times(self, recording: Recording) -> np.ndarray:
@@ -87,7 +89,7 @@ class BeforeFrame(WindowSpec):
     def params(self) -> dict:
         return {"mode": self.mode, "duration_us": self.duration_us}
 
-    def cut(self, recording: Recording) -> Windows:
+    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         frame_t = self._frame_times(recording)
         t_start = frame_t - self.duration_us
         bounds = recording.indices_at_times(np.concatenate([t_start, frame_t]))
@@ -103,14 +105,33 @@ class EventsBeforeFrame(WindowSpec):
     def params(self) -> dict:
         return {"mode": self.mode, "n_events": self.n_events}
 
-    def cut(self, recording: Recording) -> Windows:
+    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         frame_t = self._frame_times(recording)
         stop = recording.indices_at_times(frame_t)
-        start = np.maximum(stop - self.n_events, 0)
+        start = np.maximum(stop - self.n_events, 0) if rows is None else self._starts_in_rows(recording, stop, rows)
         t_start = frame_t.copy()  # an empty window starts and ends at its frame
         filled = start < stop
         t_start[filled] = recording.times_at(start[filled])
         return Windows(start, stop, t_start, frame_t.copy(), np.arange(len(frame_t)))
+
+
+    def _starts_in_rows(self, recording: Recording, stops: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
+        """Where each window starts so that it holds N events of the kept rows (fewer at the
+        start): the events before each stop are read back, twice as many again until N are kept."""
+        starts = np.zeros_like(stops)
+        for k, stop in enumerate(stops.tolist()):
+            span = self.n_events
+            while True:
+                start = max(stop - span, 0)
+                keep = recording.read(start, stop, rows, count_dropped=False).keep
+                kept = np.arange(stop - start) if keep is None else np.flatnonzero(keep)
+                if len(kept) >= self.n_events:  # the N-th kept event before the stop opens the window
+                    starts[k] = start + int(kept[-self.n_events])
+                    break
+                if start == 0:
+                    break
+                span *= 2
+        return starts
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,7 @@ class BetweenFrames(WindowSpec):
     def params(self) -> dict:
         return {"mode": self.mode}
 
-    def cut(self, recording: Recording) -> Windows:
+    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         frame_t = self._frame_times(recording)
         stop = recording.indices_at_times(frame_t)
         start = np.concatenate([[0], stop[:-1]])
@@ -137,7 +158,7 @@ class Every(WindowSpec):
     def params(self) -> dict:
         return {"mode": self.mode, "period_us": self.period_us}
 
-    def cut(self, recording: Recording) -> Windows:
+    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         count = recording.last_t_us // self.period_us + 1 if recording.n_events else 0
         if count > MAX_WINDOWS:
             raise WindowError(f"{recording.path}: --every {self.period_us}us over {recording.last_t_us / 1e6:.0f} s would "

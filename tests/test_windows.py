@@ -72,3 +72,17 @@ def test_parse_duration():
     for bad in ("50", "ms", "-1ms", "0s", "5 min"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_events_before_frame_counts_the_kept_rows(tmp_path):
+    # events on rows 0 and 1 in turn; a crop to row 0 keeps the even-numbered ones
+    n = 20
+    events = Events(np.arange(n, dtype=np.int64) * 10, np.arange(n, dtype=np.uint16), (np.arange(n) % 2).astype(np.uint16),
+                    np.ones(n, np.int8))
+    path = write_evh5(tmp_path / "r.h5", [events], width=32, height=4, frames=np.zeros((5, 4, 32), np.uint8),
+                      frames_t_us=FRAMES_T)
+    with open_recording(path) as rec:
+        cropped = EventsBeforeFrame(2).cut(rec, rows=(0, 1))
+        assert ranges(cropped) == [(0, 0), (0, 3), (6, 10), (8, 11), (16, 20)]  # two kept events each (fewer at first)
+        assert ranges(EventsBeforeFrame(2).cut(rec)) == [(0, 0), (1, 3), (8, 10), (9, 11), (18, 20)]
+        assert rec.dropped_outside_sensor == 0  # looking back is not reading

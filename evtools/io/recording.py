@@ -109,10 +109,11 @@ class Recording(ABC):
         start = max(0, min(start, stop))
         return start, stop
 
-    def read(self, start: int = 0, stop: int | None = None, rows: tuple[int, int] | None = None) -> Selection:
+    def read(self, start: int = 0, stop: int | None = None, rows: tuple[int, int] | None = None,
+             count_dropped: bool = True) -> Selection:
         """The events with file indices in [start, stop) that lie on the sensor (and in rows
         a..b-1 when ``rows`` is given, shifted to start at row 0), with the mask that maps file
-        index ranges onto them."""
+        index ranges onto them. ``count_dropped`` False: a look that is not the conversion's read."""
         start, stop = self._clamp(start, stop)
         with reading(self.path):
             columns = self._read_columns(start, stop) if stop > start else (np.empty(0, np.int64),) * 4
@@ -120,7 +121,8 @@ class Recording(ABC):
             selection = select_events(*columns, self.width, self.height, rows)
         except ValueError as err:  # values no format allows (a polarity of 7, say): the file is damaged
             raise CorruptFileError(self.path, f"events {start} to {stop - 1}: {err}") from err
-        self.dropped_outside_sensor += selection.n_outside_sensor
+        if count_dropped:
+            self.dropped_outside_sensor += selection.n_outside_sensor
         return selection
 
     def events(self, start: int = 0, stop: int | None = None) -> Events:
