@@ -47,6 +47,8 @@ class MvsecRecording(Recording):
             check_stored(self._events)
             n_events = self._events.shape[0]
             self._t_first_s = float(self._events[0, T]) if n_events else 0.0
+            if not np.isfinite(self._t_first_s):
+                raise CorruptFileError(path, f"event 0 has the time {self._t_first_s} s")
             frames = None
             width, height = SENSOR_WIDTH, SENSOR_HEIGHT
             if f"{base}/image_raw" in self._h5:
