@@ -162,6 +162,24 @@ def watchdog(outcomes: Counter, defects: list, limit_s: float = 60.0) -> None:
             os._exit(0)
 
 
+def attempt(label: str, run, defects: list[str]) -> str:
+    """One case under a 30 s alarm: its outcome; a traceback or an overrun is also a defect."""
+    CURRENT.update(case=label, since=time.monotonic())
+    signal.alarm(30)
+    try:
+        return run()
+    except EvtoolsError:
+        return "one-line error"
+    except Hang:
+        defects.append(f"{label}: more than 30 s")
+        return "hang"
+    except Exception as err:  # noqa: BLE001 - the defects this module looks for
+        defects.append(f"{label}: {type(err).__name__}: {err}\n" + "".join(traceback.format_tb(err.__traceback__)[-3:]))
+        return f"traceback {type(err).__name__}"
+    finally:
+        signal.alarm(0)
+
+
 def main(first_seed: int, stop_seed: int, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     outcomes: Counter = Counter()
@@ -176,22 +194,8 @@ def main(first_seed: int, stop_seed: int, folder: Path) -> None:
             for kind in MUTATIONS:
                 case = folder / f"{seed}-{kind}-{path.name}"
                 case.write_bytes(mutate(path.read_bytes(), kind, rng))
-                CURRENT.update(case=f"{name} {kind} seed {seed}", since=time.monotonic())
-                signal.alarm(30)
-                try:
-                    outcome = run_case(case, fmt, folder / f"{case.name}.zarr")
-                except EvtoolsError:
-                    outcome = "one-line error"
-                except Hang:
-                    outcome = "hang"
-                except Exception as err:  # noqa: BLE001 - the defects this module looks for
-                    outcome = f"traceback {type(err).__name__}"
-                    defects.append(f"{name} {kind} seed {seed}: {type(err).__name__}: {err}\n"
-                                   + "".join(traceback.format_tb(err.__traceback__)[-3:]))
-                finally:
-                    signal.alarm(0)
-                if outcome == "hang":
-                    defects.append(f"{name} {kind} seed {seed}: more than 30 s")
+                outcome = attempt(f"{name} {kind} seed {seed}",
+                                  lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects)
                 outcomes[f"{name}: {outcome}"] += 1
     for seed in seeds:
         rng = np.random.default_rng(2000 + seed)
@@ -200,46 +204,18 @@ def main(first_seed: int, stop_seed: int, folder: Path) -> None:
                 continue
             for kind in DATASET_MUTATIONS:
                 case = folder / f"{seed}-{kind}-{path.name}"
-                CURRENT.update(case=f"{name} dataset {kind} seed {seed}", since=time.monotonic())
                 shutil.copy(path, case)
                 replace_dataset(case, kind, rng)
-                signal.alarm(30)
-                try:
-                    outcome = run_case(case, fmt, folder / f"{case.name}.zarr")
-                except EvtoolsError:
-                    outcome = "one-line error"
-                except Hang:
-                    outcome = "hang"
-                    defects.append(f"{name} {kind} seed {seed}: more than 30 s")
-                except Exception as err:  # noqa: BLE001
-                    outcome = f"traceback {type(err).__name__}"
-                    defects.append(f"{name} dataset {kind} seed {seed}: {type(err).__name__}: {err}\n"
-                                   + "".join(traceback.format_tb(err.__traceback__)[-3:]))
-                finally:
-                    signal.alarm(0)
+                outcome = attempt(f"{name} dataset {kind} seed {seed}",
+                                  lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects)
                 outcomes[f"{name} datasets: {outcome}"] += 1
     sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec()).output
     for seed in seeds:
         rng = np.random.default_rng(1000 + seed)
         for kind in MUTATIONS:
             case = folder / f"cache-{seed}-{kind}.zarr"
-            CURRENT.update(case=f"cache {kind} seed {seed}", since=time.monotonic())
             damage_cache(sound, case, kind, rng)
-            signal.alarm(30)
-            try:
-                outcome = run_cache_case(case)
-            except EvtoolsError:
-                outcome = "one-line error"
-            except Hang:
-                outcome = "hang"
-                defects.append(f"cache {kind} seed {seed}: more than 30 s")
-            except Exception as err:  # noqa: BLE001
-                outcome = f"traceback {type(err).__name__}"
-                defects.append(f"cache {kind} seed {seed}: {type(err).__name__}: {err}\n"
-                               + "".join(traceback.format_tb(err.__traceback__)[-3:]))
-            finally:
-                signal.alarm(0)
-            outcomes[f"cache: {outcome}"] += 1
+            outcomes[f"cache: {attempt(f'cache {kind} seed {seed}', lambda: run_cache_case(case), defects)}"] += 1
     print(json.dumps({"outcomes": dict(sorted(outcomes.items())), "defects": defects}))
 
 
