@@ -205,11 +205,14 @@ def _class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
 
 
 def score(
-    cache_paths: list[str | Path], prediction: str = LABELS, truth: str = "gt_labels", num_classes: int = 6
+    cache_paths: list[str | Path], prediction: str = LABELS, truth: str = "gt_labels", num_classes: int = 6,
+    by_condition: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """The confusion matrix of one label array against another over caches (pseudo-labels
     against the simulator's ground truth, say), and the fraction of truth-labelled pixels left
-    out because the prediction abstained (255, below its confidence floor)."""
+    out because the prediction abstained (255, below its confidence floor). A ``by_condition``
+    dict also receives a confusion matrix per frame condition of caches that have
+    ``gt_condition``."""
     from evtools.metrics import confusion_matrix
 
     confusion = np.zeros((num_classes, num_classes), np.int64)
@@ -220,6 +223,7 @@ def score(
             if not opened.has(name):
                 raise CacheError(opened.path, f"has no '{name}' array")
         predicted, true = opened.array(prediction), opened.array(truth)
+        conditions = opened.array("gt_condition") if by_condition is not None and opened.has("gt_condition") else None
         for start in range(0, len(opened), 64):
             predicted_block, true_block = predicted[start : start + 64], true[start : start + 64].copy()
             skipped = (predicted_block == IGNORE) & (true_block != IGNORE)
@@ -228,4 +232,10 @@ def score(
             true_block[skipped] = IGNORE
             predicted_block = np.where(predicted_block == IGNORE, 0, predicted_block)  # only where truth is now ignored
             confusion += confusion_matrix(predicted_block, true_block, num_classes)
+            if conditions is not None:
+                names = conditions.attrs["names"]
+                for j, code in enumerate(conditions[start : start + 64]):
+                    if code < len(names):
+                        matrix = by_condition.setdefault(names[code], np.zeros_like(confusion))
+                        matrix += confusion_matrix(predicted_block[j], true_block[j], num_classes)
     return confusion, abstained / labelled if labelled else 0.0

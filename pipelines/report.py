@@ -17,7 +17,8 @@ import numpy as np
 
 from evtools.cache import Cache
 from evtools.evaluate import CLASS_NAMES
-from evtools.metrics import confusion_matrix, iou_per_class, miou, pixel_accuracy
+from evtools.metrics import iou_per_class, miou, pixel_accuracy
+from evtools.pseudolabel import score
 
 WINDOW_PICTURE = "window_000.png"
 TRAINED_ON = {"supervised": "pseudo-labels of events/", "kd-aps": "events/ + teacher on their APS",
@@ -25,24 +26,19 @@ TRAINED_ON = {"supervised": "pseudo-labels of events/", "kd-aps": "events/ + tea
 
 
 def teacher_scores(cache_paths: list[str], num_classes: int = len(CLASS_NAMES)) -> dict:
-    """The pseudo-labels (the teacher on each window's APS frame) against the ground truth, as an
-    evaluation's metrics.json has them: overall and by frame condition."""
-    total = np.zeros((num_classes, num_classes), np.int64)
+    """The pseudo-labels (the teacher on each window's APS frame) against the ground truth, as
+    ``evtools score`` counts them, in the shape of an evaluation's metrics.json: overall and by
+    frame condition."""
     by_condition: dict[str, np.ndarray] = {}
-    windows: dict[str, int] = {}
+    total, _ = score(cache_paths, num_classes=num_classes, by_condition=by_condition)
+    windows = {}
     for path in cache_paths:
         cache = Cache(path)
-        labels, truth = cache.array("labels")[:], cache.array("gt_labels")[:]
-        labels = np.where(labels == 255, 0, labels)  # an abstention counts as a wrong class
-        names = cache.array("gt_condition").attrs["names"] if cache.has("gt_condition") else None
-        codes = cache.array("gt_condition")[:] if names else np.full(len(cache), 255)
-        for k in range(len(cache)):
-            matrix = confusion_matrix(labels[k], truth[k], num_classes)
-            total += matrix
-            if codes[k] != 255:
-                name = names[codes[k]]
-                by_condition[name] = by_condition.get(name, 0) + matrix
-                windows[name] = windows.get(name, 0) + 1
+        if cache.has("gt_condition"):
+            names = cache.array("gt_condition").attrs["names"]
+            for code in cache.array("gt_condition")[:]:
+                if code < len(names):
+                    windows[names[code]] = windows.get(names[code], 0) + 1
     ious = iou_per_class(total, "nanmean")
     return {"pixel_accuracy": pixel_accuracy(total), "miou": {"nanmean": miou(total)},
             "iou": [None if np.isnan(v) else float(v) for v in ious],

@@ -170,3 +170,16 @@ def test_eval_reports_each_frame_condition(tmp_path):
     # the conditions split the windows (every pixel labelled, so each window weighs the same)
     by = result.by_condition
     assert result.pixel_accuracy == pytest.approx((3 * by["night"]["pixel_accuracy"] + 2 * by["normal"]["pixel_accuracy"]) / 5)
+    # label arrays scored per condition too: the ground truth against itself, window by window
+    import zarr
+
+    from evtools.pseudolabel import score
+
+    group = zarr.open_group(cache, mode="r+")
+    group.create_array("labels", data=group["gt_labels"][:], chunks=(1, *group["gt_labels"].shape[1:]))
+    per_condition = {}
+    total, _ = score([cache], by_condition=per_condition)
+    assert sorted(per_condition) == ["night", "normal"]
+    assert per_condition["night"].sum() == 3 * 260 * 346 and per_condition["normal"].sum() == 2 * 260 * 346
+    np.testing.assert_array_equal(per_condition["night"] + per_condition["normal"], total)
+    assert np.count_nonzero(total - np.diag(np.diag(total))) == 0
