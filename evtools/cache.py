@@ -233,10 +233,8 @@ def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray) 
     encoder = numcodecs.Blosc(
         cname=blosc.cname.value, clevel=blosc.clevel, shuffle=SHUFFLES[blosc.shuffle], blocksize=blosc.blocksize
     )
-    folder = Path(group.store.root) / array.path / "c"
-    inner = "/".join("0" * (array.ndim - 1))
     for offset, window in enumerate(np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))):
-        chunk = folder / str(first + offset) / inner
+        chunk = _chunk_file(array, (first + offset, *[0] * (array.ndim - 1)))
         chunk.parent.mkdir(parents=True, exist_ok=True)
         chunk.write_bytes(encoder.encode(window))
 
