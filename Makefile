@@ -27,7 +27,7 @@ clean:
 	rm -rf build runs .pytest_cache
 
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python simulator.py
+	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python loading.py && ../$(BIN)/python simulator.py
 
 # make gpu-check, on a machine with an NVIDIA GPU whose python3 already holds torch with CUDA and
 # numba-cuda (as the lent GPU machines do): a venv over those packages (with the wheels in

@@ -67,6 +67,8 @@ def main() -> None:
                               *([] if references else ["--no-references"])], 120, cwd=ROOT / "benchmarks"),
         step("conversion-bench", [python, "conversion.py", *events, "--json", str(RESULTS / "gpu-conversion.json")], 120,
              cwd=ROOT / "benchmarks"),
+        step("loading-bench", [python, "loading.py", *events, "--json", str(RESULTS / "gpu-loading.json")], 120,
+             cwd=ROOT / "benchmarks"),
     ]
     if not args.quick:
         steps.append(step("demo", ["make", "demo", "DEVICE=cuda", f"VENV={args.venv}", "DEMO_DIR=build/gpu-demo",
@@ -85,6 +87,10 @@ def main() -> None:
             runs = json.loads((RESULTS / "gpu-conversion.json").read_text())["conversions"]
             figures = "; ".join(f"{r['codec']} {r.get('device', 'cpu')}: {r['seconds']:.2f} s, "
                                 f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in runs)
+        elif entry["step"] == "loading-bench" and (RESULTS / "gpu-loading.json").exists():
+            loading = json.loads((RESULTS / "gpu-loading.json").read_text())
+            figures = "; ".join(f"{r['loader']}, {r['workers']} workers: {r['samples_per_second']:.0f} samples/s"
+                                for r in loading["loaders"])
         elif entry["step"] == "demo" and (ROOT / "runs/gpu-demo/report.md").exists():
             report = (ROOT / "runs/gpu-demo/report.md").read_text()
             figures = " ".join(line for line in report.splitlines() if line.startswith("EvDistill "))

@@ -16,7 +16,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numcodecs
@@ -26,11 +26,18 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from evtools import __version__
 from evtools.errors import EvtoolsError, InputError
+from evtools.events import PACKED_DTYPE, Events, unpack_window
 
 SCHEMA = 1
 PARTIAL_SUFFIX = ".partial"
 FINGERPRINT_SAMPLE = 1 << 20
-PARAMETER_FIELDS = ("window", "crop", "representations", "read_options", "ground_truth")
+PARAMETER_FIELDS = ("window", "crop", "representations", "read_options", "ground_truth", "events")
+# windows stored as events (``--repr events``): two (K, capacity) uint32 arrays, chunked along the
+# events too, so that reading a window touches only the chunks its events fill
+EVENTS_GROUP = "events"
+EVENTS_DT = f"{EVENTS_GROUP}/dt"
+EVENTS_XYP = f"{EVENTS_GROUP}/xyp"
+EVENT_CHUNK = 1 << 16
 # zstd level 1 through Blosc, without shuffling, by default: windows of event tensors are mostly
 # zeros, which zstd packs best as they are. Measured on 50 ms voxel grids of synthetic driving
 # data (2% nonzero): 28x smaller at about 640 MB/s, against 17x with byte shuffle and 10x with
@@ -41,10 +48,10 @@ SHUFFLES = {BloscShuffle.noshuffle: numcodecs.Blosc.NOSHUFFLE, BloscShuffle.shuf
             BloscShuffle.bitshuffle: numcodecs.Blosc.BITSHUFFLE}
 
 
-def compressor(codec: str = "zstd") -> BloscCodec:
+def compressor(codec: str = "zstd", shuffle: bool = False) -> BloscCodec:
     if codec not in CODECS:
         raise EvtoolsError(f"unknown codec '{codec}' (known: {', '.join(CODECS)})")
-    return BloscCodec(cname=codec, clevel=1, shuffle=BloscShuffle.noshuffle)
+    return BloscCodec(cname=codec, clevel=1, shuffle=BloscShuffle.shuffle if shuffle else BloscShuffle.noshuffle)
 
 
 class CacheError(InputError):
@@ -91,6 +98,7 @@ class CacheKey:
     representations: dict
     read_options: dict
     ground_truth: str | None = None  # fingerprint of a ground-truth file, "recording" for the source's own masks
+    events: dict | None = None  # how windows of events are stored, None when they are not
 
     def parameters(self) -> dict:
         return {field: getattr(self, field) for field in PARAMETER_FIELDS}
@@ -173,34 +181,57 @@ def remove_cache(path: Path) -> None:
             shutil.rmtree(target)
 
 
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of a cache: its shape (K windows first), dtype and attributes. Tensors are
+    chunked one window per chunk along K, unless ``chunks`` says otherwise; ``shuffle`` turns on
+    Blosc's byte shuffle (for integers that vary in their low bytes only)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    attributes: dict = field(default_factory=dict)
+    chunks: tuple[int, ...] | None = None
+    shuffle: bool = False
+
+
+def event_arrays(n_windows: int, capacity: int) -> dict[str, ArraySpec]:
+    """The two arrays of windows stored as events, for windows of at most ``capacity`` events."""
+    shape = (n_windows, max(capacity, 1))
+    chunks = (1, min(shape[1], EVENT_CHUNK))
+    return {name: ArraySpec(shape, PACKED_DTYPE, {"encoding": encoding}, chunks, shuffle=True)
+            for name, encoding in ((EVENTS_DT, "microseconds since the previous event (the first: since t_start_us)"),
+                                   (EVENTS_XYP, "(y * width + x) * 2 + (polarity > 0)"))}
+
+
 def create_partial(
     path: Path,
     key: CacheKey,
     source: dict,
     attrs: dict,
-    arrays: dict[str, tuple[tuple, np.dtype, dict]],
+    arrays: dict[str, ArraySpec],
     windows_per_block: int,
     codec: str = "zstd",
     initial: dict[str, np.ndarray] | None = None,
 ) -> zarr.Group:
     """A new ``NAME.zarr.partial`` group with the key, ``source`` (path, format, size; the
-    fingerprint is added), other attributes and empty arrays ({name: (shape, dtype,
-    attributes)}): tensors chunked one window per chunk along K, per-window scalars in chunks
-    of ``windows_per_block``, so that a block's write replaces whole chunks; Blosc ``codec``
-    compression. The codec is no part of the key: it changes the bytes on disk, not the values.
+    fingerprint is added), other attributes and empty arrays: tensors chunked one window per
+    chunk along K, per-window scalars in chunks of ``windows_per_block``, so that a block's write
+    replaces whole chunks; Blosc ``codec`` compression. The codec is no part of the key: it
+    changes the bytes on disk, not the values.
 
     ``initial`` values ({name: array}) are stored before the attributes, which come last: a
     partial whose attributes are there is whole, and one killed before is started over."""
     group = zarr.open_group(partial_path(path), mode="w")
-    for name, (shape, dtype, array_attrs) in arrays.items():
+    for name, spec in arrays.items():
+        shape = spec.shape
         group.create_array(
             name,
             shape=shape,
-            chunks=(1, *shape[1:]) if len(shape) > 1 else (windows_per_block,),
-            dtype=dtype,
-            compressors=compressor(codec),
+            chunks=spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,)),
+            dtype=spec.dtype,
+            compressors=compressor(codec, spec.shuffle),
             fill_value=0,
-            attributes=array_attrs,
+            attributes=spec.attributes,
             # skips zarr's all-fill check of every chunk: windows are rarely all zero, and an
             # all-zero one compresses to a few bytes anyway
             config={"write_empty_chunks": True},
@@ -229,14 +260,35 @@ def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray) 
     compression itself (measured: 400 against 750 MB/s for 50 ms voxel grids with lz4).
     """
     array = group[name]
+    encoder = _encoder(array)
+    for offset, window in enumerate(np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))):
+        _write_chunk(array, (first + offset, *[0] * (array.ndim - 1)), encoder, window)
+
+
+def write_window_events(group: zarr.Group, k: int, packed: tuple[np.ndarray, np.ndarray]) -> None:
+    """Stores one window's packed events (``pack_window``'s dt, xyp) as row ``k`` of the event
+    arrays: only the chunks they fill, the last padded with zeros; the rest stay absent."""
+    for name, values in zip((EVENTS_DT, EVENTS_XYP), packed):
+        array = group[name]
+        encoder, size = _encoder(array), array.chunks[1]
+        for j, start in enumerate(range(0, len(values), size)):
+            piece = np.zeros(size, array.dtype.newbyteorder("<"))
+            piece[: min(size, len(values) - start)] = values[start : start + size]
+            _write_chunk(array, (k, j), encoder, piece)
+
+
+def _encoder(array: zarr.Array) -> numcodecs.Blosc:
+    """A numcodecs Blosc with the array's own settings (the bytes zarr itself would write)."""
     bytes_codec, blosc = array.metadata.codecs
-    encoder = numcodecs.Blosc(
+    return numcodecs.Blosc(
         cname=blosc.cname.value, clevel=blosc.clevel, shuffle=SHUFFLES[blosc.shuffle], blocksize=blosc.blocksize
     )
-    for offset, window in enumerate(np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))):
-        chunk = _chunk_file(array, (first + offset, *[0] * (array.ndim - 1)))
-        chunk.parent.mkdir(parents=True, exist_ok=True)
-        chunk.write_bytes(encoder.encode(window))
+
+
+def _write_chunk(array: zarr.Array, index: tuple[int, ...], encoder: numcodecs.Blosc, values: np.ndarray) -> None:
+    chunk = _chunk_file(array, index)
+    chunk.parent.mkdir(parents=True, exist_ok=True)
+    chunk.write_bytes(encoder.encode(values))
 
 
 def open_partial(path: Path) -> zarr.Group:
@@ -264,6 +316,15 @@ def _chunk_file(array: zarr.Array, index: tuple[int, ...]) -> Path | None:
     return Path(root) / array.path / "c" / "/".join(map(str, index))
 
 
+def _window_chunks(array: zarr.Array, k: int, length: int | None) -> list[tuple[int, ...]]:
+    """The chunks that hold window ``k``: the whole row, or the first ``length`` values of it."""
+    if array.ndim == 1:
+        return [(k // array.chunks[0],)]
+    if length is None:
+        return [(k, *index) for index in np.ndindex(*array.cdata_shape[1:])]
+    return [(k, j) for j in range(-(-length // array.chunks[1]))]
+
+
 def _array_names(root: Path) -> list[str]:
     """Every array of a cache folder, from the files (zarr's own listing stops at a garbled node)."""
     names = []
@@ -279,13 +340,15 @@ def _array_names(root: Path) -> list[str]:
 
 
 def uncompressed_size(cache: Cache) -> int:
-    """Bytes of every array of a cache as plain numpy arrays."""
+    """Bytes of every array of a cache as plain numpy arrays (of the event arrays, the events
+    they hold, not their padding)."""
     def walk(group: zarr.Group) -> int:
         return sum(int(np.prod(a.shape)) * a.dtype.itemsize for _, a in group.arrays()) + sum(
-            walk(g) for _, g in group.groups()
+            walk(g) for name, g in group.groups() if not (group is cache.group and name == EVENTS_GROUP)
         )
 
-    return walk(cache.group)
+    stored_events = 2 * PACKED_DTYPE.itemsize * int(cache.n_events.sum()) if cache.has_events else 0
+    return walk(cache.group) + stored_events
 
 
 def disk_size(path: Path) -> int:
@@ -309,9 +372,10 @@ class Cache:
             raise CacheError(self.path, f"cache schema {schema}, this evtools reads schema {SCHEMA}")
         if self.attrs.get("complete") is not True:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
+        self._n_events: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return int(self.array("n_events").shape[0])
+        return int(self.array("n_events").shape[0])  # the shape alone: no chunk is read
 
     @property
     def width(self) -> int:
@@ -339,18 +403,42 @@ class Cache:
         except Exception:  # noqa: BLE001 - unreadable metadata: absent for this purpose
             return False
 
-    def window(self, name: str, k: int) -> np.ndarray:
-        """Window ``k`` of a window-chunked array (K, ...), read from its own chunk, which must be
-        there: zarr would read a deleted chunk as zeros."""
+    def window(self, name: str, k: int, length: int | None = None) -> np.ndarray:
+        """Window ``k`` of a window-chunked array (K, ...), read from its own chunks, which must be
+        there: zarr would read a deleted chunk as zeros. ``length`` reads only the first values of
+        a (K, capacity) array chunked along both axes (the event arrays)."""
         array = self.array(name)
-        chunk = _chunk_file(array, (k, *[0] * (array.ndim - 1)))
-        if chunk is not None and not chunk.exists():
-            raise CacheError(self.path, f"window {k} of '{name}' is missing (its chunk file was deleted); "
-                                        "evtools info --verify lists every problem")
+        for index in _window_chunks(array, k, length):
+            chunk = _chunk_file(array, index)
+            if chunk is not None and not chunk.exists():
+                raise CacheError(self.path, f"window {k} of '{name}' is missing (its chunk file was deleted); "
+                                            "evtools info --verify lists every problem")
         try:
-            return array[k]
+            return array[k] if length is None else array[k, :length]
         except Exception as err:  # noqa: BLE001 - a corrupt chunk: the codec's errors have many types
             raise CacheError(self.path, f"window {k} of '{name}' cannot be decoded ({type(err).__name__})") from err
+
+    @property
+    def has_events(self) -> bool:
+        return self.attrs.get("events") is not None
+
+    @property
+    def n_events(self) -> np.ndarray:
+        """(K,) events of each window, read once."""
+        if self._n_events is None:
+            self._n_events = np.asarray(self.array("n_events")[:], np.int64)
+        return self._n_events
+
+    def window_events(self, k: int) -> Events:
+        """The events of window ``k`` of a cache that stores them (``--repr events``)."""
+        if not self.has_events:
+            raise CacheError(self.path, "stores no events (convert with --repr events)")
+        n = int(self.n_events[k])
+        dt, xyp = (self.window(name, k, n) for name in (EVENTS_DT, EVENTS_XYP))
+        try:
+            return unpack_window(dt, xyp, int(self.array("t_start_us")[k]), self.width, self.height)
+        except ValueError as err:
+            raise CacheError(self.path, f"window {k}: {err}") from None
 
     def verify(self) -> list[str]:
         """Every problem found by reading every chunk of every array: missing or undecodable
@@ -368,14 +456,23 @@ class Cache:
             if array.shape[:1] != (k,):
                 problems.append(f"'{name}' has {array.shape[0] if array.ndim else 0} windows, n_events {k}")
                 continue
-            missing = [index for index in np.ndindex(*array.cdata_shape)
-                       if (chunk := _chunk_file(array, index)) is not None and not chunk.exists()]
+            lengths = self.n_events if name in (EVENTS_DT, EVENTS_XYP) else [None] * k
+            expected = (list(np.ndindex(*array.cdata_shape)) if array.ndim == 1 else
+                        [index for w in range(k) for index in _window_chunks(array, w, lengths[w])])
+            missing = [index for index in expected if (chunk := _chunk_file(array, index)) is not None and not chunk.exists()]
             if missing:
-                problems.append(f"'{name}': {len(missing)} of {array.nchunks} chunks missing (the first at chunk {missing[0]})")
+                problems.append(f"'{name}': {len(missing)} of {len(expected)} chunks missing (the first at chunk {missing[0]})")
             for start in range(0, k, array.chunks[0]):
                 try:
                     array[start : start + array.chunks[0]]
                 except Exception as err:  # noqa: BLE001 - a corrupt chunk
                     problems.append(f"'{name}': windows from {start} cannot be decoded ({type(err).__name__})")
+                    break
+        if self.has_events and not problems:
+            for w in range(k):
+                try:
+                    self.window_events(w)
+                except CacheError as err:
+                    problems.append(err.problem)
                     break
         return problems

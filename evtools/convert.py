@@ -22,6 +22,7 @@ import numpy as np
 from evtools import cache
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError, first_line
+from evtools.events import MAX_PACKED_PIXELS, pack_window
 from evtools.io import ReadOptions, Recording, open_recording
 from evtools.kernels.launch import host_buffer
 from evtools.representations import Representation, VoxelGrid
@@ -29,6 +30,9 @@ from evtools.windows import BeforeFrame, Windows, WindowSpec, WindowError
 
 BLOCK_WINDOWS = 16
 MAX_BLOCK_EVENTS = 1 << 22
+# how stored events are encoded, part of the cache key (a new encoding makes old caches stale)
+STORED_EVENTS = {"encoding": "dt-xyp-uint32", "chunk_events": cache.EVENT_CHUNK}
+STORED_EVENTS_OUTPUT = "events"  # a block's packed windows, among its arrays' values
 
 # progress(windows done, windows in total, events done)
 Progress = Callable[[int, int, int], None]
@@ -39,6 +43,9 @@ class ConvertSpec:
     """What a conversion makes. ``window`` None means 50 ms before each APS frame."""
 
     representations: tuple[Representation, ...] = (VoxelGrid(),)
+    # also store each window's events (``--repr events``), from which any representation can be
+    # computed when the cache is read
+    events: bool = False
     window: WindowSpec | None = None
     crop_rows: tuple[int, int] | None = None
     device: str = "cpu"
@@ -164,6 +171,8 @@ def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: 
     for rep in spec.representations:
         channels, dense = rep.channels, rep.channels * height * width * rep.dtype.itemsize
         need += int(np.maximum(np.minimum(counts * channels, dense), FILE_BLOCK_BYTES).sum())
+    if spec.events:  # two arrays, a chunk file each per EVENT_CHUNK events
+        need += 2 * int(np.maximum(counts, FILE_BLOCK_BYTES).sum())
     folder = next(p for p in output.absolute().parents if p.exists())
     free = shutil.disk_usage(folder).free
     if need > free:
@@ -186,22 +195,23 @@ def _blocks(windows: Windows, first: int) -> Iterator[slice]:
 
 
 def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool,
-            ground_truth: GroundTruth | None) -> dict:
+            ground_truth: GroundTruth | None) -> dict[str, cache.ArraySpec]:
     k = len(windows)
-    arrays = {
-        "t_start_us": ((k,), np.int64, {}),
-        "t_end_us": ((k,), np.int64, {}),
-        "n_events": ((k,), np.int64, {}),
-    }
+    arrays = {name: cache.ArraySpec((k,), np.dtype(np.int64)) for name in ("t_start_us", "t_end_us", "n_events")}
     if with_aps:
-        arrays["frame_t_us"] = ((k,), np.int64, {})
-        arrays["aps"] = ((k, height, width), np.uint8, {})
+        arrays["frame_t_us"] = cache.ArraySpec((k,), np.dtype(np.int64))
+        arrays["aps"] = cache.ArraySpec((k, height, width), np.dtype(np.uint8))
     if ground_truth is not None:
-        arrays["gt_labels"] = ((k, height, width), np.uint8, {"ignore": 255})
+        arrays["gt_labels"] = cache.ArraySpec((k, height, width), np.dtype(np.uint8), {"ignore": 255})
         if ground_truth.has_conditions:
-            arrays["gt_condition"] = ((k,), np.uint8, {"names": ground_truth.condition_names, "unknown": 255})
+            arrays["gt_condition"] = cache.ArraySpec((k,), np.dtype(np.uint8),
+                                                     {"names": ground_truth.condition_names, "unknown": 255})
     for rep in spec.representations:
-        arrays[f"repr/{rep.name}"] = ((k, *rep.shape(width, height)), rep.dtype, {"name": rep.name, **rep.params()})
+        arrays[f"repr/{rep.name}"] = cache.ArraySpec((k, *rep.shape(width, height)), rep.dtype,
+                                                     {"name": rep.name, **rep.params()})
+    if spec.events:
+        capacity = int((windows.stop - windows.start).max()) if k else 0  # before the crop: at least enough
+        arrays.update(cache.event_arrays(k, capacity))
     return arrays
 
 
@@ -209,7 +219,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     """Converts one recording into the cache ``output`` (``.zarr`` appended when missing)."""
     started = time.perf_counter()
     input_path, output = Path(input_path), cache_path(output)
-    names = [rep.name for rep in spec.representations]
+    names = [rep.name for rep in spec.representations] + (["events"] if spec.events else [])
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
     check_device(spec.device, kernels=True)
@@ -222,6 +232,8 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         window = _window_spec(recording, spec)
         height = _check_crop(recording, spec.crop_rows)
         width = recording.width
+        if spec.events and width * height >= MAX_PACKED_PIXELS:
+            raise InputError(input_path, f"a {width}x{height} sensor is too large to store its events (at most 2^31 pixels)")
         ground_truth = _ground_truth(recording, input_path, spec)
         key = cache.CacheKey(
             source_fingerprint=cache.fingerprint(input_path),
@@ -230,6 +242,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
             representations={rep.name: rep.params() for rep in spec.representations},
             read_options=dataclasses.asdict(spec.read_options),
             ground_truth=ground_truth.fingerprint if ground_truth else None,
+            events=STORED_EVENTS if spec.events else None,
         )
         if spec.overwrite:
             cache.remove_cache(output)
@@ -298,6 +311,9 @@ def _compute_block(
             events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
             out=buffers[rep.name][: len(ranges)], **extra,
         )
+    if spec.events:
+        outputs[STORED_EVENTS_OUTPUT] = [pack_window(events[a:b], t_start, width)
+                                         for (a, b), t_start in zip(ranges, windows.t_start_us[block])]
     if windows.frame_index is not None:
         outputs["aps"] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
         if ground_truth is not None:
@@ -310,7 +326,10 @@ def _compute_block(
 
 def _write_block(group, block: slice, outputs: dict[str, np.ndarray]) -> None:
     for name, values in outputs.items():
-        if values.ndim > 1:
+        if name == STORED_EVENTS_OUTPUT:
+            for offset, packed in enumerate(values):
+                cache.write_window_events(group, block.start + offset, packed)
+        elif values.ndim > 1:
             cache.write_windows(group, name, block.start, values)
         else:
             group[name][block] = values

@@ -5,6 +5,10 @@ optionally ``aps`` (1, H, W) float32 in [0, 1], ``aps_previous`` (the frame befo
 EvDistill's I2E) and ``labels`` (H, W) int64 with 255 = ignore, and ``cache`` / ``index``
 locating the window. Transforms apply the same geometry to all of them.
 Zarr stores are opened lazily in each process, so a DataLoader with workers opens its own.
+
+The representation is read from the cache's dense array, or computed from the events the cache
+stores (``--repr events``): per item on the CPU, or, with ``batch_device``, for a whole batch in
+one kernel launch by ``dataset.collate`` (the DataLoader's ``collate_fn``) on the CPU or the GPU.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from evtools.cache import Cache, CacheError
+from evtools.devices import check_device
 from evtools.errors import InputError
+from evtools.events import Events
+from evtools.representations import Representation
+from evtools.tensors import WindowTensors, representation_batch, resolve_representation
 
 IGNORE_LABEL = 255
 Sample = dict[str, torch.Tensor]
@@ -27,6 +35,16 @@ Transform = Callable[[Sample], Sample]
 SPATIAL_KEYS = ("events", "aps", "aps_previous", "labels")
 # A frame further back than this is no previous frame (a gap in the recording's frames)
 PREVIOUS_FRAME_MAX_US = 100_000
+PENDING_KEY = "pending_events"  # an item's window events whose representation ``collate`` computes
+
+
+@dataclass(frozen=True, eq=False)
+class _Pending:
+    representation: Representation
+    events: Events
+    end_us: int
+    width: int
+    height: int
 
 
 class CacheDataset(torch.utils.data.Dataset):
@@ -35,26 +53,35 @@ class CacheDataset(torch.utils.data.Dataset):
     def __init__(
         self,
         paths: str | Path | Sequence[str | Path],
-        repr: str | None = "voxel",
+        repr: str | Representation | None = "voxel",
         with_aps: bool = False,
         with_labels: bool = False,
         transforms: Sequence[Transform] = (),
         labels: str = "labels",
         with_previous_aps: bool = False,
+        batch_device: str | None = None,
     ):
-        """``repr`` None leaves the events out (APS-only items); ``labels`` names the label array:
-        "labels" (pseudo-labels) or "gt_labels" (ground truth). ``with_previous_aps`` adds the
-        previous window's frame when it is at most 100 ms older, else the window's own frame."""
+        """``repr`` None leaves the events out (APS-only items); a name reads the dense array of
+        that name, or computes the representation's defaults from stored events; a
+        Representation also fixes the parameters (see ``tensors.resolve_representation``).
+        ``labels`` names the label array: "labels" (pseudo-labels) or "gt_labels" (ground
+        truth). ``with_previous_aps`` adds the previous window's frame when it is at most 100 ms
+        older, else the window's own frame. ``batch_device`` ("cpu", "cuda", "cuda:1", ...)
+        defers representations computed from events to ``collate``, which leaves them there."""
         self.paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
         self.paths = [cache for path in self.paths for cache in _caches_in(path)]
         self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps or with_previous_aps, with_labels, labels
         self.with_previous_aps = with_previous_aps
         self.transforms = tuple(transforms)
+        self.batch_device = batch_device
+        if batch_device is not None:  # torch and the Numba kernels must both reach it
+            check_device(batch_device)
+            check_device(batch_device, kernels=True)
         lengths = []
         for path in self.paths:
             cache = Cache(path)  # checks schema and completeness now, in the main process
-            if repr is not None and not cache.has(f"repr/{repr}"):
-                raise CacheError(path, f"has no '{repr}' representation (it has {', '.join(cache.representations)})")
+            if repr is not None:
+                resolve_representation(cache, repr)
             for wanted, name in ((with_aps, "aps"), (with_labels, labels)):
                 if wanted and not cache.has(name):
                     raise CacheError(path, f"has no '{name}' array" + (" (run evtools pseudolabel)" if name == "labels" else ""))
@@ -68,12 +95,17 @@ class CacheDataset(torch.utils.data.Dataset):
 
     def _opened(self) -> list[Cache]:
         if self._caches is None or self._pid != os.getpid():
+            if torch.utils.data.get_worker_info() is not None:
+                import numba
+
+                numba.set_num_threads(1)  # the loader's workers are the parallelism: no threads on threads
             self._caches = [Cache(path) for path in self.paths]
+            self._tensors = [WindowTensors(cache, self.repr) if self.repr is not None else None for cache in self._caches]
             self._pid = os.getpid()
         return self._caches
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_caches": None, "_pid": None}  # workers open their own stores
+        return {**self.__dict__, "_caches": None, "_tensors": None, "_pid": None}  # workers open their own stores
 
     def windows_of(self, position: int) -> range:
         """The dataset indices of the windows of the cache at ``position``."""
@@ -91,8 +123,15 @@ class CacheDataset(torch.utils.data.Dataset):
         position, k = self.locate(index)
         cache = self._opened()[position]
         sample = {"cache": torch.tensor(position), "index": torch.tensor(k)}
+        deferred = False
         if self.repr is not None:
-            sample["events"] = torch.from_numpy(np.asarray(cache.window(f"repr/{self.repr}", k), np.float32))
+            tensors = self._tensors[position]
+            deferred = tensors.from_events and self.batch_device is not None
+            if deferred:
+                sample[PENDING_KEY] = _Pending(tensors.representation, cache.window_events(k), tensors.end_us(k),
+                                               cache.width, cache.height)
+            else:
+                sample["events"] = torch.from_numpy(np.asarray(tensors[k], np.float32))
         if self.with_aps:
             sample["aps"] = _frame_tensor(cache.window("aps", k))
         if self.with_previous_aps:
@@ -101,9 +140,37 @@ class CacheDataset(torch.utils.data.Dataset):
             sample["aps_previous"] = _frame_tensor(cache.window("aps", k - 1)) if close else sample["aps"].clone()
         if self.with_labels:
             sample["labels"] = torch.from_numpy(cache.window(self.labels, k).astype(np.int64))
+        return sample if deferred else self._transformed(sample)
+
+    def _transformed(self, sample: Sample) -> Sample:
         for transform in self.transforms:
             sample = transform(sample)
         return sample
+
+    def collate(self, samples: list[Sample]) -> Sample:
+        """The DataLoader's ``collate_fn`` with ``batch_device``: computes the representations
+        left to it, windows of one sensor size in one kernel launch each, then the transforms."""
+        pending = [s for s in samples if PENDING_KEY in s]
+        groups: dict[tuple, list[Sample]] = {}
+        for sample in pending:
+            item = sample[PENDING_KEY]
+            groups.setdefault((item.representation, item.width, item.height), []).append(sample)
+        device = torch.device(self.batch_device or "cpu")
+        for (representation, width, height), group in groups.items():
+            items = [s.pop(PENDING_KEY) for s in group]
+            if device.type == "cuda":
+                from evtools.kernels.launch import host_buffer
+
+                out = host_buffer((len(items), *representation.shape(width, height)), representation.dtype, "cuda")
+            else:
+                out = None
+            values = representation_batch(representation, [i.events for i in items], np.array([i.end_us for i in items]),
+                                          width, height, device.type, out)
+            tensor = torch.from_numpy(values).to(device, non_blocking=True).float()
+            for sample, value in zip(group, tensor):
+                sample["events"] = value
+        computed = {id(s) for s in pending}
+        return torch.utils.data.default_collate([self._transformed(s) if id(s) in computed else s for s in samples])
 
 
 def _caches_in(path: Path) -> list[Path]:

@@ -12,8 +12,9 @@ import torch
 
 from evtools.cache import Cache, CacheError
 from evtools.devices import check_device
-from evtools.metrics import CONVENTIONS, IGNORE, confusion_matrix, iou_per_class, miou, pixel_accuracy
+from evtools.metrics import CONVENTIONS, confusion_matrix, iou_per_class, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
+from evtools.tensors import WindowTensors
 
 CLASS_NAMES = ("flat", "construction+sky", "object", "nature", "human", "vehicle")
 
@@ -63,7 +64,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
     pictures: list[tuple] = []
     with torch.no_grad():
         for cache in opened:
-            events, truth_of = cache.array(f"repr/{repr_name}"), _truth_source(cache, truth)
+            events, truth_of = WindowTensors(cache, repr_name), _truth_source(cache, truth)
             for start in range(0, len(cache), batch_size):
                 stop = min(start + batch_size, len(cache))
                 x = torch.from_numpy(np.asarray(events[start:stop], np.float32)).to(device)
@@ -118,10 +119,9 @@ def markdown_table(result: Evaluation) -> str:
 
 def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """Events, APS frame, truth and prediction side by side (BGR)."""
-    from evtools.render import events_picture, labels_picture, polarity_maps, side_by_side
+    from evtools.render import labels_picture, representation_picture, side_by_side
 
-    params = cache.attrs["representations"][repr_name]
-    panels = [events_picture(*polarity_maps(repr_name, params, cache.array(f"repr/{repr_name}")[index]))]
+    panels = [representation_picture(cache, index, repr_name)]
     if cache.has("aps"):
         panels.append(np.repeat(cache.array("aps")[index][..., None], 3, axis=2))
     panels += [labels_picture(truth), labels_picture(prediction)]

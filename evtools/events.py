@@ -111,3 +111,31 @@ def select_events(
         y = y - rows[0]
     events = Events(np.asarray(t, T_DTYPE), np.asarray(x).astype(XY_DTYPE), y.astype(XY_DTYPE), signed_polarity(p))
     return Selection(events, None if all_kept else keep, n_outside)
+
+
+# Windows stored as events (``--repr events``): two uint32 words per event. Times as the gap to the
+# previous event (the first: to the window's start), small numbers that compress well; position
+# and polarity as one word, (y * width + x) * 2 + (p > 0).
+PACKED_DTYPE = np.dtype(np.uint32)
+MAX_PACKED_PIXELS = 1 << 31  # pixel index * 2 + 1 must fit 32 bits
+
+
+def pack_window(events: Events, t_start_us: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dt, xyp) uint32 of one window's time-ordered events starting at or after ``t_start_us``."""
+    dt = np.diff(events.t, prepend=np.int64(t_start_us))
+    if len(dt) and (dt.min() < 0 or dt.max() > np.iinfo(PACKED_DTYPE).max):
+        bad = "goes backwards" if dt.min() < 0 else "jumps by more than 2^32 us"
+        raise ValueError(f"event time {bad} inside a window; windows of events need ordered times")
+    pixel = events.y.astype(PACKED_DTYPE) * PACKED_DTYPE.type(width) + events.x
+    return dt.astype(PACKED_DTYPE), (pixel << 1) | (events.p > 0)
+
+
+def unpack_window(dt: np.ndarray, xyp: np.ndarray, t_start_us: int, width: int, height: int) -> Events:
+    """The events ``pack_window`` packed; a pixel off the ``width`` x ``height`` sensor (a corrupt
+    chunk) is refused."""
+    t = np.cumsum(dt, dtype=np.int64) + np.int64(t_start_us)
+    pixel = xyp >> 1
+    if len(pixel) and int(pixel.max()) >= width * height:
+        raise ValueError(f"a packed event lies off the {width}x{height} sensor")
+    y, x = np.divmod(pixel, PACKED_DTYPE.type(width))
+    return Events(t, x.astype(XY_DTYPE), y.astype(XY_DTYPE), np.where(xyp & 1, 1, -1).astype(P_DTYPE))

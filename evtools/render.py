@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.cache import Cache, CacheError
+from evtools.cache import Cache
 from evtools.errors import EvtoolsError
+from evtools.representations import EvImage
+from evtools.tensors import WindowTensors
 
 # BGR colours of the Ev-SegNet DDD17 classes: flat, background, object, vegetation, human, vehicle
 CLASS_COLOURS = np.array(
@@ -77,17 +79,22 @@ def _titled(picture: np.ndarray, title: str) -> np.ndarray:
     return canvas
 
 
+def representation_picture(cache: Cache, index: int, name: str) -> np.ndarray:
+    """Window ``index`` of representation ``name`` as red (positive) and blue (negative) activity,
+    read from the cache or computed from its stored events."""
+    tensors = WindowTensors(cache, name)
+    params = tensors.representation.params() if tensors.representation else cache.attrs["representations"][name]
+    return events_picture(*polarity_maps(name, params, tensors[index]))
+
+
 def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarray:
-    """A BGR picture of window ``index``: representation, then APS frame and labels when present."""
-    name = repr or cache.representations[0]
+    """A BGR picture of window ``index``: representation, then APS frame and labels when present.
+    Without ``repr``: the cache's first representation, or the event image of stored events."""
+    name = repr or (cache.representations[0] if cache.representations else EvImage.name)
     if not 0 <= index < len(cache):
         raise EvtoolsError(f"{cache.path}: window {index} out of range (the cache has {len(cache)} windows)")
-    if not cache.has(f"repr/{name}"):
-        raise CacheError(cache.path, f"has no '{name}' representation (it has {', '.join(cache.representations)})")
-    params = cache.attrs["representations"][name]
     n_events = int(cache.array("n_events")[index])
-    panels = [_titled(events_picture(*polarity_maps(name, params, cache.window(f"repr/{name}", index))),
-                      f"#{index} {name}, {n_events} events")]
+    panels = [_titled(representation_picture(cache, index, name), f"#{index} {name}, {n_events} events")]
     if cache.has("aps"):
         aps = cache.window("aps", index)
         t_ms = int(cache.array("frame_t_us")[index]) / 1000

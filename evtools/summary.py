@@ -108,6 +108,7 @@ class CacheSummary:
     n_events: int
     empty_windows: int
     representations: dict  # name -> {"shape", "dtype", "params"}
+    stored_events: dict | None  # how the windows' events are stored (--repr events), None when they are not
     has_aps: bool
     has_labels: bool
     label_counts: dict | None  # pixels per class id (and "ignore") of the pseudo-labels
@@ -144,6 +145,7 @@ def summarize_cache(path: str | Path) -> CacheSummary:
         n_events=int(n_events.sum()),
         empty_windows=int((n_events == 0).sum()),
         representations=representations,
+        stored_events=cache.attrs.get("events"),
         has_aps=cache.has("aps"),
         has_labels=cache.has("labels"),
         label_counts=_label_counts(cache.array("labels")) if cache.has("labels") else None,

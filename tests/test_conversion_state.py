@@ -20,8 +20,8 @@ from evtools.convert import ConvertSpec, convert
 from evtools.errors import InputError
 from evtools.representations import EvImage, VoxelGrid
 
-ARGS = ["--repr", "voxel", "--repr", "evimage"]
-SPEC = ConvertSpec(representations=(VoxelGrid(), EvImage()))
+ARGS = ["--repr", "voxel", "--repr", "evimage", "--repr", "events"]
+SPEC = ConvertSpec(representations=(VoxelGrid(), EvImage()), events=True)
 
 
 @pytest.fixture(scope="module")

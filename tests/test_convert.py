@@ -132,6 +132,12 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
 
 def assert_same_cache(actual, expected):
     names = sorted(name for name, _ in expected.group.arrays()) + [f"repr/{n}" for n in expected.representations]
+    if expected.has_events:
+        names += [cache_module.EVENTS_DT, cache_module.EVENTS_XYP]
+        # and no chunk beyond a window's events: the same chunk files
+        chunks = [sorted(p.relative_to(c.path) for p in (c.path / cache_module.EVENTS_GROUP).rglob("c/**/*") if p.is_file())
+                  for c in (actual, expected)]
+        assert chunks[0] == chunks[1]
     for name in names:
         np.testing.assert_array_equal(actual.array(name)[:], expected.array(name)[:], err_msg=name)
 
@@ -200,7 +206,7 @@ def test_cli_convert_errors_are_one_line(tmp_path):
     result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "o", "--crop-rows", "5")
     assert (result.returncode, result.stderr) == (2, "error: --crop-rows: '5' is not a row range A:B with A < B, such as 0:200\n")
     result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "o", "--repr", "voxels")
-    assert result.stderr == "error: --repr: unknown representation 'voxels' (known: voxel, histogram, evimage, evsegnet, timesurface)\n"
+    assert result.stderr == "error: --repr: unknown representation 'voxels' (known: voxel, histogram, evimage, evsegnet, timesurface, events)\n"
     result = run_cli("convert", tmp_path / "missing.h5", "-o", tmp_path / "o")
     assert (result.returncode, result.stderr) == (2, f"error: {tmp_path / 'missing.h5'}: no such file or directory\n")
 

@@ -70,7 +70,7 @@ def test_transforms_move_events_frames_and_labels_together(caches):
 def test_missing_arrays_are_named(caches, tmp_path):
     with pytest.raises(CacheError) as err:
         CacheDataset(caches[0], repr="evimage")
-    assert str(err.value) == f"{caches[0]}: has no 'evimage' representation (it has histogram, voxel)"
+    assert str(err.value) == f"{caches[0]}: has no 'evimage' representation (it has histogram, voxel) and stores no events to compute it from (convert with --repr events)"
     write_recording(tmp_path / "c_data.hdf5", n_events=1000, n_frames=3)
     plain = convert(tmp_path / "c_data.hdf5", tmp_path / "c", ConvertSpec()).output
     with pytest.raises(CacheError) as err:

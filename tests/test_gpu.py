@@ -50,3 +50,27 @@ def test_every_command_on_cuda(tmp_path):
         run("train", "student", "--resume", "--events", cache, "--images", images, "--teacher", teacher, "-o", out,
             "--epochs", "2", "--device", "cuda")
         run("eval", out / "best.pt", "--events", cache, "--device", "cuda", "-o", out / "eval")
+
+
+def test_representations_computed_per_batch_on_the_gpu_equal_the_cpu(tmp_path):
+    """An events cache read with ``batch_device="cuda"`` (in-process: the kernels on the real GPU)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, numpy as np, torch
+from evtools.data import CacheDataset
+from evtools.representations import VoxelGrid, TimeSurface
+for rep in (VoxelGrid(), TimeSurface()):
+    gpu = CacheDataset(sys.argv[1], repr=rep, batch_device="cuda")
+    batch = gpu.collate([gpu[k] for k in range(4)])
+    assert batch["events"].device.type == "cuda"
+    cpu = torch.stack([CacheDataset(sys.argv[1], repr=rep)[k]["events"] for k in range(4)])
+    torch.testing.assert_close(batch["events"].cpu(), cpu, rtol=1e-5, atol=1e-5)
+"""
+    data = tmp_path / "data"
+    run("simulate", data, "--sequences", "1", "--seconds", "0.4")
+    run("convert", data / "seq000.hdf5", "-o", tmp_path / "ev", "--repr", "events")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ev.zarr")], capture_output=True, text=True,
+                            env={**os.environ, **REAL_CUDA})
+    assert result.returncode == 0, result.stderr

@@ -29,7 +29,7 @@ def _representation(name: str, bins: int, normalize: bool, separate_polarity: bo
         "timesurface": lambda: TimeSurface(float(tau_us)),
     }
     if name not in builders:
-        raise OptionError(f"--repr: unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)})")
+        raise OptionError(f"--repr: unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)}, events)")
     try:
         return builders[name]()
     except ValueError as err:  # parameters out of range: --bins 0, --cutoff -1, ...
@@ -57,7 +57,7 @@ def _window(window: str | None, window_events: int | None, between_frames: bool,
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings (files or ess_ddd17 directories).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The cache (OUT.zarr); with several inputs, a folder of caches.")],
-    representation: Annotated[list[str], typer.Option("--repr", help=f"Representation, repeatable: {', '.join(REPRESENTATIONS)}.")] = ["voxel"],  # noqa: B006
+    representation: Annotated[list[str], typer.Option("--repr", help=f"Representation, repeatable: {', '.join(REPRESENTATIONS)}, or events (the windows' events, from which training computes any representation).")] = ["voxel"],  # noqa: B006
     bins: Annotated[int, typer.Option(help="Time bins of voxel and histogram.")] = 5,
     normalize: Annotated[bool, typer.Option(help="Voxel: standardise the nonzero entries.")] = False,
     separate_polarity: Annotated[bool, typer.Option(help="Voxel: 2 x bins channels, positive then negative.")] = False,
@@ -79,8 +79,12 @@ def convert(
 ) -> None:
     """Convert recordings into Zarr caches of event representations, windowed on APS frames."""
     tau_us = duration_us("--tau", tau)
+    if len(set(representation)) != len(representation):
+        raise OptionError(f"--repr: give each representation once (got {', '.join(representation)})")
     spec = ConvertSpec(
-        representations=tuple(_representation(n, bins, normalize, separate_polarity, cutoff, tau_us) for n in representation),
+        representations=tuple(_representation(n, bins, normalize, separate_polarity, cutoff, tau_us)
+                              for n in representation if n != "events"),
+        events="events" in representation,
         window=_window(window, window_events, between_frames, every),
         crop_rows=row_range("--crop-rows", crop_rows) if crop_rows else None,
         device=device,

@@ -104,6 +104,9 @@ def _cache_table(s: CacheSummary) -> Table:
     for name, info in s.representations.items():
         params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
         rows.append((f"repr/{name}", f"{tuple(info['shape'])} {info['dtype']}" + (f" ({params})" if params else "")))
+    if s.stored_events:
+        rows.append(("events/", "the windows' events (" + ", ".join(f"{k}={v}" for k, v in s.stored_events.items())
+                     + "): any representation is computed from them when read"))
     rows += [
         ("aps", "yes" if s.has_aps else "no"),
         ("labels", _histogram(s.label_counts) if s.label_counts else "no"),

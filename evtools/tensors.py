@@ -1,0 +1,80 @@
+"""A cache's windows as tensors of one representation: read from the cache's dense array, or
+computed from the events it stores (``--repr events``) when it holds no dense array with the
+parameters asked for. Both kinds of cache serve training and evaluation through this one reader.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evtools.cache import Cache, CacheError
+from evtools.events import Events
+from evtools.representations import REPRESENTATIONS, Representation
+
+
+def resolve_representation(cache: Cache, repr: str | Representation) -> tuple[Representation | None, bool]:
+    """(the representation, whether it is computed from events) for ``repr`` on ``cache``.
+
+    A name takes the cache's dense array of that name whatever its parameters, else the
+    representation's default parameters computed from the events; a Representation takes the
+    dense array only when its parameters are the same. The representation is None for a dense
+    array whose parameters this evtools cannot rebuild (it is read as stored)."""
+    name = repr if isinstance(repr, str) else repr.name
+    if name not in REPRESENTATIONS:
+        raise CacheError(cache.path, f"unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)})")
+    stored = cache.attrs.get("representations", {}).get(name)
+    if stored is not None and cache.has(f"repr/{name}") and (isinstance(repr, str) or stored == repr.params()):
+        try:
+            return REPRESENTATIONS[name].from_params(stored), False
+        except (TypeError, ValueError):
+            return None, False
+    if cache.has_events:
+        return (REPRESENTATIONS[name]() if isinstance(repr, str) else repr), True
+    held = ", ".join(cache.representations) or "none"
+    other = " with other parameters" if stored is not None else ""
+    raise CacheError(cache.path, f"has no '{name}' representation{other} (it has {held}) and stores no events "
+                                 "to compute it from (convert with --repr events)")
+
+
+def representation_batch(representation: Representation, windows: list[Events], ends_us: np.ndarray,
+                         width: int, height: int, device: str = "cpu", out: np.ndarray | None = None) -> np.ndarray:
+    """(K, C, H, W) of ``representation`` for K windows' events, in one kernel launch."""
+    lengths = np.array([len(w) for w in windows], np.int64)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    events = Events.concatenate(windows)
+    extra = {"ends_us": np.asarray(ends_us, np.int64)} if representation.uses_window_end else {}
+    return representation.batch(events.t, events.x, events.y, events.p, np.column_stack([bounds[:-1], bounds[1:]]),
+                                width, height, device, out=out, **extra)
+
+
+class WindowTensors:
+    """One representation of a cache's windows, indexed by window (an int or a slice)."""
+
+    def __init__(self, cache: Cache, repr: str | Representation):
+        self.cache = cache
+        self.representation, self.from_events = resolve_representation(cache, repr)
+        self.name = repr if isinstance(repr, str) else repr.name
+        self._ends_us: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def end_us(self, k: int) -> int:
+        """Window ``k``'s end time (the time surface's reference)."""
+        if self._ends_us is None:
+            self._ends_us = np.asarray(self.cache.array("t_end_us")[:], np.int64)
+        return int(self._ends_us[k])
+
+    def compute(self, ks: range | list[int], device: str = "cpu") -> np.ndarray:
+        """(K, C, H, W) computed from the stored events of windows ``ks``."""
+        return representation_batch(self.representation, [self.cache.window_events(k) for k in ks],
+                                    np.array([self.end_us(k) for k in ks], np.int64),
+                                    self.cache.width, self.cache.height, device)
+
+    def __getitem__(self, index: int | slice) -> np.ndarray:
+        if isinstance(index, slice):
+            if not self.from_events:
+                return np.asarray(self.cache.array(f"repr/{self.name}")[index])
+            return self.compute(range(len(self))[index])
+        k = range(len(self))[index]
+        return self.compute([k])[0] if self.from_events else self.cache.window(f"repr/{self.name}", k)
