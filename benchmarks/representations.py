@@ -4,7 +4,8 @@ Rows: the evtools CPU kernels, run as conversion runs them (blocks of 16 windows
 reused output buffer) and as one call returning a new (K, C, H, W) array; the evtools numpy
 references, Tonic's to_voxel_grid_numpy and to_frame_numpy, evlib's create_voxel_grid (with
 densify_voxel_grid, to get the same dense tensor), and the evtools CUDA kernels when a GPU is
-present; and a floor, a kernel that only reads every event of each window and clears the
+present (grids copied back to pinned host memory, or left on the GPU as training would use
+them; the events' copy to the GPU is always included); and a floor, a kernel that only reads every event of each window and clears the
 output, which bounds what any scatter kernel can reach on the machine. Each is timed over every 50 ms window of a synthetic stream; Numba compilation is done
 before timing. Usage: python benchmarks/representations.py [--events N] [--json PATH]
 """
@@ -25,6 +26,7 @@ from rich.table import Table
 from streams import driving_like_stream, fixed_windows
 
 from evtools.kernels import reference
+from evtools.kernels.launch import host_buffer
 from evtools.representations import Histogram, VoxelGrid
 
 WIDTH, HEIGHT, BINS, WINDOW_US = 346, 260, 5, 50_000
@@ -71,9 +73,11 @@ def floor_in_blocks(shape, columns, windows) -> Callable[[], None]:
     return run
 
 
-def in_blocks(rep, columns, windows, device="cpu") -> Callable[[], None]:
-    """Blocks of windows into one reused buffer, the way conversion feeds the cache."""
-    buffer = np.empty((BLOCK_WINDOWS, *rep.shape(WIDTH, HEIGHT)), rep.dtype)
+def in_blocks(rep, columns, windows, device="cpu", on_gpu=False) -> Callable[[], None]:
+    """Blocks of windows into one reused buffer, the way conversion feeds the cache (pinned host
+    memory for CUDA), or with ``on_gpu`` a device buffer: the grids never come back."""
+    shape = (BLOCK_WINDOWS, *rep.shape(WIDTH, HEIGHT))
+    buffer = numba.cuda.device_array(shape, rep.dtype) if on_gpu else host_buffer(shape, rep.dtype, device)
 
     def run() -> None:
         for first in range(0, len(windows), BLOCK_WINDOWS):
@@ -173,8 +177,14 @@ def main() -> None:
                best_of(3, lambda: rep.batch(*columns, windows, WIDTH, HEIGHT)))
         if cuda_available():
             rep.batch(*columns, windows[:2], WIDTH, HEIGHT, device="cuda")
-            record(name, f"evtools cuda, blocks of {BLOCK_WINDOWS} windows",
+            record(name, f"evtools cuda, blocks of {BLOCK_WINDOWS} windows, grids copied back",
                    best_of(3, in_blocks(rep, columns, windows, "cuda")))
+            record(name, f"evtools cuda, blocks of {BLOCK_WINDOWS} windows, grids left on the GPU",
+                   best_of(3, in_blocks(rep, columns, windows, "cuda", on_gpu=True)))
+            everything = numba.cuda.device_array((len(windows), *rep.shape(WIDTH, HEIGHT)), rep.dtype)
+            record(name, "evtools cuda, all windows in one call, grids left on the GPU",
+                   best_of(3, lambda: rep.batch(*columns, windows, WIDTH, HEIGHT, "cuda", out=everything)))
+            del everything
         if args.references:
             ref = refs[name]
             record(name, "evtools numpy reference", best_of(1, per_window(

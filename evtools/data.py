@@ -158,16 +158,17 @@ class CacheDataset(torch.utils.data.Dataset):
         device = torch.device(self.batch_device or "cpu")
         for (representation, width, height), group in groups.items():
             items = [s.pop(PENDING_KEY) for s in group]
-            if device.type == "cuda":
-                from evtools.kernels.launch import host_buffer
+            arguments = ([i.events for i in items], np.array([i.end_us for i in items]), width, height)
+            if device.type == "cuda":  # written straight into a torch tensor on the GPU: no copy
+                from numba import cuda as numba_cuda
 
-                out = host_buffer((len(items), *representation.shape(width, height)), representation.dtype, "cuda")
+                shape = (len(items), *representation.shape(width, height))
+                values = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, representation.dtype)).dtype, device=device)
+                with numba_cuda.gpus[device.index or 0]:
+                    representation_batch(representation, *arguments, "cuda", values)
             else:
-                out = None
-            values = representation_batch(representation, [i.events for i in items], np.array([i.end_us for i in items]),
-                                          width, height, device.type, out)
-            tensor = torch.from_numpy(values).to(device, non_blocking=True).float()
-            for sample, value in zip(group, tensor):
+                values = torch.from_numpy(representation_batch(representation, *arguments))
+            for sample, value in zip(group, values.float()):
                 sample["events"] = value
         computed = {id(s) for s in pending}
         return torch.utils.data.default_collate([self._transformed(s) if id(s) in computed else s for s in samples])

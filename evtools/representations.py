@@ -26,7 +26,7 @@ from evtools.kernels import evsegnet as evsegnet_kernels
 from evtools.kernels import histogram as histogram_kernels
 from evtools.kernels import timesurface as timesurface_kernels
 from evtools.kernels import voxel as voxel_kernels
-from evtools.kernels.launch import as_windows, first_descents
+from evtools.kernels.launch import as_windows, device_view, first_descents
 
 DEVICES = ("cpu", "cuda")
 
@@ -107,16 +107,22 @@ class Representation:
         """(K, C, H, W) for the K windows ``windows`` ((K, 2) [start, stop) event indices).
 
         ``out``, a C-contiguous array of that shape and dtype, is filled and returned instead of
-        a new array: conversion reuses one for block after block of windows.
+        a new array: conversion reuses one for block after block of windows. With ``device``
+        "cuda" it may also be on the GPU (a Numba device array, or a torch CUDA tensor or any
+        array with ``__cuda_array_interface__``): then the result never leaves the GPU.
         """
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         check_device(device, kernels=True)
         columns, windows = _covered_columns(t, x, y, p, windows, width, height)
         shape = (len(windows), *self.shape(width, height))
+        on_device = device_view(out) if device == "cuda" else None
         if out is None:
             out = np.empty(shape, self.dtype)
-        elif out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
+        elif on_device is not None:
+            if tuple(on_device.shape) != shape or on_device.dtype != self.dtype or not on_device.is_c_contiguous():
+                raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
+        elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         getattr(self._kernels, device)(*columns, windows, out, **self.params(), **window_args)
         return out

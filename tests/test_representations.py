@@ -151,6 +151,20 @@ def test_batch_equals_windows_one_by_one(rep, device):
     assert not got[2].any()
 
 
+@pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
+def test_cuda_output_left_on_the_device_equals_the_cpu(rep):
+    from numba import cuda
+
+    e = make_events(200, 16, 12, span_us=10_000, seed=3)
+    windows = np.array([[0, 120], [120, 120], [100, 200]])
+    on_device = cuda.device_array((3, *rep.shape(16, 12)), rep.dtype)
+    assert rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cuda", out=on_device) is on_device
+    np.testing.assert_allclose(on_device.copy_to_host(), rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cpu"),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous .* array of shape \(2, "):
+        rep.batch(e.t, e.x, e.y, e.p, windows[:2], 16, 12, "cuda", out=on_device)
+
+
 def test_thread_count_changes_only_float_rounding():
     e = make_events(100_000, seed=4)
     before = numba.get_num_threads()

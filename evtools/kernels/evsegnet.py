@@ -5,11 +5,13 @@ without events are 0."""
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts, time_span
+from evtools.kernels.launch import item_range, per_window_grid, run_cpu, run_cuda, sum_parts, time_span
 
 # The kernels accumulate per polarity (count, sum of tn, sum of tn^2) in float64, in the six
 # channels' places; the standard deviation from these sums needs float64 to stay accurate.
@@ -61,6 +63,31 @@ def _finish(sums: np.ndarray, out: np.ndarray) -> None:
         out[:, base + 2] = np.sqrt(np.maximum(variance, 0.0))
 
 
+@numba_cuda.jit
+def _cuda_moments(sums, out):
+    """``_finish`` on the device: one thread a pixel of a window (window k on grid row k)."""
+    k = numba_cuda.blockIdx.y
+    height, width = sums.shape[2], sums.shape[3]
+    j = numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while j < height * width:
+        y, x = j // width, j % width
+        for base in (0, SUMS):
+            count = sums[k, base, y, x]
+            mean, variance = 0.0, 0.0
+            if count > 0:
+                mean = sums[k, base + 1, y, x] / count
+                variance = sums[k, base + 2, y, x] / count - mean * mean
+            out[k, base, y, x] = count
+            out[k, base + 1, y, x] = mean
+            out[k, base + 2, y, x] = math.sqrt(max(variance, 0.0))
+        j += numba_cuda.gridDim.x * numba_cuda.blockDim.x
+
+
+def _moments_on_device(sums, result, stream) -> None:
+    (blocks, windows), threads = per_window_grid(sums)
+    _cuda_moments[(max(1, blocks // sums.shape[1]), windows), threads, stream](sums, result)
+
+
 def cpu(t, x, y, p, windows, out):
     sums = np.empty(out.shape, np.float64)
     run_cpu(_fill, (t, x, y, p), windows, sums, sum_parts)
@@ -68,6 +95,4 @@ def cpu(t, x, y, p, windows, out):
 
 
 def cuda(t, x, y, p, windows, out):
-    sums = np.empty(out.shape, np.float64)
-    run_cuda(_cuda_fill, (t, x, y, p), windows, sums)
-    _finish(sums, out)
+    run_cuda(_cuda_fill, (t, x, y, p), windows, out, grids_dtype=np.float64, finish=_moments_on_device)

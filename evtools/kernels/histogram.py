@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda, time_span
+from evtools.kernels.launch import CUDA_THREADS, elementwise_blocks, item_range, run_cpu, run_cuda, time_span
 
 UINT8_MAX = 255
 
@@ -55,6 +55,23 @@ def _cuda_fill(t, x, y, p, windows, bins, counts):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
+@numba_cuda.jit
+def _cuda_clip(counts, limit, out):
+    i = numba_cuda.grid(1)
+    while i < counts.shape[0]:
+        out[i] = min(counts[i], limit)
+        i += numba_cuda.gridsize(1)
+
+
+def _clip_on_device(limit: int):
+    def finish(counts, result, stream) -> None:
+        size = counts.size
+        if size:
+            _cuda_clip[elementwise_blocks(size), CUDA_THREADS, stream](counts.reshape(size), limit, result.reshape(size))
+
+    return finish
+
+
 def cpu(t, x, y, p, windows, out, bins=5, cutoff=10):
     limit = _limit(cutoff)
 
@@ -65,6 +82,5 @@ def cpu(t, x, y, p, windows, out, bins=5, cutoff=10):
 
 
 def cuda(t, x, y, p, windows, out, bins=5, cutoff=10):
-    counts = np.empty(out.shape, np.int32)  # uint8 has no atomics
-    run_cuda(_cuda_fill, (t, x, y, p), windows, counts, bins)
-    np.minimum(counts, _limit(cutoff), out=out, casting="unsafe")
+    # counted in int32 (uint8 has no atomics), clipped into the uint8 output on the device
+    run_cuda(_cuda_fill, (t, x, y, p), windows, out, bins, grids_dtype=np.int32, finish=_clip_on_device(_limit(cutoff)))

@@ -77,27 +77,72 @@ CUDA_MAX_BLOCKS_X = 1024
 CUDA_MAX_GRID_Y = 65535
 
 
-def run_cuda(kernel, columns: tuple, windows: np.ndarray, out: np.ndarray, *args) -> None:
-    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)``, window k on
-    grid row k (at most 65535 windows a launch), and copies the grids into ``out``.
+def device_view(out):
+    """The device array to write for ``out``: None for a host (numpy) array, ``out`` itself for a
+    Numba device array, a zero-copy view of anything else on the GPU that exposes
+    ``__cuda_array_interface__`` (a torch CUDA tensor, a CuPy array)."""
+    if out is None or isinstance(out, np.ndarray):
+        return None
+    if hasattr(out, "copy_to_host"):  # Numba's device arrays, the simulator's included
+        return out
+    if hasattr(out, "__cuda_array_interface__"):
+        return numba_cuda.as_cuda_array(out)
+    raise TypeError(f"out must be a numpy array or a CUDA array, got {type(out).__name__}")
 
-    On one stream: the event columns, the windows and any array argument (which Numba would
-    otherwise copy there and back at every launch) go to the device once, the zeroed grids once,
-    and the grids come back with one copy per launch (into pinned memory when ``out`` comes from
-    ``host_buffer``)."""
+
+@numba_cuda.jit
+def _zero(flat):
+    i = numba_cuda.grid(1)
+    while i < flat.shape[0]:
+        flat[i] = 0
+        i += numba_cuda.gridsize(1)
+
+
+def elementwise_blocks(n: int) -> int:
+    """Blocks for a grid-stride loop over ``n`` elements."""
+    return max(1, min(CUDA_MAX_BLOCKS_X * 4, -(-n // CUDA_THREADS)))
+
+
+def per_window_grid(grids) -> tuple[tuple[int, int], int]:
+    """A launch of (blocks, K) blocks of CUDA_THREADS for grid-stride loops over each window's
+    C * H * W values (window k on grid row k)."""
+    per_window = int(np.prod(grids.shape[1:]))
+    return (max(1, min(64, -(-per_window // CUDA_THREADS))), grids.shape[0]), CUDA_THREADS
+
+
+def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtype=None, finish=None) -> None:
+    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)``, window k on
+    grid row k (at most 65535 windows a launch), all on one stream, and delivers the result.
+
+    The event columns, the windows and any array argument go to the device once per call (a
+    conversion's block); the grids (``grids_dtype``, default ``out``'s) are zeroed there.
+    ``finish(grids, result, stream)`` turns them into ``out``'s values on the device (a clip, a
+    normalisation) when given. A host ``out`` receives the result with one copy (pinned when it
+    comes from ``host_buffer``); a device ``out`` (see ``device_view``) is written in place, so a
+    torch CUDA tensor receives the representation without leaving the GPU."""
     stream = numba_cuda.stream()
     device_columns = [numba_cuda.to_device(np.ascontiguousarray(c), stream=stream) for c in columns]
     device_args = [numba_cuda.to_device(np.ascontiguousarray(a), stream=stream) if isinstance(a, np.ndarray) else a
                    for a in args]
     device_windows = numba_cuda.to_device(windows, stream=stream)
+    given = device_view(out)
+    result = given if given is not None else numba_cuda.device_array(out.shape, out.dtype, stream=stream)
+    # ``finish`` works in place when the grids have the output's dtype
+    in_place = grids_dtype is None or np.dtype(grids_dtype) == np.dtype(out.dtype)
+    grids = result if in_place else numba_cuda.device_array(out.shape, grids_dtype, stream=stream)
+    size = int(np.prod(out.shape))
+    if size:
+        _zero[elementwise_blocks(size), CUDA_THREADS, stream](grids.reshape(size))
     longest = int((windows[:, 1] - windows[:, 0]).max()) if len(windows) else 0
     blocks = max(1, min(CUDA_MAX_BLOCKS_X, -(-longest // CUDA_THREADS)))
-    zeros = np.zeros((min(len(windows), CUDA_MAX_GRID_Y), *out.shape[1:]), out.dtype)
     for first in range(0, len(windows), CUDA_MAX_GRID_Y):
         n = min(CUDA_MAX_GRID_Y, len(windows) - first)
-        part = numba_cuda.to_device(zeros[:n], stream=stream)
-        kernel[(blocks, n), CUDA_THREADS, stream](*device_columns, device_windows[first : first + n], *device_args, part)
-        part.copy_to_host(out[first : first + n], stream=stream)
+        part = slice(first, first + n)
+        kernel[(blocks, n), CUDA_THREADS, stream](*device_columns, device_windows[part], *device_args, grids[part])
+        if finish is not None:
+            finish(grids[part], result[part], stream)
+    if given is None:
+        result.copy_to_host(out, stream=stream)
     stream.synchronize()
 
 

@@ -9,11 +9,13 @@ only subtracts the mean), zeros staying zero.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda, sum_parts, time_span
+from evtools.kernels.launch import item_range, per_window_grid, run_cpu, run_cuda, sum_parts, time_span
 
 
 @numba.njit(parallel=True, cache=True)
@@ -68,6 +70,55 @@ def _cuda_fill(t, x, y, p, windows, bins, separate, grids):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
+@numba_cuda.jit
+def _cuda_nonzero_sums(grids, stats, pass_number):
+    """Per window k: pass 0 adds the count and sum of its nonzero values into stats[k, 0:2];
+    pass 1 adds their squared deviations from the mean into stats[k, 2] (two passes, as numpy)."""
+    k = numba_cuda.blockIdx.y
+    channels, height, width = grids.shape[1], grids.shape[2], grids.shape[3]
+    count, total, squares = 0.0, 0.0, 0.0
+    mean = stats[k, 1] / stats[k, 0] if pass_number == 1 and stats[k, 0] > 0 else 0.0
+    j = numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while j < channels * height * width:
+        value = grids[k, j // (height * width), (j // width) % height, j % width]
+        if value != 0:
+            count += 1.0
+            total += value
+            squares += (value - mean) * (value - mean)
+        j += numba_cuda.gridDim.x * numba_cuda.blockDim.x
+    if pass_number == 0:
+        numba_cuda.atomic.add(stats, (k, 0), count)
+        numba_cuda.atomic.add(stats, (k, 1), total)
+    else:
+        numba_cuda.atomic.add(stats, (k, 2), squares)
+
+
+@numba_cuda.jit
+def _cuda_standardise(grids, stats):
+    k = numba_cuda.blockIdx.y
+    channels, height, width = grids.shape[1], grids.shape[2], grids.shape[3]
+    if stats[k, 0] == 0:
+        return
+    mean = stats[k, 1] / stats[k, 0]
+    std = math.sqrt(stats[k, 2] / stats[k, 0])
+    j = numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
+    while j < channels * height * width:
+        c, y, x = j // (height * width), (j // width) % height, j % width
+        value = grids[k, c, y, x]
+        if value != 0:
+            grids[k, c, y, x] = (value - mean) / std if std > 0 else value - mean
+        j += numba_cuda.gridDim.x * numba_cuda.blockDim.x
+
+
+def _normalize_on_device(grids, result, stream) -> None:
+    """``normalize_nonzero`` of every window, in place on the device."""
+    blocks, threads = per_window_grid(grids)
+    stats = numba_cuda.to_device(np.zeros((grids.shape[0], 3), np.float64), stream=stream)
+    for pass_number in (0, 1):
+        _cuda_nonzero_sums[blocks, threads, stream](grids, stats, pass_number)
+    _cuda_standardise[blocks, threads, stream](grids, stats)
+
+
 def normalize_nonzero(grid: np.ndarray) -> None:
     """Standardises the nonzero entries of one window's grid in place."""
     nonzero = grid != 0
@@ -89,5 +140,5 @@ def cpu(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=Fal
 
 
 def cuda(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=False):
-    run_cuda(_cuda_fill, (t, x, y, p), windows, out, bins, separate_polarity)
-    _finish(out, normalize)
+    run_cuda(_cuda_fill, (t, x, y, p), windows, out, bins, separate_polarity,
+             finish=_normalize_on_device if normalize else None)
