@@ -141,3 +141,19 @@ def test_a_read_only_install_without_a_home_still_runs(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(f"evtools-numba-{os.getuid()}")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["convert", "x.h5", "-o", "y", "--bins", "abc"], "Invalid value for '--bins': Input should be a valid integer, "
+                                                      "unable to parse string as an integer (see evtools convert --help)"),
+    (["convert"], "Missing argument 'inputs'. (see evtools convert --help)"),
+    (["frobnicate"], "No such command 'frobnicate'. (see evtools --help)"),
+    (["info", "x.h5", "--nope"], "No such option: --nope (see evtools info --help)"),
+])
+def test_usage_errors_are_one_line(args, expected):
+    assert_one_line_error(run_cli(*args), expected)
+
+
+def test_a_group_without_its_command_shows_its_help():
+    result = run_cli("train")
+    assert result.returncode == 2 and "Usage: evtools train [OPTIONS] COMMAND" in result.stdout + result.stderr

@@ -30,6 +30,9 @@ app.command()(pseudolabel.score)
 app.command(name="eval")(evaluate.evaluate)
 
 _show_tracebacks = False
+# click's UsageError (bad or missing options and arguments), reached through typer's public
+# BadParameter whether typer ships click or depends on it
+UsageError = typer.BadParameter.__mro__[1]
 
 
 def _print_version(value: bool) -> None:
@@ -56,11 +59,20 @@ def _fail(message: str, code: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry: an EvtoolsError, or an operating-system error (a full disk, a
-    read-only or vanished folder), becomes one line on stderr and exit code 2; Ctrl-C one line
-    and exit code 130. A conversion stopped either way resumes when the same command runs again."""
+    """Console-script entry: an EvtoolsError, an operating-system error (a full disk, a
+    read-only or vanished folder) or a usage error (an unknown option, a value of the wrong
+    type) becomes one line on stderr and exit code 2; Ctrl-C one line and exit code 130. A
+    conversion stopped either way resumes when the same command runs again."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="evtools")  # click's errors come here instead of being printed
+    except UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
+        command = err.ctx.command_path if err.ctx else "evtools"
+        _fail(f"{err.format_message()} (see {command} --help)", 2)
+    except typer.Abort:  # click's form of a KeyboardInterrupt
+        _fail("interrupted (a conversion resumes where it stopped when the same command runs again)", 130)
     except EvtoolsError as err:
         if _show_tracebacks:
             raise
@@ -72,3 +84,4 @@ def main() -> None:
         _fail(f"{where}{err.strerror or first_line(err)}", 2)
     except KeyboardInterrupt:
         _fail("interrupted (a conversion resumes where it stopped when the same command runs again)", 130)
+    sys.exit(code if isinstance(code, int) else 0)
