@@ -372,7 +372,7 @@ class Cache:
             raise CacheError(self.path, f"cache schema {schema}, this evtools reads schema {SCHEMA}")
         if self.attrs.get("complete") is not True:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
-        self._n_events: np.ndarray | None = None
+        self._values: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.array("n_events").shape[0])  # the shape alone: no chunk is read
@@ -413,10 +413,20 @@ class Cache:
             if chunk is not None and not chunk.exists():
                 raise CacheError(self.path, f"window {k} of '{name}' is missing (its chunk file was deleted); "
                                             "evtools info --verify lists every problem")
+        return self._decoded(name, f"window {k}", lambda: array[k] if length is None else array[k, :length])
+
+    def values(self, name: str) -> np.ndarray:
+        """The whole of a per-window array (K,), such as ``t_end_us``, read once."""
+        if name not in self._values:
+            array = self.array(name)
+            self._values[name] = self._decoded(name, "its values", lambda: np.asarray(array[:]))
+        return self._values[name]
+
+    def _decoded(self, name: str, what: str, read):
         try:
-            return array[k] if length is None else array[k, :length]
+            return read()
         except Exception as err:  # noqa: BLE001 - a corrupt chunk: the codec's errors have many types
-            raise CacheError(self.path, f"window {k} of '{name}' cannot be decoded ({type(err).__name__})") from err
+            raise CacheError(self.path, f"{what} of '{name}' cannot be decoded ({type(err).__name__})") from err
 
     @property
     def has_events(self) -> bool:
@@ -424,10 +434,8 @@ class Cache:
 
     @property
     def n_events(self) -> np.ndarray:
-        """(K,) events of each window, read once."""
-        if self._n_events is None:
-            self._n_events = np.asarray(self.array("n_events")[:], np.int64)
-        return self._n_events
+        """(K,) events of each window."""
+        return self.values("n_events")
 
     def window_events(self, k: int) -> Events:
         """The events of window ``k`` of a cache that stores them (``--repr events``)."""
@@ -436,7 +444,7 @@ class Cache:
         n = int(self.n_events[k])
         dt, xyp = (self.window(name, k, n) for name in (EVENTS_DT, EVENTS_XYP))
         try:
-            return unpack_window(dt, xyp, int(self.array("t_start_us")[k]), self.width, self.height)
+            return unpack_window(dt, xyp, int(self.values("t_start_us")[k]), self.width, self.height)
         except ValueError as err:
             raise CacheError(self.path, f"window {k}: {err}") from None
 

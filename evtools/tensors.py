@@ -54,16 +54,13 @@ class WindowTensors:
         self.cache = cache
         self.representation, self.from_events = resolve_representation(cache, repr)
         self.name = repr if isinstance(repr, str) else repr.name
-        self._ends_us: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cache)
 
     def end_us(self, k: int) -> int:
         """Window ``k``'s end time (the time surface's reference)."""
-        if self._ends_us is None:
-            self._ends_us = np.asarray(self.cache.array("t_end_us")[:], np.int64)
-        return int(self._ends_us[k])
+        return int(self.cache.values("t_end_us")[k])
 
     def compute(self, ks: range | list[int], device: str = "cpu") -> np.ndarray:
         """(K, C, H, W) computed from the stored events of windows ``ks``."""

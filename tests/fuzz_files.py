@@ -130,10 +130,12 @@ def run_cache_case(cache: Path) -> str:
     from evtools.cache import Cache
     from evtools.data import CacheDataset
 
+    from evtools.representations import Histogram
+
     problems = Cache(cache).verify()
-    dataset = CacheDataset(cache, with_aps=True)
-    for k in range(len(dataset)):
-        dataset[k]
+    dense, from_events = CacheDataset(cache, with_aps=True), CacheDataset(cache, repr=Histogram(bins=2))
+    for k in range(len(dense)):
+        dense[k], from_events[k]
     return "accepted" if not problems else "verify found problems"
 
 
@@ -209,7 +211,7 @@ def main(first_seed: int, stop_seed: int, folder: Path) -> None:
                 outcome = attempt(f"{name} dataset {kind} seed {seed}",
                                   lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects)
                 outcomes[f"{name} datasets: {outcome}"] += 1
-    sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec()).output
+    sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec(events=True)).output
     for seed in seeds:
         rng = np.random.default_rng(1000 + seed)
         for kind in MUTATIONS:
