@@ -1,10 +1,24 @@
 """The Zarr v3 cache: its schema, creation, resumption, opening, and the refusal of stale ones.
 
+Every array and attribute name of a cache is defined here (``CacheArray``, ``CacheAttr``,
+``repr_array``) and the arrays of a conversion are laid out by ``conversion_arrays``; the format
+is documented in docs/cache-format.md, which a test checks against these names. On disk:
+
+    NAME.zarr/                      zarr.json: the attributes (CacheAttr), "complete" last
+      t_start_us  t_end_us  n_events  frame_t_us         (K,)          per window
+      aps  gt_labels                                     (K, H, W)     uint8, a chunk a window
+      gt_condition                                       (K,)          uint8
+      repr/<name>                                        (K, C, H, W)  a chunk a window
+      events/dt  events/xyp                              (K, N)        uint32, chunks (1, 65536)
+      labels  labels_confidence                          (K, H, W)     added by evtools pseudolabel
+    NAME.zarr.partial/              the same while a conversion writes it
+    NAME.zarr.lock                  held (flock) by the conversion writing it
+
 A cache is keyed by its source's content fingerprint and by every parameter that shapes its
-values (window, crop, representations, read options): opening it for other parameters is
-refused, never silently reused. A conversion writes into ``NAME.zarr.partial`` and renames it
-to ``NAME.zarr`` once every window is written, so no file named like a finished cache is ever
-incomplete. The format is documented in docs/cache-format.md.
+values (window, crop, representations, stored events, read options, ground truth): opening it for
+other parameters is refused, never silently reused. A conversion writes into
+``NAME.zarr.partial`` and renames it to ``NAME.zarr`` once every window is written, so no file
+named like a finished cache is ever incomplete.
 """
 
 from __future__ import annotations
@@ -14,10 +28,12 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numcodecs
 import numpy as np
@@ -27,17 +43,61 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from evtools import __version__
 from evtools.errors import EvtoolsError, InputError
 from evtools.events import PACKED_DTYPE, Events, unpack_window
+from evtools.labels import IGNORE
+
+if TYPE_CHECKING:
+    from evtools.representations import Representation
 
 SCHEMA = 1
 PARTIAL_SUFFIX = ".partial"
 FINGERPRINT_SAMPLE = 1 << 20
-PARAMETER_FIELDS = ("window", "crop", "representations", "read_options", "ground_truth", "events")
-# windows stored as events (``--repr events``): two (K, capacity) uint32 arrays, chunked along the
-# events too, so that reading a window touches only the chunks its events fill
+
+
+class CacheArray(StrEnum):
+    """The name of every array a cache may hold (the representations: ``repr_array``)."""
+
+    T_START = "t_start_us"  # (K,) int64 window start, microseconds after the first event
+    T_END = "t_end_us"  # (K,) int64 window end
+    N_EVENTS = "n_events"  # (K,) int64 events in the window (on the sensor, inside the crop)
+    FRAME_T = "frame_t_us"  # (K,) int64 the window's APS frame time (frame-aligned modes)
+    APS = "aps"  # (K, H, W) uint8 that frame
+    GT_LABELS = "gt_labels"  # (K, H, W) uint8 ground-truth masks, IGNORE where none
+    GT_CONDITION = "gt_condition"  # (K,) uint8 the frame's simulated condition, 255 unknown
+    EVENTS_DT = "events/dt"  # (K, N) uint32 stored events: time since the previous event
+    EVENTS_XYP = "events/xyp"  # (K, N) uint32 stored events: (y * width + x) * 2 + (p > 0)
+    LABELS = "labels"  # (K, H, W) uint8 pseudo-labels
+    LABELS_CONFIDENCE = "labels_confidence"  # (K, H, W) float16 the teacher's probability of each
+
+
+class CacheAttr(StrEnum):
+    """The name of every attribute of a cache's group."""
+
+    EVTOOLS = "evtools"  # {"schema", "version"}
+    SOURCE = "source"  # {"path", "format", "size", "fingerprint"}
+    SENSOR = "sensor"  # {"width", "height"} after the crop
+    CROP = "crop"
+    WINDOW = "window"
+    REPRESENTATIONS = "representations"  # {name: parameters}
+    EVENTS = "events"  # how events are stored, or None
+    READ_OPTIONS = "read_options"
+    GROUND_TRUTH = "ground_truth"  # fingerprint of the ground truth, "recording", or None
+    T0 = "t0_us"  # absolute time of the recording's first event
+    COMPLETE = "complete"
+    WINDOWS_DONE = "windows_done"
+
+
+REPR_GROUP = "repr"
 EVENTS_GROUP = "events"
-EVENTS_DT = f"{EVENTS_GROUP}/dt"
-EVENTS_XYP = f"{EVENTS_GROUP}/xyp"
+EVENTS_DT, EVENTS_XYP = CacheArray.EVENTS_DT, CacheArray.EVENTS_XYP
 EVENT_CHUNK = 1 << 16
+# the attributes that key a cache: the parameters that shape its values
+PARAMETER_FIELDS = (CacheAttr.WINDOW, CacheAttr.CROP, CacheAttr.REPRESENTATIONS, CacheAttr.READ_OPTIONS,
+                    CacheAttr.GROUND_TRUTH, CacheAttr.EVENTS)
+
+
+def repr_array(name: str) -> str:
+    """The array of representation ``name``."""
+    return f"{REPR_GROUP}/{name}"
 # zstd level 1 through Blosc, without shuffling, by default: windows of event tensors are mostly
 # zeros, which zstd packs best as they are. Measured on 50 ms voxel grids of synthetic driving
 # data (2% nonzero): 28x smaller at about 640 MB/s, against 17x with byte shuffle and 10x with
@@ -106,7 +166,7 @@ class CacheKey:
 
 def key_differences(attrs: dict, key: CacheKey) -> list[str]:
     """What differs between a cache's attributes and ``key``: "source" and parameter names."""
-    source = ["source"] if attrs.get("source", {}).get("fingerprint") != key.source_fingerprint else []
+    source = [CacheAttr.SOURCE] if attrs.get(CacheAttr.SOURCE, {}).get("fingerprint") != key.source_fingerprint else []
     return source + [field for field in PARAMETER_FIELDS if attrs.get(field) != getattr(key, field)]
 
 
@@ -128,11 +188,11 @@ def resume_point(path: Path, key: CacheKey) -> int | None:
         attrs = dict(zarr.open_group(partial, mode="r").attrs)
     except Exception:  # noqa: BLE001 - a conversion killed while creating the group: start over
         attrs = {}
-    if "windows_done" not in attrs:  # its creation did not finish (the attributes come last)
+    if CacheAttr.WINDOWS_DONE not in attrs:  # its creation did not finish (the attributes come last)
         shutil.rmtree(partial)
         return None
     _refuse_other_key(partial, attrs, key)
-    return int(attrs.get("windows_done", 0))
+    return int(attrs.get(CacheAttr.WINDOWS_DONE, 0))
 
 
 def finished_matches(path: Path, key: CacheKey) -> bool:
@@ -169,7 +229,7 @@ def is_evtools_cache(path: Path) -> bool:
         metadata = json.loads((Path(path) / "zarr.json").read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(metadata, dict) and "evtools" in metadata.get("attributes", {})
+    return isinstance(metadata, dict) and CacheAttr.EVTOOLS in metadata.get("attributes", {})
 
 
 def remove_cache(path: Path) -> None:
@@ -194,13 +254,32 @@ class ArraySpec:
     shuffle: bool = False
 
 
-def event_arrays(n_windows: int, capacity: int) -> dict[str, ArraySpec]:
-    """The two arrays of windows stored as events, for windows of at most ``capacity`` events."""
-    shape = (n_windows, max(capacity, 1))
-    chunks = (1, min(shape[1], EVENT_CHUNK))
-    return {name: ArraySpec(shape, PACKED_DTYPE, {"encoding": encoding}, chunks, shuffle=True)
-            for name, encoding in ((EVENTS_DT, "microseconds since the previous event (the first: since t_start_us)"),
-                                   (EVENTS_XYP, "(y * width + x) * 2 + (polarity > 0)"))}
+def conversion_arrays(n_windows: int, width: int, height: int, representations: Sequence[Representation],
+                      with_aps: bool, with_ground_truth: bool = False, condition_names: list[str] | None = None,
+                      event_capacity: int | None = None) -> dict[str, ArraySpec]:
+    """The arrays a conversion creates: per-window times and counts, the frames and their
+    ground truth when asked, each representation, and the stored events for windows of at most
+    ``event_capacity`` events when that is given."""
+    k = n_windows
+    int64, uint8 = np.dtype(np.int64), np.dtype(np.uint8)
+    arrays = {name: ArraySpec((k,), int64) for name in (CacheArray.T_START, CacheArray.T_END, CacheArray.N_EVENTS)}
+    if with_aps:
+        arrays[CacheArray.FRAME_T] = ArraySpec((k,), int64)
+        arrays[CacheArray.APS] = ArraySpec((k, height, width), uint8)
+    if with_ground_truth:
+        arrays[CacheArray.GT_LABELS] = ArraySpec((k, height, width), uint8, {"ignore": IGNORE})
+        if condition_names is not None:
+            arrays[CacheArray.GT_CONDITION] = ArraySpec((k,), uint8, {"names": condition_names, "unknown": 255})
+    for rep in representations:
+        arrays[repr_array(rep.name)] = ArraySpec((k, *rep.shape(width, height)), rep.dtype, {"name": rep.name, **rep.params()})
+    if event_capacity is not None:
+        shape = (k, max(event_capacity, 1))
+        chunks = (1, min(shape[1], EVENT_CHUNK))
+        arrays[EVENTS_DT] = ArraySpec(shape, PACKED_DTYPE, {"encoding": "microseconds since the previous event "
+                                                                       "(the first: since t_start_us)"}, chunks, shuffle=True)
+        arrays[EVENTS_XYP] = ArraySpec(shape, PACKED_DTYPE, {"encoding": "(y * width + x) * 2 + (polarity > 0)"},
+                                       chunks, shuffle=True)
+    return arrays
 
 
 def create_partial(
@@ -223,32 +302,38 @@ def create_partial(
     partial whose attributes are there is whole, and one killed before is started over."""
     group = zarr.open_group(partial_path(path), mode="w")
     for name, spec in arrays.items():
-        shape = spec.shape
-        group.create_array(
-            name,
-            shape=shape,
-            chunks=spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,)),
-            dtype=spec.dtype,
-            compressors=compressor(codec, spec.shuffle),
-            fill_value=0,
-            attributes=spec.attributes,
-            # skips zarr's all-fill check of every chunk: windows are rarely all zero, and an
-            # all-zero one compresses to a few bytes anyway
-            config={"write_empty_chunks": True},
-        )
+        _create_array(group, name, spec, codec, windows_per_block)
     for name, values in (initial or {}).items():
         group[name][:] = values
     group.attrs.update(
         {
-            "evtools": {"schema": SCHEMA, "version": __version__},
-            "source": {**source, "fingerprint": key.source_fingerprint},
+            CacheAttr.EVTOOLS: {"schema": SCHEMA, "version": __version__},
+            CacheAttr.SOURCE: {**source, "fingerprint": key.source_fingerprint},
             **key.parameters(),
             **attrs,
-            "complete": False,
-            "windows_done": 0,
+            CacheAttr.COMPLETE: False,
+            CacheAttr.WINDOWS_DONE: 0,
         }
     )
     return group
+
+
+def _create_array(group: zarr.Group, name: str, spec: ArraySpec, codec: str = "zstd", windows_per_block: int = 16,
+                  overwrite: bool = False) -> None:
+    shape = spec.shape
+    group.create_array(
+        name,
+        shape=shape,
+        chunks=spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,)),
+        dtype=spec.dtype,
+        compressors=compressor(codec, spec.shuffle),
+        fill_value=0,
+        attributes=spec.attributes,
+        overwrite=overwrite,
+        # skips zarr's all-fill check of every chunk: windows are rarely all zero, and an
+        # all-zero one compresses to a few bytes anyway
+        config={"write_empty_chunks": True},
+    )
 
 
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray) -> None:
@@ -291,18 +376,56 @@ def _write_chunk(array: zarr.Array, index: tuple[int, ...], encoder: numcodecs.B
     chunk.write_bytes(encoder.encode(values))
 
 
+class AddedArrays:
+    """Arrays that a later stage adds to a finished cache (the pseudo-labels), one chunk a
+    window, written block after block and resumable. The first array's attributes hold the
+    stage's ``options``, then ``windows_done`` (raised after each block's data is stored) and
+    ``complete``: a run with the same options resumes where the last one stopped, a finished one
+    is left as it is, and other options are refused unless ``overwrite``."""
+
+    def __init__(self, cache: Cache, arrays: dict[str, ArraySpec], options: dict, overwrite: bool = False,
+                 what: str = "them"):
+        self.group = zarr.open_group(cache.path, mode="r+")
+        self.first = next(iter(arrays))
+        self.windows, self.done, self.complete = len(cache), 0, False
+        if self.first in self.group:
+            previous = dict(self.group[self.first].attrs)
+            if previous.get("options") != options:
+                if not overwrite:
+                    raise CacheError(cache.path, f"already holds {what} options; use --overwrite to replace them")
+            elif previous.get(CacheAttr.COMPLETE):
+                self.done, self.complete = self.windows, True
+            else:
+                self.done = int(previous.get(CacheAttr.WINDOWS_DONE, 0))
+        if self.done == 0:
+            for name, spec in arrays.items():
+                _create_array(self.group, name, spec, overwrite=True)
+            self.group[self.first].attrs.update({"options": options, CacheAttr.COMPLETE: False, CacheAttr.WINDOWS_DONE: 0})
+
+    def write(self, start: int, values: dict[str, np.ndarray]) -> None:
+        """Stores windows start, start + 1, ... of each array, then records them as done."""
+        for name, window_values in values.items():
+            write_windows(self.group, name, start, window_values)
+        self.done = start + len(next(iter(values.values())))
+        self.group[self.first].attrs[CacheAttr.WINDOWS_DONE] = self.done
+
+    def finish(self) -> None:
+        self.group[self.first].attrs[CacheAttr.COMPLETE] = True
+        self.complete = True
+
+
 def open_partial(path: Path) -> zarr.Group:
     return zarr.open_group(partial_path(path), mode="r+")
 
 
 def mark_progress(group: zarr.Group, windows_done: int) -> None:
     """Records that windows [0, windows_done) are written; called after their data is stored."""
-    group.attrs["windows_done"] = windows_done
+    group.attrs[CacheAttr.WINDOWS_DONE] = windows_done
 
 
 def finish(group: zarr.Group, path: Path) -> None:
     """Marks the partial cache complete and renames it into place."""
-    group.attrs["complete"] = True
+    group.attrs[CacheAttr.COMPLETE] = True
     if path.exists():
         shutil.rmtree(path)
     os.replace(partial_path(path), path)
@@ -367,27 +490,27 @@ class Cache:
         except Exception as err:  # noqa: BLE001 - zarr raises many kinds for a broken store
             raise CacheError(self.path, f"not a readable Zarr cache ({type(err).__name__}: {err})") from err
         self.attrs = dict(self.group.attrs)
-        schema = self.attrs.get("evtools", {}).get("schema")
+        schema = self.attrs.get(CacheAttr.EVTOOLS, {}).get("schema")
         if schema != SCHEMA:
             raise CacheError(self.path, f"cache schema {schema}, this evtools reads schema {SCHEMA}")
-        if self.attrs.get("complete") is not True:
+        if self.attrs.get(CacheAttr.COMPLETE) is not True:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
         self._values: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return int(self.array("n_events").shape[0])  # the shape alone: no chunk is read
+        return int(self.array(CacheArray.N_EVENTS).shape[0])  # the shape alone: no chunk is read
 
     @property
     def width(self) -> int:
-        return int(self.attrs["sensor"]["width"])
+        return int(self.attrs[CacheAttr.SENSOR]["width"])
 
     @property
     def height(self) -> int:
-        return int(self.attrs["sensor"]["height"])
+        return int(self.attrs[CacheAttr.SENSOR]["height"])
 
     @property
     def representations(self) -> list[str]:
-        return sorted(self.attrs["representations"])
+        return sorted(self.attrs[CacheAttr.REPRESENTATIONS])
 
     def array(self, name: str) -> zarr.Array:
         try:
@@ -430,12 +553,12 @@ class Cache:
 
     @property
     def has_events(self) -> bool:
-        return self.attrs.get("events") is not None
+        return self.attrs.get(CacheAttr.EVENTS) is not None
 
     @property
     def n_events(self) -> np.ndarray:
         """(K,) events of each window."""
-        return self.values("n_events")
+        return self.values(CacheArray.N_EVENTS)
 
     def window_events(self, k: int) -> Events:
         """The events of window ``k`` of a cache that stores them (``--repr events``)."""
@@ -444,7 +567,7 @@ class Cache:
         n = int(self.n_events[k])
         dt, xyp = (self.window(name, k, n) for name in (EVENTS_DT, EVENTS_XYP))
         try:
-            return unpack_window(dt, xyp, int(self.values("t_start_us")[k]), self.width, self.height)
+            return unpack_window(dt, xyp, int(self.values(CacheArray.T_START)[k]), self.width, self.height)
         except ValueError as err:
             raise CacheError(self.path, f"window {k}: {err}") from None
 
@@ -453,8 +576,8 @@ class Cache:
         chunks, and counts that disagree; an empty list for a sound cache."""
         problems = []
         k = len(self)
-        if self.attrs.get("windows_done") != k:
-            problems.append(f"windows_done is {self.attrs.get('windows_done')}, the arrays hold {k} windows")
+        if self.attrs.get(CacheAttr.WINDOWS_DONE) != k:
+            problems.append(f"windows_done is {self.attrs.get(CacheAttr.WINDOWS_DONE)}, the arrays hold {k} windows")
         for name in _array_names(self.path):
             try:
                 array = self.array(name)

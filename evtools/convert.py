@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools import cache
+from evtools.cache import CacheArray, repr_array
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.events import MAX_PACKED_PIXELS, pack_window
@@ -194,27 +195,6 @@ def _blocks(windows: Windows, first: int) -> Iterator[slice]:
         k = end
 
 
-def _arrays(spec: ConvertSpec, windows: Windows, width: int, height: int, with_aps: bool,
-            ground_truth: GroundTruth | None) -> dict[str, cache.ArraySpec]:
-    k = len(windows)
-    arrays = {name: cache.ArraySpec((k,), np.dtype(np.int64)) for name in ("t_start_us", "t_end_us", "n_events")}
-    if with_aps:
-        arrays["frame_t_us"] = cache.ArraySpec((k,), np.dtype(np.int64))
-        arrays["aps"] = cache.ArraySpec((k, height, width), np.dtype(np.uint8))
-    if ground_truth is not None:
-        arrays["gt_labels"] = cache.ArraySpec((k, height, width), np.dtype(np.uint8), {"ignore": 255})
-        if ground_truth.has_conditions:
-            arrays["gt_condition"] = cache.ArraySpec((k,), np.dtype(np.uint8),
-                                                     {"names": ground_truth.condition_names, "unknown": 255})
-    for rep in spec.representations:
-        arrays[f"repr/{rep.name}"] = cache.ArraySpec((k, *rep.shape(width, height)), rep.dtype,
-                                                     {"name": rep.name, **rep.params()})
-    if spec.events:
-        capacity = int((windows.stop - windows.start).max()) if k else 0  # before the crop: at least enough
-        arrays.update(cache.event_arrays(k, capacity))
-    return arrays
-
-
 def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = ConvertSpec(), progress: Progress | None = None) -> ConvertResult:
     """Converts one recording into the cache ``output`` (``.zarr`` appended when missing)."""
     started = time.perf_counter()
@@ -260,18 +240,23 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                 output,
                 key,
                 {"path": str(input_path.resolve()), "format": recording.format_name, "size": cache.source_size(input_path)},
-                {"sensor": {"width": width, "height": height}, "t0_us": recording.t0_us},
-                _arrays(spec, windows, width, height, with_aps, ground_truth),
+                {cache.CacheAttr.SENSOR: {"width": width, "height": height}, cache.CacheAttr.T0: recording.t0_us},
+                cache.conversion_arrays(
+                    len(windows), width, height, spec.representations, with_aps, ground_truth is not None,
+                    ground_truth.condition_names if ground_truth is not None and ground_truth.has_conditions else None,
+                    # before the crop: at least enough
+                    int((windows.stop - windows.start).max(initial=0)) if spec.events else None,
+                ),
                 BLOCK_WINDOWS,
                 spec.codec,
-                initial={"t_start_us": windows.t_start_us, "t_end_us": windows.t_end_us,
-                         **({"frame_t_us": recording.frames.t_us[windows.frame_index]} if with_aps else {})},
+                initial={CacheArray.T_START: windows.t_start_us, CacheArray.T_END: windows.t_end_us,
+                         **({CacheArray.FRAME_T: recording.frames.t_us[windows.frame_index]} if with_aps else {})},
             )
             done = 0
         else:
             group = cache.open_partial(output)
         resumed_from = done
-        events_done = int(np.sum(group["n_events"][:done])) if done else 0
+        events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
         # Two sets of buffers: the kernels fill one while a writer thread compresses and stores
         # the other, so computing and writing overlap; at most one block is in flight.
         buffer_sets = [
@@ -286,7 +271,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
                                          ground_truth)
                 if in_flight:
                     events_done = _report(in_flight, events_done, len(windows), progress)
-                in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs["n_events"].sum()))
+                in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs[CacheArray.N_EVENTS].sum()))
             if in_flight:
                 _report(in_flight, events_done, len(windows), progress)
         cache.finish(group, output)
@@ -304,10 +289,10 @@ def _compute_block(
     ranges = np.column_stack(
         [selection.kept_before(windows.start[block] - lo), selection.kept_before(windows.stop[block] - lo)]
     )
-    outputs = {"n_events": ranges[:, 1] - ranges[:, 0]}
+    outputs = {CacheArray.N_EVENTS: ranges[:, 1] - ranges[:, 0]}
     for rep in spec.representations:
         extra = {"ends_us": windows.t_end_us[block]} if rep.uses_window_end else {}
-        outputs[f"repr/{rep.name}"] = rep.batch(
+        outputs[repr_array(rep.name)] = rep.batch(
             events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
             out=buffers[rep.name][: len(ranges)], **extra,
         )
@@ -315,12 +300,12 @@ def _compute_block(
         outputs[STORED_EVENTS_OUTPUT] = [pack_window(events[a:b], t_start, width)
                                          for (a, b), t_start in zip(ranges, windows.t_start_us[block])]
     if windows.frame_index is not None:
-        outputs["aps"] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
+        outputs[CacheArray.APS] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
         if ground_truth is not None:
             frame_abs = recording.t0_us + recording.frames.t_us[windows.frame_index[block]]
-            outputs["gt_labels"] = ground_truth.masks(frame_abs, recording.height, width, spec.crop_rows)
+            outputs[CacheArray.GT_LABELS] = ground_truth.masks(frame_abs, recording.height, width, spec.crop_rows)
             if ground_truth.has_conditions:
-                outputs["gt_condition"] = ground_truth.conditions(frame_abs)
+                outputs[CacheArray.GT_CONDITION] = ground_truth.conditions(frame_abs)
     return outputs
 
 
@@ -355,7 +340,7 @@ def _result(output: Path, started: float, resumed_from: int, up_to_date: bool, d
     return ConvertResult(
         output=output,
         windows=len(opened),
-        events=int(np.sum(opened.array("n_events")[:])),
+        events=int(np.sum(opened.array(CacheArray.N_EVENTS)[:])),
         seconds=time.perf_counter() - started,
         bytes_on_disk=cache.disk_size(output),
         bytes_uncompressed=uncompressed,

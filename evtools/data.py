@@ -22,14 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evtools.cache import Cache, CacheError
+from evtools.cache import Cache, CacheArray, CacheError
 from evtools.devices import check_device
 from evtools.errors import InputError
 from evtools.events import Events
 from evtools.representations import Representation
 from evtools.tensors import WindowTensors, representation_batch, resolve_representation
 
-IGNORE_LABEL = 255
 Sample = dict[str, torch.Tensor]
 Transform = Callable[[Sample], Sample]
 SPATIAL_KEYS = ("events", "aps", "aps_previous", "labels")
@@ -57,7 +56,7 @@ class CacheDataset(torch.utils.data.Dataset):
         with_aps: bool = False,
         with_labels: bool = False,
         transforms: Sequence[Transform] = (),
-        labels: str = "labels",
+        labels: str = CacheArray.LABELS,
         with_previous_aps: bool = False,
         batch_device: str | None = None,
     ):
@@ -82,9 +81,9 @@ class CacheDataset(torch.utils.data.Dataset):
             cache = Cache(path)  # checks schema and completeness now, in the main process
             if repr is not None:
                 resolve_representation(cache, repr)
-            for wanted, name in ((with_aps, "aps"), (with_labels, labels)):
+            for wanted, name in ((with_aps, CacheArray.APS), (with_labels, labels)):
                 if wanted and not cache.has(name):
-                    raise CacheError(path, f"has no '{name}' array" + (" (run evtools pseudolabel)" if name == "labels" else ""))
+                    raise CacheError(path, f"has no '{name}' array" + (" (run evtools pseudolabel)" if name == CacheArray.LABELS else ""))
             lengths.append(len(cache))
         self._offsets = np.concatenate([[0], np.cumsum(lengths)])
         self._caches: list[Cache] | None = None
@@ -133,11 +132,11 @@ class CacheDataset(torch.utils.data.Dataset):
             else:
                 sample["events"] = torch.from_numpy(np.asarray(tensors[k], np.float32))
         if self.with_aps:
-            sample["aps"] = _frame_tensor(cache.window("aps", k))
+            sample["aps"] = _frame_tensor(cache.window(CacheArray.APS, k))
         if self.with_previous_aps:
-            frame_t = cache.array("frame_t_us")
+            frame_t = cache.array(CacheArray.FRAME_T)
             close = k > 0 and 0 < int(frame_t[k]) - int(frame_t[k - 1]) <= PREVIOUS_FRAME_MAX_US
-            sample["aps_previous"] = _frame_tensor(cache.window("aps", k - 1)) if close else sample["aps"].clone()
+            sample["aps_previous"] = _frame_tensor(cache.window(CacheArray.APS, k - 1)) if close else sample["aps"].clone()
         if self.with_labels:
             sample["labels"] = torch.from_numpy(cache.window(self.labels, k).astype(np.int64))
         return sample if deferred else self._transformed(sample)

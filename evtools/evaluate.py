@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evtools.cache import Cache, CacheError
+from evtools.cache import Cache, CacheArray, CacheAttr, CacheError
 from evtools.devices import check_device
+from evtools.labels import CLASS_NAMES
 from evtools.metrics import CONVENTIONS, confusion_matrix, iou_per_class, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
 from evtools.tensors import WindowTensors
 
-CLASS_NAMES = ("flat", "construction+sky", "object", "nature", "human", "vehicle")
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,16 @@ class Evaluation:
 
 def _truth_source(cache: Cache, truth: str):
     """A function window range -> truth masks, for an array name or a ground-truth path."""
-    if truth in ("gt_labels", "labels"):
+    if truth in (CacheArray.GT_LABELS, CacheArray.LABELS):
         if not cache.has(truth):
             raise CacheError(cache.path, f"has no '{truth}' array to evaluate against")
         array = cache.array(truth)
         return lambda start, stop: array[start:stop]
     from evtools.convert import load_ground_truth
 
-    ground_truth = load_ground_truth(truth, Path(cache.attrs["source"]["path"]))
-    frame_abs = cache.attrs["t0_us"] + cache.array("frame_t_us")[:]
-    crop = tuple(cache.attrs["crop"]) if cache.attrs["crop"] else None
+    ground_truth = load_ground_truth(truth, Path(cache.attrs[CacheAttr.SOURCE]["path"]))
+    frame_abs = cache.attrs[CacheAttr.T0] + cache.array(CacheArray.FRAME_T)[:]
+    crop = tuple(cache.attrs[CacheAttr.CROP]) if cache.attrs[CacheAttr.CROP] else None
     height = (crop[1] if crop else cache.height)
     return lambda start, stop: ground_truth.masks(frame_abs[start:stop], max(height, cache.height), cache.width, crop)
 
@@ -56,7 +56,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
     num_classes = model.config.num_classes
     opened = [Cache(p) for p in caches]
     if truth == "auto":
-        truth = "gt_labels" if all(c.has("gt_labels") for c in opened) else "labels"
+        truth = CacheArray.GT_LABELS if all(c.has(CacheArray.GT_LABELS) for c in opened) else CacheArray.LABELS
     confusion = np.zeros((num_classes, num_classes), np.int64)
     condition_names = _condition_names(opened)
     by_condition = {name: np.zeros_like(confusion) for name in condition_names or ()}
@@ -72,7 +72,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
                 true = truth_of(start, stop)
                 confusion += confusion_matrix(prediction, true, num_classes)
                 if condition_names:
-                    for k, code in enumerate(cache.array("gt_condition")[start:stop]):
+                    for k, code in enumerate(cache.array(CacheArray.GT_CONDITION)[start:stop]):
                         if code < len(condition_names):
                             name = condition_names[code]
                             by_condition[name] += confusion_matrix(prediction[k], true[k], num_classes)
@@ -102,7 +102,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
 
 def _condition_names(caches: list[Cache]) -> list[str] | None:
     """The frame conditions all caches name alike (simulated test recordings), else None."""
-    names = [tuple(c.array("gt_condition").attrs["names"]) if c.has("gt_condition") else None for c in caches]
+    names = [tuple(c.array(CacheArray.GT_CONDITION).attrs["names"]) if c.has(CacheArray.GT_CONDITION) else None for c in caches]
     return list(names[0]) if names and names[0] and all(n == names[0] for n in names) else None
 
 
@@ -122,7 +122,7 @@ def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarr
     from evtools.render import labels_picture, representation_picture, side_by_side
 
     panels = [representation_picture(cache, index, repr_name)]
-    if cache.has("aps"):
-        panels.append(np.repeat(cache.array("aps")[index][..., None], 3, axis=2))
+    if cache.has(CacheArray.APS):
+        panels.append(np.repeat(cache.array(CacheArray.APS)[index][..., None], 3, axis=2))
     panels += [labels_picture(truth), labels_picture(prediction)]
     return side_by_side(panels)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE = 255
+from evtools.labels import IGNORE
+
 CONVENTIONS = ("nanmean", "zero", "clamped")
 
 

@@ -19,23 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import zarr
 import torch.nn.functional as F
 
-from evtools import cache as cache_module
-from evtools.cache import Cache, CacheError
+from evtools.cache import AddedArrays, ArraySpec, Cache, CacheArray, CacheError
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError
+from evtools.labels import IGNORE
 from evtools.models.checkpoint import file_fingerprint, is_checkpoint, load_checkpoint
 
-IGNORE = 255
 CITYSCAPES19 = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                 "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
                 "bicycle")
 # Ev-SegNet's mapping of the 19 Cityscapes classes onto the 6 DDD17 classes
 CITYSCAPES19_TO_DDD17 = (0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 1, 4, 4, 5, 5, 5, 5, 5, 5)
 BUILTIN_CLASS_MAPS = {"cityscapes19-to-ddd17": CITYSCAPES19_TO_DDD17}
-LABELS, CONFIDENCE = "labels", "labels_confidence"
+LABELS, CONFIDENCE = CacheArray.LABELS, CacheArray.LABELS_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -164,39 +162,23 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Callabl
     teacher and options; other labels are refused unless ``spec.overwrite``."""
     teacher = teacher or Teacher(spec)
     opened = Cache(cache_path)
-    if not opened.has("aps"):
+    if not opened.has(CacheArray.APS):
         raise CacheError(opened.path, "has no APS frames ('aps'): convert with a frame-aligned window mode")
-    options = _options(spec, teacher)
-    group = zarr.open_group(opened.path, mode="r+")
-    n, (height, width) = len(opened), opened.array("aps").shape[1:]
-    done = 0
-    if LABELS in group:
-        previous = dict(group[LABELS].attrs)
-        if previous.get("options") != options:
-            if not spec.overwrite:
-                raise CacheError(opened.path, "already holds labels from another teacher or options; use --overwrite to replace them")
-        elif previous.get("complete"):
-            return PseudolabelResult(opened.path, n, n, True, _class_counts(group[LABELS][:], spec.num_classes))
-        else:
-            done = int(previous.get("windows_done", 0))
-    if done == 0:
-        for name, dtype in ((LABELS, np.uint8), (CONFIDENCE, np.float16)):
-            group.create_array(name, shape=(n, height, width), chunks=(1, height, width), dtype=dtype,
-                               compressors=cache_module.compressor(), fill_value=0, overwrite=True,
-                               config={"write_empty_chunks": True})
-        group[LABELS].attrs.update({"options": options, "ignore": IGNORE, "complete": False, "windows_done": 0})
-    resumed_from = done
-    aps = group["aps"]
-    for start in range(done, n, spec.batch_size):
+    n, (height, width) = len(opened), opened.array(CacheArray.APS).shape[1:]
+    arrays = {LABELS: ArraySpec((n, height, width), np.dtype(np.uint8), {"ignore": IGNORE}),
+              CONFIDENCE: ArraySpec((n, height, width), np.dtype(np.float16))}
+    written = AddedArrays(opened, arrays, _options(spec, teacher), spec.overwrite, "labels from another teacher or")
+    resumed_from = written.done
+    aps = opened.array(CacheArray.APS)
+    for start in range(written.done, n, spec.batch_size):
         stop = min(start + spec.batch_size, n)
         labels, confidence = label_frames(teacher, aps[start:stop])
-        cache_module.write_windows(group, LABELS, start, labels)
-        cache_module.write_windows(group, CONFIDENCE, start, confidence)
-        group[LABELS].attrs["windows_done"] = stop  # after the data, as in conversion
+        written.write(start, {LABELS: labels, CONFIDENCE: confidence})
         if progress:
             progress(stop, n)
-    group[LABELS].attrs["complete"] = True
-    return PseudolabelResult(opened.path, n, resumed_from, False, _class_counts(group[LABELS][:], spec.num_classes))
+    up_to_date = written.complete
+    written.finish()
+    return PseudolabelResult(opened.path, n, resumed_from, up_to_date, _class_counts(written.group[LABELS][:], spec.num_classes))
 
 
 def _class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
@@ -205,7 +187,7 @@ def _class_counts(labels: np.ndarray, num_classes: int) -> list[int]:
 
 
 def score(
-    cache_paths: list[str | Path], prediction: str = LABELS, truth: str = "gt_labels", num_classes: int = 6,
+    cache_paths: list[str | Path], prediction: str = LABELS, truth: str = CacheArray.GT_LABELS, num_classes: int = 6,
     by_condition: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """The confusion matrix of one label array against another over caches (pseudo-labels
@@ -223,7 +205,7 @@ def score(
             if not opened.has(name):
                 raise CacheError(opened.path, f"has no '{name}' array")
         predicted, true = opened.array(prediction), opened.array(truth)
-        conditions = opened.array("gt_condition") if by_condition is not None and opened.has("gt_condition") else None
+        conditions = opened.array(CacheArray.GT_CONDITION) if by_condition is not None and opened.has(CacheArray.GT_CONDITION) else None
         for start in range(0, len(opened), 64):
             predicted_block, true_block = predicted[start : start + 64], true[start : start + 64].copy()
             skipped = (predicted_block == IGNORE) & (true_block != IGNORE)

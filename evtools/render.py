@@ -10,16 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.cache import Cache
+from evtools.cache import Cache, CacheArray, CacheAttr
 from evtools.errors import EvtoolsError
+from evtools.labels import CLASS_COLOURS, IGNORE_COLOUR
 from evtools.representations import EvImage
 from evtools.tensors import WindowTensors
 
-# BGR colours of the Ev-SegNet DDD17 classes: flat, background, object, vegetation, human, vehicle
-CLASS_COLOURS = np.array(
-    [[128, 64, 128], [70, 70, 70], [0, 220, 220], [35, 142, 107], [60, 20, 220], [142, 0, 0]], np.uint8
-)
-IGNORE_COLOUR = np.array([0, 0, 0], np.uint8)
 GAP = 4
 TITLE_HEIGHT = 18
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -83,7 +79,7 @@ def representation_picture(cache: Cache, index: int, name: str) -> np.ndarray:
     """Window ``index`` of representation ``name`` as red (positive) and blue (negative) activity,
     read from the cache or computed from its stored events."""
     tensors = WindowTensors(cache, name)
-    params = tensors.representation.params() if tensors.representation else cache.attrs["representations"][name]
+    params = tensors.representation.params() if tensors.representation else cache.attrs[CacheAttr.REPRESENTATIONS][name]
     return events_picture(*polarity_maps(name, params, tensors[index]))
 
 
@@ -93,14 +89,14 @@ def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarr
     name = repr or (cache.representations[0] if cache.representations else EvImage.name)
     if not 0 <= index < len(cache):
         raise EvtoolsError(f"{cache.path}: window {index} out of range (the cache has {len(cache)} windows)")
-    n_events = int(cache.array("n_events")[index])
+    n_events = int(cache.array(CacheArray.N_EVENTS)[index])
     panels = [_titled(representation_picture(cache, index, name), f"#{index} {name}, {n_events} events")]
-    if cache.has("aps"):
-        aps = cache.window("aps", index)
-        t_ms = int(cache.array("frame_t_us")[index]) / 1000
+    if cache.has(CacheArray.APS):
+        aps = cache.window(CacheArray.APS, index)
+        t_ms = int(cache.array(CacheArray.FRAME_T)[index]) / 1000
         panels.append(_titled(np.repeat(aps[..., None], 3, axis=2), f"APS at {t_ms:.1f} ms"))
-    if cache.has("labels"):
-        panels.append(_titled(labels_picture(cache.window("labels", index)), "labels"))
+    if cache.has(CacheArray.LABELS):
+        panels.append(_titled(labels_picture(cache.window(CacheArray.LABELS, index)), CacheArray.LABELS))
     return side_by_side(panels)
 
 

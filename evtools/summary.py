@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.io.recording import DEFAULT_CHUNK_EVENTS, Recording
+from evtools.labels import IGNORE
 
 Progress = Callable[[int, int], None]
 US_PER_S = 1e6
@@ -119,37 +120,37 @@ class CacheSummary:
 
 def summarize_cache(path: str | Path) -> CacheSummary:
     """What a finished cache holds (opening it checks its schema and completeness)."""
-    from evtools.cache import Cache, disk_size, uncompressed_size
+    from evtools.cache import Cache, CacheArray, CacheAttr, disk_size, repr_array, uncompressed_size
 
     cache = Cache(path)
-    n_events = cache.array("n_events")[:]
+    n_events = cache.array(CacheArray.N_EVENTS)[:]
     representations = {
         name: {
-            "shape": list(cache.array(f"repr/{name}").shape),
-            "dtype": str(cache.array(f"repr/{name}").dtype),
-            "params": cache.attrs["representations"][name],
+            "shape": list(cache.array(repr_array(name)).shape),
+            "dtype": str(cache.array(repr_array(name)).dtype),
+            "params": cache.attrs[CacheAttr.REPRESENTATIONS][name],
         }
         for name in cache.representations
     }
     return CacheSummary(
         path=str(cache.path),
-        schema=cache.attrs["evtools"]["schema"],
-        evtools_version=cache.attrs["evtools"]["version"],
-        complete=bool(cache.attrs["complete"]),
-        source=cache.attrs["source"],
-        sensor=cache.attrs["sensor"],
-        window=cache.attrs["window"],
-        crop=cache.attrs["crop"],
-        read_options=cache.attrs["read_options"],
+        schema=cache.attrs[CacheAttr.EVTOOLS]["schema"],
+        evtools_version=cache.attrs[CacheAttr.EVTOOLS]["version"],
+        complete=bool(cache.attrs[CacheAttr.COMPLETE]),
+        source=cache.attrs[CacheAttr.SOURCE],
+        sensor=cache.attrs[CacheAttr.SENSOR],
+        window=cache.attrs[CacheAttr.WINDOW],
+        crop=cache.attrs[CacheAttr.CROP],
+        read_options=cache.attrs[CacheAttr.READ_OPTIONS],
         n_windows=len(cache),
         n_events=int(n_events.sum()),
         empty_windows=int((n_events == 0).sum()),
         representations=representations,
-        stored_events=cache.attrs.get("events"),
-        has_aps=cache.has("aps"),
-        has_labels=cache.has("labels"),
-        label_counts=_label_counts(cache.array("labels")) if cache.has("labels") else None,
-        has_gt_labels=cache.has("gt_labels"),
+        stored_events=cache.attrs.get(CacheAttr.EVENTS),
+        has_aps=cache.has(CacheArray.APS),
+        has_labels=cache.has(CacheArray.LABELS),
+        label_counts=_label_counts(cache.array(CacheArray.LABELS)) if cache.has(CacheArray.LABELS) else None,
+        has_gt_labels=cache.has(CacheArray.GT_LABELS),
         bytes_on_disk=disk_size(cache.path),
         bytes_uncompressed=uncompressed_size(cache),
     )
@@ -159,4 +160,4 @@ def _label_counts(labels) -> dict:
     counts = np.zeros(256, np.int64)
     for start in range(0, labels.shape[0], 64):
         counts += np.bincount(labels[start : start + 64].ravel(), minlength=256)
-    return {("ignore" if k == 255 else str(k)): int(c) for k, c in enumerate(counts) if c}
+    return {("ignore" if k == IGNORE else str(k)): int(c) for k, c in enumerate(counts) if c}

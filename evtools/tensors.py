@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evtools.cache import Cache, CacheError
+from evtools.cache import Cache, CacheArray, CacheAttr, CacheError, repr_array
 from evtools.events import Events
 from evtools.representations import REPRESENTATIONS, Representation
 
@@ -22,8 +22,8 @@ def resolve_representation(cache: Cache, repr: str | Representation) -> tuple[Re
     name = repr if isinstance(repr, str) else repr.name
     if name not in REPRESENTATIONS:
         raise CacheError(cache.path, f"unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)})")
-    stored = cache.attrs.get("representations", {}).get(name)
-    if stored is not None and cache.has(f"repr/{name}") and (isinstance(repr, str) or stored == repr.params()):
+    stored = cache.attrs.get(CacheAttr.REPRESENTATIONS, {}).get(name)
+    if stored is not None and cache.has(repr_array(name)) and (isinstance(repr, str) or stored == repr.params()):
         try:
             return REPRESENTATIONS[name].from_params(stored), False
         except (TypeError, ValueError):
@@ -60,7 +60,7 @@ class WindowTensors:
 
     def end_us(self, k: int) -> int:
         """Window ``k``'s end time (the time surface's reference)."""
-        return int(self.cache.values("t_end_us")[k])
+        return int(self.cache.values(CacheArray.T_END)[k])
 
     def compute(self, ks: range | list[int], device: str = "cpu") -> np.ndarray:
         """(K, C, H, W) computed from the stored events of windows ``ks``."""
@@ -71,7 +71,7 @@ class WindowTensors:
     def __getitem__(self, index: int | slice) -> np.ndarray:
         if isinstance(index, slice):
             if not self.from_events:
-                return np.asarray(self.cache.array(f"repr/{self.name}")[index])
+                return np.asarray(self.cache.array(repr_array(self.name))[index])
             return self.compute(range(len(self))[index])
         k = range(len(self))[index]
-        return self.compute([k])[0] if self.from_events else self.cache.window(f"repr/{self.name}", k)
+        return self.compute([k])[0] if self.from_events else self.cache.window(repr_array(self.name), k)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evtools.cache import Cache
+from evtools.cache import Cache, CacheArray, repr_array
 from evtools.metrics import confusion_matrix, miou
 from evtools.models.checkpoint import load_checkpoint
 from evtools.train.config import load_config
@@ -34,16 +34,16 @@ def main(run_dir: Path, teacher_path: Path, caches: list[Path]) -> dict:
     sums: dict[str, dict[str, np.ndarray]] = {}
     for path in caches:
         cache = Cache(path)
-        names = cache.array("gt_condition").attrs["names"] if cache.has("gt_condition") else None
+        names = cache.array(CacheArray.GT_CONDITION).attrs["names"] if cache.has(CacheArray.GT_CONDITION) else None
         for start in range(0, len(cache), 8):
             stop = min(start + 8, len(cache))
-            events = torch.from_numpy(np.asarray(cache.array(f"repr/{config.repr}")[start:stop], np.float32))
-            aps = torch.from_numpy(cache.array("aps")[start:stop]).float().div(255).unsqueeze(1)
-            truth = cache.array("gt_labels")[start:stop]
+            events = torch.from_numpy(np.asarray(cache.array(repr_array(config.repr))[start:stop], np.float32))
+            aps = torch.from_numpy(cache.array(CacheArray.APS)[start:stop]).float().div(255).unsqueeze(1)
+            truth = cache.array(CacheArray.GT_LABELS)[start:stop]
             reconstruction = method.e2i(student(events)["decoder"], aps.shape[-2:])
             predictions = {"teacher on APS": teacher(aps)["logits"].argmax(1).numpy(),
                            "teacher on E2I output": teacher(reconstruction)["logits"].argmax(1).numpy()}
-            codes = cache.array("gt_condition")[start:stop] if names else [255] * (stop - start)
+            codes = cache.array(CacheArray.GT_CONDITION)[start:stop] if names else [255] * (stop - start)
             for j, code in enumerate(codes):
                 for group in ("all", names[code] if names and code < len(names) else None):
                     if group is None:

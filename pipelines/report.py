@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evtools.cache import Cache
-from evtools.evaluate import CLASS_NAMES
+from evtools.cache import Cache, CacheArray
+from evtools.labels import CLASS_NAMES
 from evtools.metrics import iou_per_class, miou, pixel_accuracy
 from evtools.pseudolabel import score
 
@@ -34,9 +34,9 @@ def teacher_scores(cache_paths: list[str], num_classes: int = len(CLASS_NAMES)) 
     windows = {}
     for path in cache_paths:
         cache = Cache(path)
-        if cache.has("gt_condition"):
-            names = cache.array("gt_condition").attrs["names"]
-            for code in cache.array("gt_condition")[:]:
+        if cache.has(CacheArray.GT_CONDITION):
+            names = cache.array(CacheArray.GT_CONDITION).attrs["names"]
+            for code in cache.array(CacheArray.GT_CONDITION)[:]:
                 if code < len(names):
                     windows[names[code]] = windows.get(names[code], 0) + 1
     ious = iou_per_class(total, "nanmean")

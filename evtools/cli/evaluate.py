@@ -20,7 +20,8 @@ def evaluate(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Evaluate a student: pixel accuracy, mIoU in the three conventions, per-class IoU."""
-    from evtools.evaluate import CLASS_NAMES, evaluate_checkpoint
+    from evtools.evaluate import evaluate_checkpoint
+    from evtools.labels import CLASS_NAMES
 
     result = evaluate_checkpoint(checkpoint, events, truth, device=device, out_dir=output, render=render)
     table = Table(title=f"{checkpoint} on {result.windows} windows against {result.truth}", title_justify="left")

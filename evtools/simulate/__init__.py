@@ -21,7 +21,8 @@ from evtools.io.writers import written_atomically
 from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
-from evtools.simulate.scene import CLASS_NAMES, HEIGHT, ILLUMINATIONS, WIDTH, SceneConfig
+from evtools.labels import CLASS_NAMES
+from evtools.simulate.scene import HEIGHT, ILLUMINATIONS, WIDTH, SceneConfig
 from evtools.simulate.sequence import CONDITION_NAMES, SequenceConfig, SimulatedSequence, simulate
 
 FORMATS = ("ddd17", "mvsec", "evtools")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-FLAT, CONSTRUCTION_SKY, OBJECT, NATURE, HUMAN, VEHICLE = range(6)
-CLASS_NAMES = ("flat", "construction+sky", "object", "nature", "human", "vehicle")
+from evtools.labels import CONSTRUCTION_SKY, FLAT, HUMAN, NATURE, OBJECT, VEHICLE
+
 WIDTH, HEIGHT = 346, 260
 FOCAL_PX = 250.0
 HORIZON_ROW = 95.0

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from evtools import __version__
-from evtools.cache import Cache
+from evtools.cache import Cache, CacheArray
 from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError
@@ -148,7 +148,7 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
                                              sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
                                              generator=torch.Generator().manual_seed(cfg.seed + 1))
     val_loader = None
-    if val_parts and all(Cache(p).has("labels") for p, _ in val_parts):
+    if val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in val_parts):
         # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
         val_set = _Windows(val_parts, repr=config.repr, with_aps=True, with_labels=True,
                            transforms=[ignore_untrusted_frames])

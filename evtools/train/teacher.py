@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
-from evtools.metrics import IGNORE, miou, pixel_accuracy
+from evtools.labels import IGNORE
+from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.devices import check_device
