@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.cache import Cache, CacheArray, CacheAttr
+from evtools.cache import Cache, CacheArray
 from evtools.errors import EvtoolsError
 from evtools.labels import CLASS_COLOURS, IGNORE_COLOUR
 from evtools.representations import EvImage
@@ -20,23 +20,6 @@ GAP = 4
 TITLE_HEIGHT = 18
 VIDEO_SUFFIXES = (".mp4", ".gif")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # those OpenCV writes
-
-
-def polarity_maps(name: str, params: dict, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positive and negative activity maps (H, W), >= 0, of one window's representation."""
-    tensor = tensor.astype(np.float32)
-    if name == "voxel":
-        if params.get("separate_polarity"):
-            bins = params["bins"]
-            return tensor[:bins].sum(0), tensor[bins:].sum(0)
-        summed = tensor.sum(0)
-        return np.maximum(summed, 0), np.maximum(-summed, 0)
-    if name == "histogram":
-        bins = params["bins"]
-        return tensor[bins:].sum(0), tensor[:bins].sum(0)  # RVT order: negative channels first
-    if name == "evsegnet":
-        return tensor[0], tensor[3]  # the event counts
-    return tensor[0], tensor[1]  # evimage, timesurface: positive, negative
 
 
 def events_picture(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
@@ -79,8 +62,7 @@ def representation_picture(cache: Cache, index: int, name: str) -> np.ndarray:
     """Window ``index`` of representation ``name`` as red (positive) and blue (negative) activity,
     read from the cache or computed from its stored events."""
     tensors = WindowTensors(cache, name)
-    params = tensors.representation.params() if tensors.representation else cache.attrs[CacheAttr.REPRESENTATIONS][name]
-    return events_picture(*polarity_maps(name, params, tensors[index]))
+    return events_picture(*tensors.representation.activity(tensors[index]))
 
 
 def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarray:

@@ -13,9 +13,10 @@ the sensor, p as -1/+1, 0/1 or bool. Inputs are never modified.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -76,13 +77,30 @@ def _positive_int(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive whole number, got {value!r}")
 
 
+class Kernels(NamedTuple):
+    """A representation's kernels, one per device. Each fills a caller-given (K, C, H, W) output
+    ``out`` for windows ((K, 2) int64 [start, stop) event indices) of checked columns (t int64
+    sorted within windows, x and y integers on the sensor, p int8 -1/+1):
+    ``kernel(t, x, y, p, windows, out, **parameters, **window_args)``."""
+
+    cpu: Callable[..., None]
+    cuda: Callable[..., None]
+
+    @classmethod
+    def of(cls, module: ModuleType) -> Kernels:
+        """The ``cpu`` and ``cuda`` functions of a kernel module."""
+        return cls(module.cpu, module.cuda)
+
+
 @dataclass(frozen=True)
 class Representation:
-    """Base of the representation parameter classes."""
+    """Base of the representation parameter classes. A new representation is one kernel module
+    and one subclass here: its parameters (fields), ``name``, ``dtype``, ``channels``, kernels
+    and ``activity`` (how it is drawn); the CLI, render and the cache find it in REPRESENTATIONS."""
 
     name: ClassVar[str]
     dtype: ClassVar[np.dtype]
-    _kernels: ClassVar[ModuleType]
+    kernels: ClassVar[Kernels]
     uses_window_end: ClassVar[bool] = False  # takes ``ends_us``, each window's end time
 
     @property
@@ -99,6 +117,17 @@ class Representation:
     @classmethod
     def from_params(cls, params: dict) -> Representation:
         return cls(**params)
+
+    @classmethod
+    def from_options(cls, **options) -> Representation:
+        """The representation from command-line options, taking those that are its parameters
+        (``bins``, ``cutoff``, ``tau_us``, ...) and ignoring the others."""
+        return cls(**{f.name: options[f.name] for f in dataclasses.fields(cls) if f.name in options})
+
+    def activity(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positive and negative activity maps (H, W), >= 0, of one window's tensor, for pictures."""
+        tensor = tensor.astype(np.float32)
+        return tensor[0], tensor[1]  # the positive and the negative channel (evimage, timesurface)
 
     def batch(
         self, t, x, y, p, windows, width: int, height: int, device: str = "cpu", out: np.ndarray | None = None,
@@ -124,7 +153,7 @@ class Representation:
                 raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
-        getattr(self._kernels, device)(*columns, windows, out, **self.params(), **window_args)
+        getattr(self.kernels, device)(*columns, windows, out, **self.params(), **window_args)
         return out
 
     def __call__(self, t, x, y, p, width: int, height: int, device: str = "cpu", **window_args) -> np.ndarray:
@@ -139,7 +168,7 @@ class VoxelGrid(Representation):
     separate_polarity: bool = False
     name: ClassVar[str] = "voxel"
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
-    _kernels: ClassVar[ModuleType] = voxel_kernels
+    kernels: ClassVar[Kernels] = Kernels.of(voxel_kernels)
 
     def __post_init__(self) -> None:
         _positive_int("bins", self.bins)
@@ -148,6 +177,13 @@ class VoxelGrid(Representation):
     def channels(self) -> int:
         return 2 * self.bins if self.separate_polarity else self.bins
 
+    def activity(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tensor = tensor.astype(np.float32)
+        if self.separate_polarity:
+            return tensor[: self.bins].sum(0), tensor[self.bins :].sum(0)
+        summed = tensor.sum(0)
+        return np.maximum(summed, 0), np.maximum(-summed, 0)
+
 
 @dataclass(frozen=True)
 class Histogram(Representation):
@@ -155,7 +191,7 @@ class Histogram(Representation):
     cutoff: int = 10
     name: ClassVar[str] = "histogram"
     dtype: ClassVar[np.dtype] = np.dtype(np.uint8)
-    _kernels: ClassVar[ModuleType] = histogram_kernels
+    kernels: ClassVar[Kernels] = Kernels.of(histogram_kernels)
 
     def __post_init__(self) -> None:
         _positive_int("bins", self.bins)
@@ -166,12 +202,16 @@ class Histogram(Representation):
     def channels(self) -> int:
         return 2 * self.bins
 
+    def activity(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tensor = tensor.astype(np.float32)
+        return tensor[self.bins :].sum(0), tensor[: self.bins].sum(0)  # RVT order: negative channels first
+
 
 @dataclass(frozen=True)
 class EvImage(Representation):
     name: ClassVar[str] = "evimage"
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
-    _kernels: ClassVar[ModuleType] = evimage_kernels
+    kernels: ClassVar[Kernels] = Kernels.of(evimage_kernels)
 
     @property
     def channels(self) -> int:
@@ -182,11 +222,15 @@ class EvImage(Representation):
 class EvSegNet(Representation):
     name: ClassVar[str] = "evsegnet"
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
-    _kernels: ClassVar[ModuleType] = evsegnet_kernels
+    kernels: ClassVar[Kernels] = Kernels.of(evsegnet_kernels)
 
     @property
     def channels(self) -> int:
         return 6
+
+    def activity(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tensor = tensor.astype(np.float32)
+        return tensor[0], tensor[3]  # the event counts
 
 
 @dataclass(frozen=True)
@@ -197,7 +241,7 @@ class TimeSurface(Representation):
     uses_window_end: ClassVar[bool] = True
     name: ClassVar[str] = "timesurface"
     dtype: ClassVar[np.dtype] = np.dtype(np.float32)
-    _kernels: ClassVar[ModuleType] = timesurface_kernels
+    kernels: ClassVar[Kernels] = Kernels.of(timesurface_kernels)
 
     def __post_init__(self) -> None:
         if not isinstance(self.tau_us, (int, float)) or isinstance(self.tau_us, bool) or not 0 < self.tau_us < float("inf"):
@@ -213,45 +257,27 @@ REPRESENTATIONS: dict[str, type[Representation]] = {
 }
 
 
+# One window's representation as a function, in the style of tonic.functional: the classes' calls
+# with their parameters as keywords.
 def voxel_grid(t, x, y, p, width, height, bins=5, normalize=False, separate_polarity=False, device="cpu"):
     return VoxelGrid(bins, normalize, separate_polarity)(t, x, y, p, width, height, device)
-
-
-def voxel_grid_batch(t, x, y, p, windows, width, height, bins=5, normalize=False, separate_polarity=False, device="cpu"):
-    return VoxelGrid(bins, normalize, separate_polarity).batch(t, x, y, p, windows, width, height, device)
 
 
 def histogram(t, x, y, p, width, height, bins=5, cutoff=10, device="cpu"):
     return Histogram(bins, cutoff)(t, x, y, p, width, height, device)
 
 
-def histogram_batch(t, x, y, p, windows, width, height, bins=5, cutoff=10, device="cpu"):
-    return Histogram(bins, cutoff).batch(t, x, y, p, windows, width, height, device)
-
-
 def evimage(t, x, y, p, width, height, device="cpu"):
     return EvImage()(t, x, y, p, width, height, device)
-
-
-def evimage_batch(t, x, y, p, windows, width, height, device="cpu"):
-    return EvImage().batch(t, x, y, p, windows, width, height, device)
 
 
 def evsegnet(t, x, y, p, width, height, device="cpu"):
     return EvSegNet()(t, x, y, p, width, height, device)
 
 
-def evsegnet_batch(t, x, y, p, windows, width, height, device="cpu"):
-    return EvSegNet().batch(t, x, y, p, windows, width, height, device)
-
-
 def timesurface(t, x, y, p, width, height, tau_us=50_000.0, t_end_us=None, device="cpu"):
     ends = None if t_end_us is None else [t_end_us]
     return TimeSurface(tau_us)(t, x, y, p, width, height, device, ends_us=ends)
-
-
-def timesurface_batch(t, x, y, p, windows, width, height, tau_us=50_000.0, ends_us=None, device="cpu"):
-    return TimeSurface(tau_us).batch(t, x, y, p, windows, width, height, device, ends_us=ends_us)
 
 
 def from_tonic(events: np.ndarray, sensor_size: tuple[int, ...], representation: Representation, device="cpu"):

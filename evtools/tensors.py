@@ -12,13 +12,12 @@ from evtools.events import Events
 from evtools.representations import REPRESENTATIONS, Representation
 
 
-def resolve_representation(cache: Cache, repr: str | Representation) -> tuple[Representation | None, bool]:
+def resolve_representation(cache: Cache, repr: str | Representation) -> tuple[Representation, bool]:
     """(the representation, whether it is computed from events) for ``repr`` on ``cache``.
 
     A name takes the cache's dense array of that name whatever its parameters, else the
     representation's default parameters computed from the events; a Representation takes the
-    dense array only when its parameters are the same. The representation is None for a dense
-    array whose parameters this evtools cannot rebuild (it is read as stored)."""
+    dense array only when its parameters are the same."""
     name = repr if isinstance(repr, str) else repr.name
     if name not in REPRESENTATIONS:
         raise CacheError(cache.path, f"unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)})")
@@ -27,7 +26,7 @@ def resolve_representation(cache: Cache, repr: str | Representation) -> tuple[Re
         try:
             return REPRESENTATIONS[name].from_params(stored), False
         except (TypeError, ValueError):
-            return None, False
+            raise CacheError(cache.path, f"'{repr_array(name)}' has parameters this evtools does not know: {stored}") from None
     if cache.has_events:
         return (REPRESENTATIONS[name]() if isinstance(repr, str) else repr), True
     held = ", ".join(cache.representations) or "none"

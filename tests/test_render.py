@@ -8,8 +8,9 @@ from evtools.convert import ConvertSpec, convert
 from evtools.errors import EvtoolsError
 from evtools.events import Events
 from evtools.io.writers.evh5 import write_evh5
-from evtools.render import CLASS_COLOURS, GAP, TITLE_HEIGHT, labels_picture, polarity_maps, render_window
-from evtools.representations import EvImage, VoxelGrid
+from evtools.labels import CLASS_COLOURS
+from evtools.render import GAP, TITLE_HEIGHT, labels_picture, render_window
+from evtools.representations import EvImage, EvSegNet, Histogram, TimeSurface, VoxelGrid
 
 
 @pytest.fixture
@@ -32,14 +33,20 @@ def test_window_picture_layout_and_colours(cache):
     np.testing.assert_array_equal(picture[TITLE_HEIGHT:, 8 + GAP :], np.full((4, 8, 3), 77))
 
 
-def test_polarity_maps_of_each_representation():
+def test_activity_maps_of_each_representation():
     voxel = np.array([[[1.0, -2.0]], [[0.5, 0.0]]], np.float32)  # 2 bins, 1 x 2 pixels
-    pos, neg = polarity_maps("voxel", {"bins": 2, "separate_polarity": False}, voxel)
+    pos, neg = VoxelGrid(bins=2).activity(voxel)
     np.testing.assert_array_equal(pos, [[1.5, 0.0]])
     np.testing.assert_array_equal(neg, [[0.0, 2.0]])
+    separate = np.array([[[1.0]], [[2.0]], [[4.0]], [[8.0]]], np.float32)  # positive bins, then negative
+    assert [m[0, 0] for m in VoxelGrid(bins=2, separate_polarity=True).activity(separate)] == [3.0, 12.0]
     histogram = np.array([[[3]], [[1]], [[5]], [[0]]], np.uint8)  # negative bins first
-    pos, neg = polarity_maps("histogram", {"bins": 2, "cutoff": 10}, histogram)
+    pos, neg = Histogram(bins=2).activity(histogram)
     assert (pos[0, 0], neg[0, 0]) == (5, 4)
+    evsegnet = np.arange(6, dtype=np.float32).reshape(6, 1, 1)  # counts in channels 0 and 3
+    assert [m[0, 0] for m in EvSegNet().activity(evsegnet)] == [0.0, 3.0]
+    for rep in (EvImage(), TimeSurface()):
+        assert [m[0, 0] for m in rep.activity(np.array([[[0.25]], [[0.75]]], np.float32))] == [0.25, 0.75]
 
 
 def test_labels_picture():

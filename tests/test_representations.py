@@ -195,7 +195,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="event coordinates outside the 4x3 sensor"):
         R.voxel_grid(t, x, y, p, W, H)
     with pytest.raises(ValueError, match=r"windows must be \[start, stop\) ranges within 0..1"):
-        R.voxel_grid_batch(*ev((0, 0, 0, 1)), [[0, 2]], W, H)
+        R.VoxelGrid().batch(*ev((0, 0, 0, 1)), [[0, 2]], W, H)
     with pytest.raises(ValueError, match="device must be one of"):
         R.voxel_grid(*ev((0, 0, 0, 1)), W, H, device="tpu")
 

@@ -16,22 +16,15 @@ from evtools.convert import ConvertResult, ConvertSpec, convert as convert_one, 
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
-from evtools.representations import REPRESENTATIONS, EvImage, EvSegNet, Histogram, Representation, TimeSurface, VoxelGrid
+from evtools.representations import REPRESENTATIONS, Representation
 from evtools.windows import BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, WindowSpec
 
 
-def _representation(name: str, bins: int, normalize: bool, separate_polarity: bool, cutoff: int, tau_us: int) -> Representation:
-    builders = {
-        "voxel": lambda: VoxelGrid(bins, normalize, separate_polarity),
-        "histogram": lambda: Histogram(bins, cutoff),
-        "evimage": EvImage,
-        "evsegnet": EvSegNet,
-        "timesurface": lambda: TimeSurface(float(tau_us)),
-    }
-    if name not in builders:
+def _representation(name: str, **options) -> Representation:
+    if name not in REPRESENTATIONS:
         raise OptionError(f"--repr: unknown representation '{name}' (known: {', '.join(REPRESENTATIONS)}, events)")
     try:
-        return builders[name]()
+        return REPRESENTATIONS[name].from_options(**options)
     except ValueError as err:  # parameters out of range: --bins 0, --cutoff -1, ...
         raise OptionError(f"--repr {name}: {err}") from None
 
@@ -82,7 +75,8 @@ def convert(
     if len(set(representation)) != len(representation):
         raise OptionError(f"--repr: give each representation once (got {', '.join(representation)})")
     spec = ConvertSpec(
-        representations=tuple(_representation(n, bins, normalize, separate_polarity, cutoff, tau_us)
+        representations=tuple(_representation(n, bins=bins, normalize=normalize, separate_polarity=separate_polarity,
+                                              cutoff=cutoff, tau_us=float(tau_us))
                               for n in representation if n != "events"),
         events="events" in representation,
         window=_window(window, window_events, between_frames, every),
