@@ -24,7 +24,6 @@ named like a finished cache is ever incomplete.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 
 SCHEMA = 1
 PARTIAL_SUFFIX = ".partial"
-FINGERPRINT_SAMPLE = 1 << 20
 
 
 class CacheArray(StrEnum):
@@ -120,27 +118,6 @@ class CacheError(InputError):
 
 class StaleCacheError(CacheError):
     """A cache made from another source or with other parameters."""
-
-
-def fingerprint(path: str | Path) -> str:
-    """sha256 of a file's size and its first and last MiB, or of every file of a directory so
-    (names included): a content key that survives copies and renames and costs little."""
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    digest = hashlib.sha256()
-    for file in files:
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(root) if root.is_dir() else ''}:{size}".encode())
-        with open(file, "rb") as handle:
-            digest.update(handle.read(FINGERPRINT_SAMPLE))
-            if size > FINGERPRINT_SAMPLE:
-                handle.seek(max(size - FINGERPRINT_SAMPLE, FINGERPRINT_SAMPLE))
-                digest.update(handle.read())
-    return digest.hexdigest()
-
-
-def source_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def partial_path(path: Path) -> Path:

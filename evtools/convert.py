@@ -9,7 +9,6 @@ is the block recorded as done. Memory is bounded by the block, not the recording
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,8 @@ from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.events import MAX_PACKED_PIXELS, pack_window
 from evtools.io import ReadOptions, Recording, open_recording
+from evtools.io.fingerprint import fingerprint, source_size
+from evtools.io.ground_truth import GroundTruth, load_ground_truth
 from evtools.kernels.launch import host_buffer
 from evtools.representations import Representation, VoxelGrid
 from evtools.windows import BeforeFrame, Windows, WindowSpec, WindowError
@@ -95,61 +96,6 @@ def _check_crop(recording: Recording, crop: tuple[int, int] | None) -> int:
     return stop - first
 
 
-class GroundTruth:
-    """Label masks at known absolute frame times, looked up for each window's frame, and
-    optionally a named condition of each frame (the simulator's APS conditions)."""
-
-    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], fingerprint: str,
-                 conditions: np.ndarray | None = None, condition_names: list[str] | None = None):
-        self._index = {int(t): i for i, t in enumerate(times_abs_us)}
-        self._load = load
-        self.fingerprint = fingerprint
-        self._conditions, self.condition_names = conditions, condition_names
-
-    @property
-    def has_conditions(self) -> bool:
-        return self._conditions is not None
-
-    def conditions(self, frame_times_abs_us: np.ndarray) -> np.ndarray:
-        """(n,) uint8 condition codes at each frame time, 255 where the frame is not listed."""
-        out = np.full(len(frame_times_abs_us), 255, np.uint8)
-        for k, t in enumerate(frame_times_abs_us):
-            i = self._index.get(int(t))
-            if i is not None:
-                out[k] = self._conditions[i]
-        return out
-
-    def masks(self, frame_times_abs_us: np.ndarray, height: int, width: int, crop: tuple[int, int] | None) -> np.ndarray:
-        """(n, H, W) uint8 for a sensor of ``height`` rows, then cropped: the mask at each frame
-        time, 255 where there is none. A mask with fewer rows than the sensor (ESS's 200 of 260)
-        covers the top rows; the rows below are 255."""
-        out = np.full((len(frame_times_abs_us), height, width), 255, np.uint8)
-        for k, t in enumerate(frame_times_abs_us):
-            i = self._index.get(int(t))
-            if i is not None:
-                mask = self._load(i)[:height]
-                out[k, : len(mask)] = mask
-        return out if crop is None else out[:, crop[0] : crop[1]]
-
-
-def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
-    """A simulator ground-truth file, or in a folder of them the one named like the recording."""
-    from evtools.io.hdf5 import open_h5, require
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / f"{recording_path.stem}.hdf5"
-    h5 = open_h5(path)
-    masks = require(h5, "masks", "ground-truth")
-    times = require(h5, "frame_t_us", "ground-truth")[:]
-    conditions = names = None
-    if "conditions" in h5:
-        conditions, names = h5["conditions"][:], json.loads(h5.attrs["conditions"])
-        if len(conditions) != len(times) or (len(conditions) and int(conditions.max()) >= len(names)):
-            raise InputError(path, "conditions do not match frame_t_us and the condition names")
-    return GroundTruth(times, lambda i: masks[i], cache.fingerprint(path), conditions, names)
-
-
 def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> GroundTruth | None:
     if spec.ground_truth is not None:
         return load_ground_truth(spec.ground_truth, input_path)
@@ -216,7 +162,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
             raise InputError(input_path, f"a {width}x{height} sensor is too large to store its events (at most 2^31 pixels)")
         ground_truth = _ground_truth(recording, input_path, spec)
         key = cache.CacheKey(
-            source_fingerprint=cache.fingerprint(input_path),
+            source_fingerprint=fingerprint(input_path),
             window=window.params(),
             crop=list(spec.crop_rows) if spec.crop_rows else None,
             representations={rep.name: rep.params() for rep in spec.representations},
@@ -239,7 +185,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
             group = cache.create_partial(
                 output,
                 key,
-                {"path": str(input_path.resolve()), "format": recording.format_name, "size": cache.source_size(input_path)},
+                {"path": str(input_path.resolve()), "format": recording.format_name, "size": source_size(input_path)},
                 {cache.CacheAttr.SENSOR: {"width": width, "height": height}, cache.CacheAttr.T0: recording.t0_us},
                 cache.conversion_arrays(
                     len(windows), width, height, spec.representations, with_aps, ground_truth is not None,

@@ -12,23 +12,21 @@ import torch
 
 from evtools.cache import Cache, CacheArray, CacheAttr, CacheError
 from evtools.devices import check_device
-from evtools.labels import CLASS_NAMES
-from evtools.metrics import CONVENTIONS, confusion_matrix, iou_per_class, miou, pixel_accuracy
+from evtools.labels import IGNORE
+from evtools.metrics import CONVENTIONS, Scores, confusion_matrix, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
 from evtools.tensors import WindowTensors
 
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    checkpoint: str
-    caches: list[str]
-    truth: str
-    windows: int
-    pixel_accuracy: float
-    miou: dict  # convention -> value
-    iou: list  # per class, nanmean convention (None where absent)
-    confusion: list
+class Evaluation(Scores):
+    """A checkpoint's Scores over caches (written as metrics.json)."""
+
+    checkpoint: str = ""
+    caches: list[str] = field(default_factory=list)
+    truth: str = ""
+    windows: int = 0
     # per frame condition, where the caches know it (gt_condition): windows, pixel accuracy, mIoU
     by_condition: dict = field(default_factory=dict)
 
@@ -40,7 +38,7 @@ def _truth_source(cache: Cache, truth: str):
             raise CacheError(cache.path, f"has no '{truth}' array to evaluate against")
         array = cache.array(truth)
         return lambda start, stop: array[start:stop]
-    from evtools.convert import load_ground_truth
+    from evtools.io.ground_truth import load_ground_truth
 
     ground_truth = load_ground_truth(truth, Path(cache.attrs[CacheAttr.SOURCE]["path"]))
     frame_abs = cache.attrs[CacheAttr.T0] + cache.array(CacheArray.FRAME_T)[:]
@@ -79,11 +77,9 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
                             windows_by_condition[name] += 1
                 for k in range(min(render - len(pictures), stop - start)):
                     pictures.append((cache, start + k, prediction[k], true[k]))
-    ious = iou_per_class(confusion, "nanmean")
     result = Evaluation(
-        checkpoint=str(checkpoint), caches=[str(c.path) for c in opened], truth=truth, windows=sum(len(c) for c in opened),
-        pixel_accuracy=pixel_accuracy(confusion), miou={c: miou(confusion, c) for c in CONVENTIONS},
-        iou=[None if np.isnan(v) else float(v) for v in ious], confusion=confusion.tolist(),
+        **asdict(Scores.of(confusion)),
+        checkpoint=str(checkpoint), caches=[str(c.path) for c in opened], truth=str(truth), windows=sum(len(c) for c in opened),
         by_condition={name: {"windows": windows_by_condition[name], "pixel_accuracy": pixel_accuracy(matrix),
                              "miou": {c: miou(matrix, c) for c in CONVENTIONS}}
                       for name, matrix in by_condition.items() if windows_by_condition[name]},
@@ -108,10 +104,8 @@ def _condition_names(caches: list[Cache]) -> list[str] | None:
 
 def markdown_table(result: Evaluation) -> str:
     lines = [f"Evaluation of `{result.checkpoint}` on {result.windows} windows against `{result.truth}`", "",
-             "| metric | value |", "| --- | ---: |", f"| pixel accuracy | {result.pixel_accuracy:.4f} |"]
-    lines += [f"| mIoU ({c}) | {v:.4f} |" for c, v in result.miou.items()]
-    names = CLASS_NAMES if len(result.iou) == len(CLASS_NAMES) else [str(k) for k in range(len(result.iou))]
-    lines += [f"| IoU {name} | {'absent' if v is None else f'{v:.4f}'} |" for name, v in zip(names, result.iou)]
+             "| metric | value |", "| --- | ---: |"]
+    lines += [f"| {metric} | {value} |" for metric, value in result.rows()]
     lines += [f"| mIoU (nanmean), {name} frames ({scores['windows']} windows) | {scores['miou']['nanmean']:.4f} |"
               for name, scores in result.by_condition.items()]
     return "\n".join(lines) + "\n"
@@ -126,3 +120,38 @@ def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarr
         panels.append(np.repeat(cache.array(CacheArray.APS)[index][..., None], 3, axis=2))
     panels += [labels_picture(truth), labels_picture(prediction)]
     return side_by_side(panels)
+
+
+def score(
+    cache_paths: list[str | Path], prediction: str = CacheArray.LABELS, truth: str = CacheArray.GT_LABELS, num_classes: int = 6,
+    by_condition: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, float]:
+    """The confusion matrix of one label array against another over caches (pseudo-labels
+    against the simulator's ground truth, say), and the fraction of truth-labelled pixels left
+    out because the prediction abstained (255, below its confidence floor). A ``by_condition``
+    dict also receives a confusion matrix per frame condition of caches that have
+    ``gt_condition``."""
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    labelled = abstained = 0
+    for path in cache_paths:
+        opened = Cache(path)
+        for name in (prediction, truth):
+            if not opened.has(name):
+                raise CacheError(opened.path, f"has no '{name}' array")
+        predicted, true = opened.array(prediction), opened.array(truth)
+        conditions = opened.array(CacheArray.GT_CONDITION) if by_condition is not None and opened.has(CacheArray.GT_CONDITION) else None
+        for start in range(0, len(opened), 64):
+            predicted_block, true_block = predicted[start : start + 64], true[start : start + 64].copy()
+            skipped = (predicted_block == IGNORE) & (true_block != IGNORE)
+            labelled += int((true_block != IGNORE).sum())
+            abstained += int(skipped.sum())
+            true_block[skipped] = IGNORE
+            predicted_block = np.where(predicted_block == IGNORE, 0, predicted_block)  # only where truth is now ignored
+            confusion += confusion_matrix(predicted_block, true_block, num_classes)
+            if conditions is not None:
+                names = conditions.attrs["names"]
+                for j, code in enumerate(conditions[start : start + 64]):
+                    if code < len(names):
+                        matrix = by_condition.setdefault(names[code], np.zeros_like(confusion))
+                        matrix += confusion_matrix(predicted_block[j], true_block[j], num_classes)
+    return confusion, abstained / labelled if labelled else 0.0

@@ -11,9 +11,11 @@ split; ``miou`` takes the convention by name:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from evtools.labels import IGNORE
+from evtools.labels import CLASS_NAMES, IGNORE
 
 CONVENTIONS = ("nanmean", "zero", "clamped")
 
@@ -54,3 +56,27 @@ def iou_per_class(confusion: np.ndarray, convention: str = "nanmean") -> np.ndar
 def miou(confusion: np.ndarray, convention: str = "nanmean") -> float:
     iou = iou_per_class(confusion, convention)
     return float(np.nanmean(iou)) if not np.isnan(iou).all() else float("nan")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What one confusion matrix says: pixel accuracy, mIoU in each convention, IoU per class
+    (nanmean convention, None for a class absent from both), and the matrix itself."""
+
+    pixel_accuracy: float
+    miou: dict[str, float]
+    iou: list[float | None]
+    confusion: list[list[int]]
+
+    @classmethod
+    def of(cls, confusion: np.ndarray) -> Scores:
+        return cls(pixel_accuracy(confusion), {c: miou(confusion, c) for c in CONVENTIONS},
+                   [None if np.isnan(v) else float(v) for v in iou_per_class(confusion, "nanmean")], confusion.tolist())
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(metric, value) lines for tables: the classes named as in evtools.labels when there are
+        as many, else numbered."""
+        names = CLASS_NAMES if len(self.iou) == len(CLASS_NAMES) else [str(k) for k in range(len(self.iou))]
+        return ([("pixel accuracy", f"{self.pixel_accuracy:.4f}")]
+                + [(f"mIoU ({c})", f"{v:.4f}") for c, v in self.miou.items()]
+                + [(f"IoU {name}", "absent" if v is None else f"{v:.4f}") for name, v in zip(names, self.iou)])

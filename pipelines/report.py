@@ -18,7 +18,7 @@ import numpy as np
 from evtools.cache import Cache, CacheArray
 from evtools.labels import CLASS_NAMES
 from evtools.metrics import iou_per_class, miou, pixel_accuracy
-from evtools.pseudolabel import score
+from evtools.evaluate import score
 
 WINDOW_PICTURE = "window_000.png"
 TRAINED_ON = {"supervised": "pseudo-labels of events/", "kd-aps": "events/ + teacher on their APS",

@@ -18,12 +18,11 @@ from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert, convert_many
 from evtools.errors import EvtoolsError, InputError
-from evtools.events import Events
-from evtools.io import open_recording
+from evtools.io.fingerprint import fingerprint
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
 from evtools.representations import EvSegNet, Histogram, TimeSurface, VoxelGrid
-from evtools.windows import BeforeFrame, EventsBeforeFrame, Every
+from evtools.windows import EventsBeforeFrame, Every
 
 T0_US = 1_504_645_177_410_000
 
@@ -47,7 +46,7 @@ def test_values_match_the_kernels_on_each_window(tmp_path):
     assert attrs["window"] == {"mode": "window", "duration_us": 50_000}
     assert attrs["sensor"] == {"width": 64, "height": 48} and attrs["t0_us"] == T0_US and attrs["complete"]
     assert attrs["source"]["format"] == "mvsec" and attrs["source"]["size"] == (tmp_path / "rec_data.hdf5").stat().st_size
-    assert attrs["source"]["fingerprint"] == cache_module.fingerprint(tmp_path / "rec_data.hdf5")
+    assert attrs["source"]["fingerprint"] == fingerprint(tmp_path / "rec_data.hdf5")
     np.testing.assert_array_equal(opened.array("frame_t_us")[:], frames_t)
     np.testing.assert_array_equal(opened.array("t_end_us")[:], frames_t)
     np.testing.assert_array_equal(opened.array("t_start_us")[:], frames_t - 50_000)

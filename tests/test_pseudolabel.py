@@ -10,7 +10,9 @@ from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert
 from evtools.events import Events
 from evtools.io.writers.evh5 import write_evh5
-from evtools.pseudolabel import CITYSCAPES19, CITYSCAPES19_TO_DDD17, PseudolabelSpec, label_frames, pseudolabel, Teacher, score
+from evtools.evaluate import score
+from evtools.models.teacher import CITYSCAPES19, CITYSCAPES19_TO_DDD17, Teacher
+from evtools.pseudolabel import PseudolabelSpec, label_frames, pseudolabel
 from evtools.windows import Every
 
 W, H = 16, 8

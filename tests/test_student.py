@@ -173,7 +173,7 @@ def test_eval_reports_each_frame_condition(tmp_path):
     # label arrays scored per condition too: the ground truth against itself, window by window
     import zarr
 
-    from evtools.pseudolabel import score
+    from evtools.evaluate import score
 
     group = zarr.open_group(cache, mode="r+")
     group.create_array("labels", data=group["gt_labels"][:], chunks=(1, *group["gt_labels"].shape[1:]))

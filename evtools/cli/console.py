@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 stdout = Console(highlight=False)
@@ -44,3 +45,13 @@ def progress_bar(description: str, unit: str = "events") -> Iterator[Callable[[i
 
 def warn(message: str) -> None:
     stderr.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+
+
+def scores_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    """A two-column table of (metric, value) rows."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in rows:
+        table.add_row(metric, value)
+    return table

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from evtools.cli.console import stdout
+from evtools.cli.console import scores_table, stdout
 
 
 def evaluate(
@@ -21,18 +20,8 @@ def evaluate(
 ) -> None:
     """Evaluate a student: pixel accuracy, mIoU in the three conventions, per-class IoU."""
     from evtools.evaluate import evaluate_checkpoint
-    from evtools.labels import CLASS_NAMES
 
     result = evaluate_checkpoint(checkpoint, events, truth, device=device, out_dir=output, render=render)
-    table = Table(title=f"{checkpoint} on {result.windows} windows against {result.truth}", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("pixel accuracy", f"{result.pixel_accuracy:.4f}")
-    for convention, value in result.miou.items():
-        table.add_row(f"mIoU ({convention})", f"{value:.4f}")
-    names = CLASS_NAMES if len(result.iou) == len(CLASS_NAMES) else [str(k) for k in range(len(result.iou))]
-    for name, value in zip(names, result.iou):
-        table.add_row(f"IoU {name}", "absent" if value is None else f"{value:.4f}")
-    stdout.print(table)
+    stdout.print(scores_table(f"{checkpoint} on {result.windows} windows against {result.truth}", result.rows()))
     if output:
         stdout.print(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'}")

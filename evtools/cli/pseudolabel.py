@@ -9,7 +9,8 @@ import typer
 from rich.progress import TextColumn
 from rich.table import Table
 
-from evtools.cli.console import progress, stdout
+from evtools.cli.console import progress, scores_table, stdout
+from evtools.cache import CacheArray
 from evtools.cli.options import OptionError
 
 
@@ -37,7 +38,8 @@ def pseudolabel(
     overwrite: Annotated[bool, typer.Option(help="Replace labels from another teacher or options.")] = False,
 ) -> None:
     """Label each window's APS frame with a teacher network; writes labels into the caches."""
-    from evtools.pseudolabel import PseudolabelSpec, Teacher, pseudolabel as run
+    from evtools.models.teacher import Teacher
+    from evtools.pseudolabel import PseudolabelSpec, pseudolabel as run
 
     if (mean is None) != (std is None):
         raise OptionError("give --mean and --std together")
@@ -60,34 +62,24 @@ def pseudolabel(
 
 def score(
     caches: Annotated[list[Path], typer.Argument(help="Caches holding both label arrays.")],
-    prediction: Annotated[str, typer.Option(help="The labels to score.")] = "labels",
-    truth: Annotated[str, typer.Option(help="The reference labels.")] = "gt_labels",
+    prediction: Annotated[str, typer.Option(help="The labels to score.")] = CacheArray.LABELS.value,
+    truth: Annotated[str, typer.Option(help="The reference labels.")] = CacheArray.GT_LABELS.value,
     classes: Annotated[int, typer.Option()] = 6,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
 ) -> None:
     """Score one label array against another (pseudo-labels against ground truth): mIoU under each convention."""
-    from evtools.metrics import CONVENTIONS, iou_per_class, miou, pixel_accuracy
-    from evtools.pseudolabel import score as run
+    from evtools.evaluate import score as run
+    from evtools.metrics import Scores
 
     confusion, abstained = run(caches, prediction, truth, classes)
-    table = Table(title=f"{prediction} against {truth}, {len(caches)} caches", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("pixel accuracy", f"{pixel_accuracy(confusion):.4f}")
-    table.add_row("abstained (255), left out", f"{100 * abstained:.2f}% of labelled pixels")
-    for convention in CONVENTIONS:
-        table.add_row(f"mIoU ({convention})", f"{miou(confusion, convention):.4f}")
-    ious = iou_per_class(confusion, "nanmean")
-    for k, iou in enumerate(ious):
-        table.add_row(f"IoU class {k}", "absent" if iou != iou else f"{iou:.4f}")
-    stdout.print(table)
+    scores = Scores.of(confusion)
+    rows = scores.rows()
+    rows.insert(1, ("abstained (255), left out", f"{100 * abstained:.2f}% of labelled pixels"))
+    stdout.print(scores_table(f"{prediction} against {truth}, {len(caches)} caches", rows))
     if json_path is not None:
         import json
+        from dataclasses import asdict
 
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({
-            "caches": [str(c) for c in caches], "prediction": prediction, "truth": truth,
-            "pixel_accuracy": pixel_accuracy(confusion), "abstained": abstained,
-            "miou": {c: miou(confusion, c) for c in CONVENTIONS},
-            "iou": [None if v != v else float(v) for v in ious], "confusion": confusion.tolist(),
-        }, indent=2) + "\n")
+        json_path.write_text(json.dumps({"caches": [str(c) for c in caches], "prediction": prediction, "truth": truth,
+                                         "abstained": abstained, **asdict(scores)}, indent=2) + "\n")

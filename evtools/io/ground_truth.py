@@ -1,0 +1,70 @@
+"""Label masks that come beside a recording: the simulator's ground-truth files (masks at
+absolute frame times, and optionally each frame's condition), or a layout's own masks (ESS),
+looked up for each window's frame."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from evtools.errors import InputError
+from evtools.io.fingerprint import fingerprint
+from evtools.labels import IGNORE
+
+
+class GroundTruth:
+    """Label masks at known absolute frame times, looked up for each window's frame, and
+    optionally a named condition of each frame (the simulator's APS conditions)."""
+
+    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], fingerprint: str,
+                 conditions: np.ndarray | None = None, condition_names: list[str] | None = None):
+        self._index = {int(t): i for i, t in enumerate(times_abs_us)}
+        self._load = load
+        self.fingerprint = fingerprint
+        self._conditions, self.condition_names = conditions, condition_names
+
+    @property
+    def has_conditions(self) -> bool:
+        return self._conditions is not None
+
+    def conditions(self, frame_times_abs_us: np.ndarray) -> np.ndarray:
+        """(n,) uint8 condition codes at each frame time, 255 where the frame is not listed."""
+        out = np.full(len(frame_times_abs_us), 255, np.uint8)
+        for k, t in enumerate(frame_times_abs_us):
+            i = self._index.get(int(t))
+            if i is not None:
+                out[k] = self._conditions[i]
+        return out
+
+    def masks(self, frame_times_abs_us: np.ndarray, height: int, width: int, crop: tuple[int, int] | None) -> np.ndarray:
+        """(n, H, W) uint8 for a sensor of ``height`` rows, then cropped: the mask at each frame
+        time, 255 where there is none. A mask with fewer rows than the sensor (ESS's 200 of 260)
+        covers the top rows; the rows below are 255."""
+        out = np.full((len(frame_times_abs_us), height, width), IGNORE, np.uint8)
+        for k, t in enumerate(frame_times_abs_us):
+            i = self._index.get(int(t))
+            if i is not None:
+                mask = self._load(i)[:height]
+                out[k, : len(mask)] = mask
+        return out if crop is None else out[:, crop[0] : crop[1]]
+
+
+def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
+    """A simulator ground-truth file, or in a folder of them the one named like the recording."""
+    from evtools.io.hdf5 import open_h5, require
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{recording_path.stem}.hdf5"
+    h5 = open_h5(path)
+    masks = require(h5, "masks", "ground-truth")
+    times = require(h5, "frame_t_us", "ground-truth")[:]
+    conditions = names = None
+    if "conditions" in h5:
+        conditions, names = h5["conditions"][:], json.loads(h5.attrs["conditions"])
+        if len(conditions) != len(times) or (len(conditions) and int(conditions.max()) >= len(names)):
+            raise InputError(path, "conditions do not match frame_t_us and the condition names")
+    return GroundTruth(times, lambda i: masks[i], fingerprint(path), conditions, names)

@@ -1,0 +1,125 @@
+"""A segmentation teacher run on APS frames: an evtools checkpoint, or a TorchScript file mapping
+a (B, C, H, W) float image batch to (B, K, H, W) logits (how a teacher trained elsewhere, on
+Cityscapes say, comes in). Its K classes are mapped to the output classes by summing their
+softmax probabilities (a class mapped to 255 only lowers the confidence). Test-time augmentation
+as Ev-SegNet: horizontal flip and scales, softmax outputs averaged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evtools.devices import check_device
+from evtools.errors import EvtoolsError, InputError
+from evtools.labels import IGNORE
+from evtools.models.checkpoint import file_fingerprint, is_checkpoint, load_checkpoint
+
+CITYSCAPES19 = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+                "bicycle")
+# Ev-SegNet's mapping of the 19 Cityscapes classes onto the 6 DDD17 classes
+CITYSCAPES19_TO_DDD17 = (0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 1, 4, 4, 5, 5, 5, 5, 5, 5)
+BUILTIN_CLASS_MAPS = {"cityscapes19-to-ddd17": CITYSCAPES19_TO_DDD17}
+
+
+def load_class_map(name: str | None) -> tuple[int, ...] | None:
+    if name is None:
+        return None
+    if name in BUILTIN_CLASS_MAPS:
+        return BUILTIN_CLASS_MAPS[name]
+    path = Path(name)
+    if not path.is_file():
+        raise InputError(path, f"no such class map (built in: {', '.join(BUILTIN_CLASS_MAPS)})")
+    try:
+        mapping = json.loads(path.read_text())
+    except ValueError as err:
+        raise InputError(path, f"not a JSON class map ({err})") from None
+    if not isinstance(mapping, list) or not all(isinstance(v, int) for v in mapping):
+        raise InputError(path, "a class map is a JSON list of integers: teacher class -> output class or 255")
+    return tuple(mapping)
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """A teacher file and how to run it: an evtools checkpoint, or TorchScript with the channels
+    and normalisation it expects; its classes mapped onto ``num_classes``; test-time scales and flip."""
+
+    teacher: Path
+    in_channels: int | None = None  # TorchScript teachers: channels they expect (the gray frame is repeated)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    class_map: str | None = None  # a built-in name or a JSON file: a list, teacher class -> output class or 255
+    num_classes: int = 6
+    scales: tuple[float, ...] = (0.75, 1.0, 1.5)
+    flip: bool = True
+    device: str = "cpu"
+
+
+class Teacher:
+    """A loaded teacher: ``probabilities(images)`` gives (B, K_out, H, W) averaged over the TTA."""
+
+    def __init__(self, spec: TeacherSpec):
+        check_device(spec.device)
+        path = Path(spec.teacher)
+        if not path.is_file():
+            raise InputError(path, "no such teacher file")
+        self.fingerprint = file_fingerprint(path)
+        if is_checkpoint(path):
+            model, meta = load_checkpoint(path, spec.device)
+            self.in_channels = model.config.in_channels
+            self._forward: Callable[[torch.Tensor], torch.Tensor] = lambda x: model(x)["logits"]
+        else:
+            try:
+                scripted = torch.jit.load(str(path), map_location="cpu").to(spec.device).eval()
+            except Exception as err:  # noqa: BLE001 - torch raises many kinds for a file that is neither
+                raise InputError(path, "neither an evtools checkpoint nor a TorchScript file") from err
+            if spec.in_channels is None:
+                raise EvtoolsError(f"{path}: a TorchScript teacher needs --in-channels")
+            self.in_channels = spec.in_channels
+            self._forward = scripted
+        self.spec = spec
+        self.class_map = load_class_map(spec.class_map)
+
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.float().div(255.0).unsqueeze(1).repeat(1, self.in_channels, 1, 1)
+        if self.spec.mean is not None:
+            x = (x - torch.tensor(self.spec.mean).view(1, -1, 1, 1)) / torch.tensor(self.spec.std).view(1, -1, 1, 1)
+        return x
+
+    def _mapped(self, probabilities: torch.Tensor) -> torch.Tensor:
+        if self.class_map is None:
+            return probabilities
+        if len(self.class_map) != probabilities.shape[1]:
+            raise EvtoolsError(
+                f"{self.spec.teacher}: the class map has {len(self.class_map)} entries, the teacher {probabilities.shape[1]} classes"
+            )
+        out = probabilities.new_zeros((probabilities.shape[0], self.spec.num_classes, *probabilities.shape[2:]))
+        for source, target in enumerate(self.class_map):
+            if target != IGNORE:
+                out[:, target] += probabilities[:, source]
+        return out
+
+    @torch.no_grad()
+    def probabilities(self, frames: np.ndarray) -> torch.Tensor:
+        """(B, K, H, W) class probabilities of uint8 frames (B, H, W), averaged over the TTA."""
+        x = self._prepare(torch.from_numpy(frames)).to(self.spec.device)
+        size = x.shape[-2:]
+        total, count = None, 0
+        for scale in self.spec.scales:
+            scaled = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+            for flipped in ((False, True) if self.spec.flip else (False,)):
+                logits = self._forward(scaled.flip(-1) if flipped else scaled)
+                probabilities = logits.float().softmax(1)
+                if flipped:
+                    probabilities = probabilities.flip(-1)
+                if probabilities.shape[-2:] != size:
+                    probabilities = F.interpolate(probabilities, size=size, mode="bilinear", align_corners=False)
+                total = probabilities if total is None else total + probabilities
+                count += 1
+        return self._mapped(total / count).cpu()
