@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from evtools.io import ReadOptions, Recording, open_recording
 from evtools.io.fingerprint import fingerprint, source_size
 from evtools.io.ground_truth import GroundTruth, load_ground_truth
 from evtools.kernels.launch import host_buffer
+from evtools.progress import Progress, report
 from evtools.representations import Representation, VoxelGrid
 from evtools.windows import BeforeFrame, Windows, WindowSpec, WindowError
 
@@ -36,8 +37,6 @@ MAX_BLOCK_EVENTS = 1 << 22
 STORED_EVENTS = {"encoding": "dt-xyp-uint32", "chunk_events": cache.EVENT_CHUNK}
 STORED_EVENTS_OUTPUT = "events"  # a block's packed windows, among its arrays' values
 
-# progress(windows done, windows in total, events done)
-Progress = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -271,8 +270,7 @@ def _report(in_flight: tuple[Future, slice, int], events_done: int, total: int, 
     future, block, n_events = in_flight
     future.result()
     events_done += n_events
-    if progress:
-        progress(block.stop, total, events_done)
+    report(progress, block.stop, total, events=events_done)
     return events_done
 
 
@@ -296,8 +294,6 @@ def _result(output: Path, started: float, resumed_from: int, up_to_date: bool, d
     )
 
 
-# progress of several conversions: (input's position, windows done, windows in total, events done)
-ManyProgress = Callable[[int, int, int, int], None]
 
 
 def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
@@ -318,11 +314,11 @@ def _limit_threads(threads: int) -> None:
 
 
 def _convert_reporting(position: int, input_path: Path, output: Path, spec: ConvertSpec, queue) -> ConvertResult:
-    return convert(input_path, output, spec, lambda done, total, events: queue.put((position, done, total, events)))
+    return convert(input_path, output, spec, lambda update: queue.put(dataclasses.replace(update, task=position)))
 
 
 def convert_many(
-    inputs: list[Path], out_dir: Path, spec: ConvertSpec, jobs: int = 1, progress: ManyProgress | None = None
+    inputs: list[Path], out_dir: Path, spec: ConvertSpec, jobs: int = 1, progress: Progress | None = None
 ) -> list[ConvertResult | EvtoolsError]:
     """Converts each input into ``out_dir``, ``jobs`` at a time in separate processes (each
     given an equal share of the CPU threads). Returns each input's result, or its error."""
@@ -348,7 +344,7 @@ def convert_many(
                 except Exception:  # noqa: BLE001 - queue.Empty from the manager's proxy
                     continue
                 if progress:
-                    progress(*message)
+                    progress(message)
             for path, future in zip(inputs, futures):
                 try:
                     results.append(future.result())

@@ -7,7 +7,6 @@ options in the attributes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from evtools.cache import AddedArrays, ArraySpec, Cache, CacheArray, CacheError
 from evtools.labels import IGNORE
 from evtools.models.teacher import Teacher, TeacherSpec
+from evtools.progress import Progress, report
 
 LABELS, CONFIDENCE = CacheArray.LABELS, CacheArray.LABELS_CONFIDENCE
 
@@ -51,7 +51,7 @@ def _options(spec: PseudolabelSpec, teacher: Teacher) -> dict:
             **json.loads(json.dumps(options))}
 
 
-def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Callable[[int, int], None] | None = None,
+def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progress | None = None,
                 teacher: Teacher | None = None) -> PseudolabelResult:
     """Writes the teacher's labels into one cache, resuming an interrupted run of the same
     teacher and options; other labels are refused unless ``spec.overwrite``."""
@@ -69,8 +69,7 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Callabl
         stop = min(start + spec.batch_size, n)
         labels, confidence = label_frames(teacher, aps[start:stop], spec.min_confidence)
         written.write(start, {LABELS: labels, CONFIDENCE: confidence})
-        if progress:
-            progress(stop, n)
+        report(progress, stop, n)
     up_to_date = written.complete
     written.finish()
     return PseudolabelResult(opened.path, n, resumed_from, up_to_date, _class_counts(written.group[LABELS][:], spec.num_classes))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import numpy as np
 
 from evtools.io.recording import DEFAULT_CHUNK_EVENTS, Recording
 from evtools.labels import IGNORE
+from evtools.progress import Progress, report
 
-Progress = Callable[[int, int], None]
 US_PER_S = 1e6
 
 
@@ -61,8 +60,7 @@ def summarize(
                 n_backwards += 1
             previous_t = int(events.t[-1])
         done = stop
-        if progress:
-            progress(done, recording.n_events)
+        report(progress, done, recording.n_events)
     n_outside = recording.dropped_outside_sensor - dropped_before
     n_kept = recording.n_events - n_outside
     last_rel = recording.last_t_us

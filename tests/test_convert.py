@@ -115,8 +115,8 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     spec = ConvertSpec(representations=(VoxelGrid(), EvSegNet()))
     clean = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", spec).output)
 
-    def stop_after_two_blocks(done, total, events):
-        if done >= 32:
+    def stop_after_two_blocks(update):
+        if update.done >= 32:
             raise Interrupt
 
     with pytest.raises(Interrupt):
@@ -193,9 +193,11 @@ def test_several_inputs_into_a_folder_with_two_jobs(tmp_path):
         write_recording(tmp_path / name, n_events=3000, seed=seed)
     seen = []
     results = convert_many([tmp_path / "a_data.hdf5", tmp_path / "b_data.hdf5"], tmp_path / "caches",
-                           ConvertSpec(), jobs=2, progress=lambda *m: seen.append(m))
+                           ConvertSpec(), jobs=2, progress=seen.append)
     assert [r.output.name for r in results] == ["a_data.zarr", "b_data.zarr"]
-    assert {m[0] for m in seen} == {0, 1}
+    assert {update.task for update in seen} == {0, 1}
+    assert all(update.total == 12 and update.figures["events"] > 0 for update in seen)
+    assert max(update.done for update in seen if update.task == 1) == 12
     single = convert(tmp_path / "b_data.hdf5", tmp_path / "single", ConvertSpec())
     assert_same_cache(Cache(results[1].output), Cache(single.output))
 

@@ -90,8 +90,9 @@ def test_resume_and_refusals(tmp_path, scripted):
     class Stop(Exception):
         pass
 
-    def stop_at_8(done, total):
-        if done >= 8:
+    def stop_at_8(update):
+        assert update.total == 20
+        if update.done >= 8:
             raise Stop
 
     with pytest.raises(Stop):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
+
+from evtools.progress import Progress as ProgressCallback
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 stdout = Console(highlight=False)
@@ -32,15 +34,11 @@ def progress(*columns: ProgressColumn, count: bool = True, transient: bool = Fal
 
 
 @contextmanager
-def progress_bar(description: str, unit: str = "events") -> Iterator[Callable[[int, int], None]]:
-    """A transient progress bar of one task, handed out as a ``progress(done, total)`` callback."""
+def progress_bar(description: str, unit: str = "events") -> Iterator[ProgressCallback]:
+    """A transient progress bar of one task, handed out as a library ``Progress`` callback."""
     with progress(TextColumn(unit), transient=True) as bar:
         task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
+        yield lambda update: bar.update(task, completed=update.done, total=update.total)
 
 
 def warn(message: str) -> None:

@@ -16,6 +16,7 @@ from evtools.convert import ConvertResult, ConvertSpec, convert as convert_one, 
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
+from evtools.progress import Progress as ProgressCallback, ProgressUpdate
 from evtools.representations import REPRESENTATIONS, Representation
 from evtools.windows import BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, WindowSpec
 
@@ -97,14 +98,11 @@ def convert(
         if len(inputs) == 1:
             # one input: OUT is the cache, unless OUT is an existing folder, which then receives it
             target = output_names(inputs, output)[0] if output.is_dir() and output.suffix != ".zarr" else output
-            task = bar.add_task(inputs[0].name, total=None, events="")
-            results = [convert_one(inputs[0], target, spec, lambda d, t, e: bar.update(task, completed=d, total=t, events=_rate(bar, task, e)))]
+            tasks = [bar.add_task(inputs[0].name, total=None, events="")]
+            results = [convert_one(inputs[0], target, spec, _shown(bar, tasks))]
         else:
             tasks = [bar.add_task(path.name, total=None, events="") for path in inputs]
-            results = convert_many(
-                inputs, output, spec, jobs,
-                lambda i, d, t, e: bar.update(tasks[i], completed=d, total=t, events=_rate(bar, tasks[i], e)),
-            )
+            results = convert_many(inputs, output, spec, jobs, _shown(bar, tasks))
     failures = [r for r in results if isinstance(r, EvtoolsError)]
     done = [r for r in results if isinstance(r, ConvertResult)]
     if done:
@@ -120,6 +118,15 @@ def convert(
 
 def _progress() -> Progress:
     return progress(TextColumn("windows {task.fields[events]}"))
+
+
+def _shown(bar: Progress, tasks: list) -> ProgressCallback:
+    """Updates of the conversion of input ``update.task`` (the only one when None) on its bar."""
+    def show(update: ProgressUpdate) -> None:
+        task = tasks[update.task or 0]
+        bar.update(task, completed=update.done, total=update.total, events=_rate(bar, task, update.figures["events"]))
+
+    return show
 
 
 def _rate(bar: Progress, task, events: int) -> str:

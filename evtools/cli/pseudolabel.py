@@ -53,7 +53,7 @@ def pseudolabel(
     with progress(TextColumn("windows")) as bar:
         for path in caches:
             task = bar.add_task(path.name, total=None)
-            result = run(path, spec, lambda done, total: bar.update(task, completed=done, total=total), loaded)
+            result = run(path, spec, lambda update: bar.update(task, completed=update.done, total=update.total), loaded)
             note = "up to date" if result.up_to_date else (f"resumed at {result.resumed_from}" if result.resumed_from else "")
             table.add_row(str(result.cache), str(result.windows), note, f"{sum(result.class_counts[:-1]):,}",
                           f"{result.class_counts[-1]:,}")

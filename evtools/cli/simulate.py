@@ -12,6 +12,7 @@ from rich.progress import TextColumn
 from evtools.cli.console import progress as console_progress
 from evtools.cli.console import stdout
 from evtools.cli.options import OptionError
+from evtools.progress import ProgressUpdate
 
 
 def simulate(
@@ -50,10 +51,10 @@ def simulate(
     with console_progress(TextColumn("{task.completed:.1f}/{task.total:.1f} s"), count=False) as bar:
         tasks: dict[str, int] = {}
 
-        def progress(name: str, done: float, total: float) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(name, total=total)
-            bar.update(tasks[name], completed=done)
+        def progress(update: ProgressUpdate) -> None:
+            if update.task not in tasks:
+                tasks[update.task] = bar.add_task(update.task, total=update.total)
+            bar.update(tasks[update.task], completed=update.done)
 
         if preset == "demo":
             manifest = make_demo(out, DemoPreset(), progress)

@@ -10,6 +10,7 @@ from rich.progress import Progress, TextColumn
 
 from evtools.cli.console import progress, stdout
 from evtools.cli.options import OptionError
+from evtools.progress import Progress as ProgressCallback, ProgressUpdate
 
 app = typer.Typer(help="Train networks: the image teacher, event students.", no_args_is_help=True, add_completion=False)
 
@@ -18,8 +19,14 @@ def train_progress() -> Progress:
     return progress(TextColumn("loss {task.fields[loss]:.3f} ({task.fields[terms]}), {task.fields[rate]:.1f} samples/s"))
 
 
-def _terms(terms: dict[str, float]) -> str:
-    return " ".join(f"{name} {value:.3f}" for name, value in terms.items())
+def _shown(bar: Progress, task) -> ProgressCallback:
+    """Training updates on the bar: steps, loss, samples per second and the loss terms."""
+    def show(update: ProgressUpdate) -> None:
+        terms = " ".join(f"{name} {value:.3f}" for name, value in update.figures["terms"].items())
+        bar.update(task, completed=update.done, total=update.total, loss=update.figures["loss"],
+                   rate=update.figures["rate"], terms=terms)
+
+    return show
 
 
 def size_pair(option: str, text: str | None) -> tuple[int, int] | None:
@@ -69,8 +76,7 @@ def teacher(
         task = bar.add_task("teacher", total=None, loss=float("nan"), rate=0.0, terms="")
         result = train_teacher(sources if len(sources) > 1 else sources[0], output, config,
                                ([str(p) for p in val] if len(val) > 1 else str(val[0])) if val else None,
-                               lambda step, total, loss, rate, terms: bar.update(task, completed=step, total=total, loss=loss,
-                                                                                  rate=rate, terms=_terms(terms)))
+                               _shown(bar, task))
     for entry in result.validation:
         stdout.print(f"epoch {entry['epoch']}: validation mIoU {entry['miou']:.3f}, pixel accuracy {entry['pixel_accuracy']:.3f}")
     stdout.print(f"wrote {result.checkpoint} after {result.epochs} epochs in {result.seconds:.0f} s (last loss {result.final_loss:.3f})")
@@ -117,7 +123,6 @@ def student(
     with train_progress() as bar:
         task = bar.add_task(resolved.method, total=None, loss=float("nan"), rate=0.0)
         metrics = train_student(resolved, inputs, output, resume,
-                                lambda step, total, loss, rate, terms: bar.update(task, completed=step, total=total, loss=loss,
-                                                                                  rate=rate, terms=_terms(terms)))
+                                _shown(bar, task))
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     stdout.print(f"{resolved.method}: {summary}; run in {output}")

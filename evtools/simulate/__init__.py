@@ -22,6 +22,7 @@ from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
 from evtools.labels import CLASS_NAMES
+from evtools.progress import Progress
 from evtools.simulate.scene import HEIGHT, ILLUMINATIONS, WIDTH, SceneConfig
 from evtools.simulate.sequence import CONDITION_NAMES, SequenceConfig, SimulatedSequence, simulate
 
@@ -30,8 +31,6 @@ GROUND_TRUTH_DIR = "ground_truth"
 T0_US = 1_500_000_000_000_000  # the absolute clock of simulated sequence 0 (2017-07-14)
 SIGNAL_PERIOD_US = 100_000
 
-# progress(sequence name, simulated seconds done, seconds in total)
-Progress = Callable[[str, float, float], None]
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progres
     for index in range(spec.sequences):
         name = f"{name_prefix}{index:03d}"
         config = sequence_config(spec, index)
-        sequence = simulate(config, (lambda done, total, name=name: progress(name, done, total)) if progress else None)
+        sequence = simulate(config, progress, name)
         t0_us = T0_US + (spec.seed * 1000 + index) * 1_000_000_000
         paths.append(write_recording(sequence, out / f"{name}.hdf5", spec.format, t0_us))
         if ground_truth:
@@ -122,7 +121,7 @@ def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progr
     for index in range(spec.sequences):
         name = f"{name_prefix}{index:03d}"
         config = replace(sequence_config(spec, index), with_events=False)
-        sequence = simulate(config, (lambda done, total, name=name: progress(name, done, total)) if progress else None)
+        sequence = simulate(config, progress, name)
         for k, (frame, mask) in enumerate(zip(sequence.frames, sequence.masks)):
             cv2.imwrite(str(out / "frames" / f"{name}_{k:04d}.png"), frame)
             cv2.imwrite(str(out / "masks" / f"{name}_{k:04d}.png"), mask)

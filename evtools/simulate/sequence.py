@@ -5,12 +5,12 @@ has), and keep the class mask at each frame's time."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from evtools.events import Events
+from evtools.progress import Progress, report
 from evtools.simulate.scene import Scene, SceneConfig
 from evtools.simulate.sensor import APS_CONDITIONS, PixelState, SensorModel, aps_frame, events_between, log_intensity
 
@@ -59,8 +59,8 @@ class SimulatedSequence:
     speed_mps: float
 
 
-def simulate(config: SequenceConfig, progress: Callable[[float, float], None] | None = None) -> SimulatedSequence:
-    """Runs the sequence; ``progress(simulated seconds done, seconds in total)``."""
+def simulate(config: SequenceConfig, progress: Progress | None = None, task: str | None = None) -> SimulatedSequence:
+    """Runs the sequence, reporting simulated seconds done of ``task``."""
     steps_per_frame = math.ceil(config.render_rate_hz / config.frame_rate_hz)
     step_us = US_PER_S / config.render_rate_hz
     n_frames = int(config.seconds * config.frame_rate_hz)
@@ -99,8 +99,7 @@ def simulate(config: SequenceConfig, progress: Callable[[float, float], None] | 
             frames.append(aps_frame(np.mean(exposed, axis=0), config.sensor, rng, condition))
             masks.append(classes)
             exposed.clear()
-            if progress:
-                progress(t_us / US_PER_S, config.seconds)
+            report(progress, t_us / US_PER_S, config.seconds, task)
     columns = [np.concatenate(c) for c in zip(*chunks)] if chunks else [np.empty(0, d) for d in (np.int64, np.uint16, np.uint16, np.int8)]
     return SimulatedSequence(
         events=Events(*columns),

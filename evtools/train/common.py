@@ -4,7 +4,7 @@ evaluation into a confusion matrix."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -12,8 +12,6 @@ import torch
 from evtools.errors import EvtoolsError
 from evtools.metrics import confusion_matrix
 
-# progress(step done, steps in total, loss, samples per second, the loss terms by name)
-TrainProgress = Callable[[int, int, float, float, dict[str, float]], None]
 
 
 def seed_everything(seed: int) -> None:

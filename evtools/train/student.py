@@ -30,7 +30,8 @@ from evtools.errors import EvtoolsError
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabV3Plus
-from evtools.train.common import (TrainProgress, autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
+from evtools.progress import Progress, report
+from evtools.train.common import (autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
                                   seed_everything, to_device)
 from evtools.train.config import StudentConfig, to_toml
 from evtools.train.evdistill import EvDistill
@@ -114,7 +115,7 @@ def _git_commit() -> str:
 
 
 def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | Path, resume: bool = False,
-                  progress: TrainProgress | None = None) -> dict:
+                  progress: Progress | None = None) -> dict:
     """Trains one student; returns the last epoch's metrics."""
     run_dir = Path(run_dir)
     cfg, parts = config.training, config.parts
@@ -227,10 +228,9 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
             step += 1
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
-            if progress:
-                progress(step, total_steps, float(loss.detach()),
-                         step * cfg.batch_size * world.world / (time.perf_counter() - started),
-                         {name: float(value.detach()) for name, value in terms.items()})
+            report(progress, step, total_steps, loss=float(loss.detach()),
+                   rate=step * cfg.batch_size * world.world / (time.perf_counter() - started),
+                   terms={name: float(value.detach()) for name, value in terms.items()})
         metrics = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started,
                    **{f"loss_{k}": world.mean(v / steps_per_epoch) for k, v in sums.items()}}
         if method is not None:

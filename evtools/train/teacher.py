@@ -16,7 +16,8 @@ from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.devices import check_device
-from evtools.train.common import TrainProgress, autocast, check_precision, evaluate, place, poly_lr, seed_everything, to_device
+from evtools.progress import Progress, report
+from evtools.train.common import autocast, check_precision, evaluate, place, poly_lr, seed_everything, to_device
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class TeacherResult:
 
 def train_teacher(
     train_source, output: str | Path, config: TeacherTraining = TeacherTraining(), val_source=None,
-    progress: TrainProgress | None = None,
+    progress: Progress | None = None,
 ) -> TeacherResult:
     check_device(config.device)
     seed_everything(config.seed)
@@ -89,9 +90,8 @@ def train_teacher(
             optimizer.step()
             step += 1
             loss_value = float(loss.detach())
-            if progress:
-                progress(step, total, loss_value, step * config.batch_size / (time.perf_counter() - started),
-                         {"task": loss_value})
+            report(progress, step, total, loss=loss_value, rate=step * config.batch_size / (time.perf_counter() - started),
+                   terms={"task": loss_value})
         if val_loader is not None:
             confusion = evaluate(model, val_loader, "aps", config.model.num_classes, config.device)
             history.append({"epoch": epoch + 1, "miou": miou(confusion), "pixel_accuracy": pixel_accuracy(confusion)})
