@@ -140,10 +140,42 @@ def _blocks(windows: Windows, first: int) -> Iterator[slice]:
         k = end
 
 
+@dataclass
+class _Conversion:
+    """What one conversion works with, filled in by its steps."""
+
+    input_path: Path
+    output: Path
+    spec: ConvertSpec
+    recording: Recording
+    width: int
+    height: int  # after the crop
+    window: WindowSpec
+    ground_truth: GroundTruth | None
+    key: cache.CacheKey
+    windows: Windows | None = None
+
+
 def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = ConvertSpec(), progress: Progress | None = None) -> ConvertResult:
     """Converts one recording into the cache ``output`` (``.zarr`` appended when missing)."""
     started = time.perf_counter()
     input_path, output = Path(input_path), cache_path(output)
+    _check_request(input_path, output, spec)
+    with cache.conversion_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
+        job = _plan(input_path, output, spec, recording)
+        if spec.overwrite:
+            cache.remove_cache(output)
+        elif cache.finished_matches(output, job.key):
+            return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
+        _cut_windows(job)
+        group, resumed_from = _open_partial(job)
+        _write_windows(job, group, resumed_from, progress)
+        cache.finish(group, output)
+        return _result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
+
+
+def _check_request(input_path: Path, output: Path, spec: ConvertSpec) -> None:
+    """What can be refused before the recording is opened."""
     names = [rep.name for rep in spec.representations] + (["events"] if spec.events else [])
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
@@ -151,76 +183,85 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     if input_path.is_dir() and output.absolute().resolve().is_relative_to(input_path.absolute().resolve()):
         raise InputError(output, f"is inside the input folder {input_path}: writing there would change the input's "
                                  "fingerprint; write the cache elsewhere")
-    with cache.conversion_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
-        if recording.n_events == 0:
-            raise InputError(input_path, "the recording holds no events")
-        window = _window_spec(recording, spec)
-        height = _check_crop(recording, spec.crop_rows)
-        width = recording.width
-        if spec.events and width * height >= MAX_PACKED_PIXELS:
-            raise InputError(input_path, f"a {width}x{height} sensor is too large to store its events (at most 2^31 pixels)")
-        ground_truth = _ground_truth(recording, input_path, spec)
-        key = cache.CacheKey(
-            source_fingerprint=fingerprint(input_path),
-            window=window.params(),
-            crop=list(spec.crop_rows) if spec.crop_rows else None,
-            representations={rep.name: rep.params() for rep in spec.representations},
-            read_options=dataclasses.asdict(spec.read_options),
-            ground_truth=ground_truth.fingerprint if ground_truth else None,
-            events=STORED_EVENTS if spec.events else None,
-        )
-        if spec.overwrite:
-            cache.remove_cache(output)
-        elif cache.finished_matches(output, key):
-            return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
-        recording.check_time_order()
-        windows = window.cut(recording, spec.crop_rows)
-        _check_free_space(output, windows, spec, width, height)
-        with_aps = windows.frame_index is not None
-        if not with_aps:
-            ground_truth = None  # masks belong to frames: windows without frames get none
-        done = cache.resume_point(output, key)
-        if done is None:
-            group = cache.create_partial(
-                output,
-                key,
-                {"path": str(input_path.resolve()), "format": recording.format_name, "size": source_size(input_path)},
-                {cache.CacheAttr.SENSOR: {"width": width, "height": height}, cache.CacheAttr.T0: recording.t0_us},
-                cache.conversion_arrays(
-                    len(windows), width, height, spec.representations, with_aps, ground_truth is not None,
-                    ground_truth.condition_names if ground_truth is not None and ground_truth.has_conditions else None,
-                    # before the crop: at least enough
-                    int((windows.stop - windows.start).max(initial=0)) if spec.events else None,
-                ),
-                BLOCK_WINDOWS,
-                spec.codec,
-                initial={CacheArray.T_START: windows.t_start_us, CacheArray.T_END: windows.t_end_us,
-                         **({CacheArray.FRAME_T: recording.frames.t_us[windows.frame_index]} if with_aps else {})},
-            )
-            done = 0
-        else:
-            group = cache.open_partial(output)
-        resumed_from = done
-        events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
-        # Two sets of buffers: the kernels fill one while a writer thread compresses and stores
-        # the other, so computing and writing overlap; at most one block is in flight.
-        buffer_sets = [
-            {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype, spec.device)
-             for rep in spec.representations}
-            for _ in range(2)
-        ]
-        in_flight: tuple[Future, slice, int] | None = None
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            for number, block in enumerate(_blocks(windows, done)):
-                outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2],
-                                         ground_truth)
-                if in_flight:
-                    events_done = _report(in_flight, events_done, len(windows), progress)
-                in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs[CacheArray.N_EVENTS].sum()))
+
+
+def _plan(input_path: Path, output: Path, spec: ConvertSpec, recording: Recording) -> _Conversion:
+    """The window mode, the sensor after the crop, the ground truth and the cache key."""
+    if recording.n_events == 0:
+        raise InputError(input_path, "the recording holds no events")
+    window = _window_spec(recording, spec)
+    height = _check_crop(recording, spec.crop_rows)
+    if spec.events and recording.width * height >= MAX_PACKED_PIXELS:
+        raise InputError(input_path, f"a {recording.width}x{height} sensor is too large to store its events (at most 2^31 pixels)")
+    ground_truth = _ground_truth(recording, input_path, spec)
+    key = cache.CacheKey(
+        source_fingerprint=fingerprint(input_path),
+        window=window.params(),
+        crop=list(spec.crop_rows) if spec.crop_rows else None,
+        representations={rep.name: rep.params() for rep in spec.representations},
+        read_options=dataclasses.asdict(spec.read_options),
+        ground_truth=ground_truth.fingerprint if ground_truth else None,
+        events=STORED_EVENTS if spec.events else None,
+    )
+    return _Conversion(input_path, output, spec, recording, recording.width, height, window, ground_truth, key)
+
+
+def _cut_windows(job: _Conversion) -> None:
+    """The windows, from time-ordered events, refused when the output cannot fit the disk."""
+    job.recording.check_time_order()
+    job.windows = job.window.cut(job.recording, job.spec.crop_rows)
+    _check_free_space(job.output, job.windows, job.spec, job.width, job.height)
+    if job.windows.frame_index is None:
+        job.ground_truth = None  # masks belong to frames: windows without frames get none
+
+
+def _open_partial(job: _Conversion):
+    """The partial cache to write into, and the windows an interrupted run already wrote there."""
+    done = cache.resume_point(job.output, job.key)
+    if done is not None:
+        return cache.open_partial(job.output), done
+    recording, windows, spec, truth = job.recording, job.windows, job.spec, job.ground_truth
+    with_aps = windows.frame_index is not None
+    group = cache.create_partial(
+        job.output,
+        job.key,
+        {"path": str(job.input_path.resolve()), "format": recording.format_name, "size": source_size(job.input_path)},
+        {cache.CacheAttr.SENSOR: {"width": job.width, "height": job.height}, cache.CacheAttr.T0: recording.t0_us},
+        cache.conversion_arrays(
+            len(windows), job.width, job.height, spec.representations, with_aps, truth is not None,
+            truth.condition_names if truth is not None and truth.has_conditions else None,
+            # counted before the crop: at least enough
+            int((windows.stop - windows.start).max(initial=0)) if spec.events else None,
+        ),
+        BLOCK_WINDOWS,
+        spec.codec,
+        initial={CacheArray.T_START: windows.t_start_us, CacheArray.T_END: windows.t_end_us,
+                 **({CacheArray.FRAME_T: recording.frames.t_us[windows.frame_index]} if with_aps else {})},
+    )
+    return group, 0
+
+
+def _write_windows(job: _Conversion, group, done: int, progress: Progress | None) -> None:
+    """Every window from ``done`` on, block by block. Two sets of buffers: the kernels fill one
+    while a writer thread compresses and stores the other, so computing and writing overlap; at
+    most one block is in flight."""
+    spec, windows = job.spec, job.windows
+    events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
+    buffer_sets = [
+        {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(job.width, job.height)), rep.dtype, spec.device)
+         for rep in spec.representations}
+        for _ in range(2)
+    ]
+    in_flight: tuple[Future, slice, int] | None = None
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for number, block in enumerate(_blocks(windows, done)):
+            outputs = _compute_block(job.recording, windows, block, spec, job.width, job.height,
+                                     buffer_sets[number % 2], job.ground_truth)
             if in_flight:
-                _report(in_flight, events_done, len(windows), progress)
-        cache.finish(group, output)
-        return _result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
+                events_done = _report(in_flight, events_done, len(windows), progress)
+            in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs[CacheArray.N_EVENTS].sum()))
+        if in_flight:
+            _report(in_flight, events_done, len(windows), progress)
 
 
 def _compute_block(

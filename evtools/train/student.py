@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -114,149 +114,213 @@ def _git_commit() -> str:
         return "unknown"
 
 
+@dataclass
+class _Run:
+    """One training run, filled in by the steps of ``train_student``."""
+
+    config: StudentConfig
+    inputs: StudentInputs
+    run_dir: Path
+    world: Distributed
+    uses_images: bool  # EvDistill with its modality reconstruction: labelled images come in
+    loader: torch.utils.data.DataLoader | None = None
+    sampler: torch.utils.data.Sampler | None = None
+    images: torch.utils.data.DataLoader | None = None
+    val_loader: torch.utils.data.DataLoader | None = None
+    val_parts: list = field(default_factory=list)
+    student: torch.nn.Module | None = None
+    teacher: torch.nn.Module | None = None
+    method: EvDistill | None = None
+    trained_student: torch.nn.Module | None = None  # the student, wrapped for DDP when there are several processes
+    trained_i2e: torch.nn.Module | None = None
+    optimizers: dict = field(default_factory=dict)  # optimizer, i2e_optimizer, d_optimizer (None when unused)
+    epoch: int = 0
+    step: int = 0
+    best: float = -1.0
+
+    @property
+    def device(self) -> str:
+        return self.config.training.device
+
+
 def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | Path, resume: bool = False,
                   progress: Progress | None = None) -> dict:
     """Trains one student; returns the last epoch's metrics."""
-    run_dir = Path(run_dir)
-    cfg, parts = config.training, config.parts
+    run = _start(config, inputs, Path(run_dir))
+    _load_data(run)
+    _build(run)
+    _resume_or_record(run, resume)
+    metrics: dict = {}
+    started = time.perf_counter()
+    for epoch in range(run.epoch, config.training.epochs):
+        sums, steps = _train_epoch(run, epoch, started, progress)
+        metrics = _epoch_metrics(run, epoch, sums, steps, started)
+        _save(run, epoch, metrics)
+    if run.world.world > 1:
+        dist.barrier()
+    return metrics
+
+
+def _start(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _Run:
+    """The device, threads, process group and seed; the inputs the method needs."""
+    cfg = config.training
     check_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     world = Distributed(cfg.device)
     seed_everything(cfg.seed + world.rank)
-    needs_teacher = config.method != "supervised"
-    if needs_teacher and inputs.teacher is None:
+    if config.method != "supervised" and inputs.teacher is None:
         raise EvtoolsError(f"--method {config.method} needs --teacher")
-    evdistill = config.method == "evdistill"
-    uses_images = evdistill and parts.bmr
+    uses_images = config.method == "evdistill" and config.parts.bmr
     if uses_images and inputs.images is None:
         raise EvtoolsError("--method evdistill needs --images (labelled images) unless BMR is off (--no-bmr)")
-    augment = ([RandomHorizontalFlip()] if cfg.flip else []) + ([RandomCrop(*cfg.crop)] if cfg.crop else [])
-    train_parts, val_parts = split_validation(inputs.events, cfg.validation_fraction)
-    train_set = _Windows(train_parts, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
-                         with_previous_aps=uses_images, transforms=augment)
-    train_sampler = world.sampler(train_set, True, cfg.seed)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=train_sampler is None,
-                                         sampler=train_sampler, drop_last=True, num_workers=cfg.workers,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
-    if len(loader) == 0:
-        raise EvtoolsError(f"{len(train_set)} training windows make no batch of {cfg.batch_size}")
-    images = None
-    if uses_images:
-        image_set = ImageMaskFolder(inputs.images, augment, with_previous=True)
-        image_sampler = world.sampler(image_set, True, cfg.seed + 1)
-        images = torch.utils.data.DataLoader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
-                                             sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
-                                             generator=torch.Generator().manual_seed(cfg.seed + 1))
-    val_loader = None
-    if val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in val_parts):
-        # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
-        val_set = _Windows(val_parts, repr=config.repr, with_aps=True, with_labels=True,
-                           transforms=[ignore_untrusted_frames])
-        val_loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
+    return _Run(config, inputs, run_dir, world, uses_images)
 
-    device = cfg.device
-    student, teacher, method = build_models(config, inputs.teacher, device)
-    # the student's optimiser also trains E2I, the image head on the student's own decoder
-    head = [method.e2i] if method is not None and parts.bmr else []
-    optimizer = torch.optim.Adam([p for m in [student, *head] for p in m.parameters()], lr=cfg.lr,
+
+def _load_data(run: _Run) -> None:
+    """Training windows (and labelled images), and validation windows with pseudo-labels."""
+    config, cfg, world = run.config, run.config.training, run.world
+    augment = ([RandomHorizontalFlip()] if cfg.flip else []) + ([RandomCrop(*cfg.crop)] if cfg.crop else [])
+    train_parts, run.val_parts = split_validation(run.inputs.events, cfg.validation_fraction)
+    train_set = _Windows(train_parts, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
+                         with_previous_aps=run.uses_images, transforms=augment)
+    run.sampler = world.sampler(train_set, True, cfg.seed)
+    run.loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=run.sampler is None,
+                                             sampler=run.sampler, drop_last=True, num_workers=cfg.workers,
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+    if len(run.loader) == 0:
+        raise EvtoolsError(f"{len(train_set)} training windows make no batch of {cfg.batch_size}")
+    if run.uses_images:
+        image_set = ImageMaskFolder(run.inputs.images, augment, with_previous=True)
+        image_sampler = world.sampler(image_set, True, cfg.seed + 1)
+        run.images = torch.utils.data.DataLoader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
+                                                 sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
+                                                 generator=torch.Generator().manual_seed(cfg.seed + 1))
+    if run.val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in run.val_parts):
+        # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
+        val_set = _Windows(run.val_parts, repr=config.repr, with_aps=True, with_labels=True,
+                           transforms=[ignore_untrusted_frames])
+        run.val_loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
+
+
+def _build(run: _Run) -> None:
+    """The models and their optimisers: the student's also trains E2I, the image head on the
+    student's own decoder; I2E and the discriminator have their own."""
+    cfg, parts = run.config.training, run.config.parts
+    run.student, run.teacher, run.method = build_models(run.config, run.inputs.teacher, run.device)
+    head = [run.method.e2i] if run.method is not None and parts.bmr else []
+    optimizer = torch.optim.Adam([p for m in [run.student, *head] for p in m.parameters()], lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
     i2e_optimizer = d_optimizer = None
-    if uses_images:
-        i2e_optimizer = torch.optim.Adam(method.i2e.parameters(), lr=cfg.generator_lr, betas=(0.5, 0.999))
-        if method.d_events is not None:
-            d_optimizer = torch.optim.Adam(method.d_events.parameters(), lr=cfg.generator_lr, betas=(0.5, 0.999))
-    optimizers = {"optimizer": optimizer, "i2e_optimizer": i2e_optimizer, "d_optimizer": d_optimizer}
+    if run.uses_images:
+        i2e_optimizer = torch.optim.Adam(run.method.i2e.parameters(), lr=cfg.generator_lr, betas=(0.5, 0.999))
+        if run.method.d_events is not None:
+            d_optimizer = torch.optim.Adam(run.method.d_events.parameters(), lr=cfg.generator_lr, betas=(0.5, 0.999))
+    run.optimizers = {"optimizer": optimizer, "i2e_optimizer": i2e_optimizer, "d_optimizer": d_optimizer}
+    run.trained_student = run.world.wrap(run.student)
+    run.trained_i2e = run.world.wrap(run.method.i2e) if run.uses_images else None
 
-    start_epoch, step, best = 0, 0, -1.0
-    state_path = run_dir / "state.pt"
+
+def _resume_or_record(run: _Run, resume: bool) -> None:
+    """Loads ``state.pt`` to resume; else writes the run's config and provenance."""
+    config, inputs, world = run.config, run.inputs, run.world
+    state_path = run.run_dir / "state.pt"
     if resume:
         if not state_path.exists():
-            raise EvtoolsError(f"{run_dir}: nothing to resume (no state.pt)")
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        for name, module in (("student", student), ("evdistill", method), *optimizers.items()):
+            raise EvtoolsError(f"{run.run_dir}: nothing to resume (no state.pt)")
+        state = torch.load(state_path, map_location=run.device, weights_only=True)
+        for name, module in (("student", run.student), ("evdistill", run.method), *run.optimizers.items()):
             if module is not None:
                 module.load_state_dict(state[name])
-        start_epoch, step, best = state["epoch"], state["step"], state["best"]
+        run.epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
     elif world.writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(to_toml(config.as_dict()))
-        (run_dir / "meta.json").write_text(json.dumps({
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        (run.run_dir / "config.toml").write_text(to_toml(config.as_dict()))
+        (run.run_dir / "meta.json").write_text(json.dumps({
             "evtools_version": __version__, "git_commit": _git_commit(), "method": config.method,
             "events": [str(p) for p in inputs.events], "images": str(inputs.images) if inputs.images else None,
             "teacher": str(inputs.teacher) if inputs.teacher else None, "world_size": world.world,
-            "validation": [f"{p}[{s.start}:{s.stop}]" for p, s in val_parts],
+            "validation": [f"{p}[{s.start}:{s.stop}]" for p, s in run.val_parts],
         }, indent=2) + "\n")
-        (run_dir / "metrics.jsonl").write_text("")
+        (run.run_dir / "metrics.jsonl").write_text("")
 
-    s_model = world.wrap(student)
-    i2e_model = world.wrap(method.i2e) if uses_images else None
+
+def _train_epoch(run: _Run, epoch: int, started: float, progress: Progress | None) -> tuple[dict[str, float], int]:
+    """One epoch: every training window and every labelled image, the shorter stream repeated.
+    Returns the loss terms summed over its steps, and the number of steps."""
+    config, cfg, method = run.config, run.config.training, run.method
+    optimizer, i2e_optimizer, d_optimizer = (run.optimizers[k] for k in ("optimizer", "i2e_optimizer", "d_optimizer"))
     task, distribution = TaskLoss(), DistributionKD(cfg.temperature)
-    # an epoch passes over every training window and every labelled image, the shorter repeated
-    steps_per_epoch = max(len(loader), len(images) if images is not None else 0)
-    total_steps = cfg.epochs * steps_per_epoch
-    started = time.perf_counter()
-    metrics: dict = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        if train_sampler is not None:
-            train_sampler.set_epoch(epoch)
-        for module in (student, method):
-            if module is not None:
-                module.train()
-        sums: dict[str, float] = {}
-        image_batches = _repeated(images) if images is not None else itertools.repeat(None)
-        for batch, image_batch in itertools.islice(zip(_repeated(loader), image_batches), steps_per_epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = poly_lr(cfg.lr, step, total_steps)
-            batch = to_device(batch, device, cfg.channels_last)
-            image_batch = to_device(image_batch, device, cfg.channels_last) if image_batch is not None else None
-            with autocast(device, cfg.precision):
-                if method is not None:
-                    terms = method.losses(batch, image_batch, s_model, i2e_model)
-                else:
-                    terms = _baseline_losses(config, batch, s_model, teacher, task, distribution)
-            loss = sum(terms.values())
-            for opt in optimizers.values():
-                if opt is not None:
-                    opt.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if i2e_optimizer is not None:
-                i2e_optimizer.step()
-            if d_optimizer is not None:
-                method.discriminator_step(batch, image_batch, method.i2e, d_optimizer)
-            step += 1
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-            report(progress, step, total_steps, loss=float(loss.detach()),
-                   rate=step * cfg.batch_size * world.world / (time.perf_counter() - started),
-                   terms={name: float(value.detach()) for name, value in terms.items()})
-        metrics = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started,
-                   **{f"loss_{k}": world.mean(v / steps_per_epoch) for k, v in sums.items()}}
-        if method is not None:
-            metrics.update(method.diagnostics())
-        if val_loader is not None:
-            confusion = evaluate(student, val_loader, "events", config.model.num_classes, device)
-            metrics.update(val_miou=miou(confusion), val_pixel_accuracy=pixel_accuracy(confusion))
-        score = metrics.get("val_miou", float(epoch))  # without validation labels, the latest is the best
-        if world.writer:
-            meta = {"method": config.method, "repr": config.repr, "epoch": epoch + 1, "metrics": metrics,
-                    "input": "events"}
-            save_checkpoint(run_dir / "last.pt", student, meta)
-            if score >= best:
-                best = score
-                save_checkpoint(run_dir / "best.pt", student, meta)
-            with open(run_dir / "metrics.jsonl", "a") as log:
-                log.write(json.dumps(metrics) + "\n")
-            state = {"student": student.state_dict(), "epoch": epoch + 1, "step": step, "best": best}
-            for name, module in (("evdistill", method), *optimizers.items()):
-                if module is not None:
-                    state[name] = module.state_dict()
-            torch.save(state, run_dir / "state.partial")
-            (run_dir / "state.partial").replace(state_path)
-    if world.world > 1:
-        dist.barrier()
+    steps = max(len(run.loader), len(run.images) if run.images is not None else 0)
+    total_steps = cfg.epochs * steps
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    for module in (run.student, method):
+        if module is not None:
+            module.train()
+    sums: dict[str, float] = {}
+    image_batches = _repeated(run.images) if run.images is not None else itertools.repeat(None)
+    for batch, image_batch in itertools.islice(zip(_repeated(run.loader), image_batches), steps):
+        for group in optimizer.param_groups:
+            group["lr"] = poly_lr(cfg.lr, run.step, total_steps)
+        batch = to_device(batch, run.device, cfg.channels_last)
+        image_batch = to_device(image_batch, run.device, cfg.channels_last) if image_batch is not None else None
+        with autocast(run.device, cfg.precision):
+            if method is not None:
+                terms = method.losses(batch, image_batch, run.trained_student, run.trained_i2e)
+            else:
+                terms = _baseline_losses(config, batch, run.trained_student, run.teacher, task, distribution)
+        loss = sum(terms.values())
+        for opt in run.optimizers.values():
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i2e_optimizer is not None:
+            i2e_optimizer.step()
+        if d_optimizer is not None:
+            method.discriminator_step(batch, image_batch, method.i2e, d_optimizer)
+        run.step += 1
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+        report(progress, run.step, total_steps, loss=float(loss.detach()),
+               rate=run.step * cfg.batch_size * run.world.world / (time.perf_counter() - started),
+               terms={name: float(value.detach()) for name, value in terms.items()})
+    return sums, steps
+
+
+def _epoch_metrics(run: _Run, epoch: int, sums: dict[str, float], steps: int, started: float) -> dict:
+    """The epoch's mean losses, the method's diagnostics and the validation scores."""
+    metrics = {"epoch": epoch + 1, "step": run.step, "seconds": time.perf_counter() - started,
+               **{f"loss_{k}": run.world.mean(v / steps) for k, v in sums.items()}}
+    if run.method is not None:
+        metrics.update(run.method.diagnostics())
+    if run.val_loader is not None:
+        confusion = evaluate(run.student, run.val_loader, "events", run.config.model.num_classes, run.device)
+        metrics.update(val_miou=miou(confusion), val_pixel_accuracy=pixel_accuracy(confusion))
     return metrics
+
+
+def _save(run: _Run, epoch: int, metrics: dict) -> None:
+    """last.pt, best.pt (by validation mIoU; without validation labels, the latest), the metrics
+    log and state.pt (written under another name, then renamed)."""
+    score = metrics.get("val_miou", float(epoch))
+    if not run.world.writer:
+        return
+    meta = {"method": run.config.method, "repr": run.config.repr, "epoch": epoch + 1, "metrics": metrics,
+            "input": "events"}
+    save_checkpoint(run.run_dir / "last.pt", run.student, meta)
+    if score >= run.best:
+        run.best = score
+        save_checkpoint(run.run_dir / "best.pt", run.student, meta)
+    with open(run.run_dir / "metrics.jsonl", "a") as log:
+        log.write(json.dumps(metrics) + "\n")
+    state = {"student": run.student.state_dict(), "epoch": epoch + 1, "step": run.step, "best": run.best}
+    for name, module in (("evdistill", run.method), *run.optimizers.items()):
+        if module is not None:
+            state[name] = module.state_dict()
+    torch.save(state, run.run_dir / "state.partial")
+    (run.run_dir / "state.partial").replace(run.run_dir / "state.pt")
 
 
 def build_models(config: StudentConfig, teacher_path: Path | None, device: str):
