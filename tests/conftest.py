@@ -4,10 +4,22 @@ import os
 # (NUMBA_ENABLE_CUDASIM=0). Numba reads this when it is first imported, so it is set here.
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+import struct
+
+import cv2
+import h5py
 import numpy as np
 import pytest
 
+from evtools import cache as cache_module
+from evtools.convert import ConvertSpec, convert
 from evtools.events import Events
+from evtools.io.writers.evh5 import write_evh5
+from evtools.io.writers.mvsec import write_mvsec
+from evtools.models.checkpoint import save_checkpoint
+from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+from evtools.pseudolabel import PseudolabelSpec, pseudolabel
+from evtools.representations import EvImage
 
 
 def make_events(n: int = 2000, width: int = 346, height: int = 260, span_us: int = 1_000_000, seed: int = 0) -> Events:
@@ -32,3 +44,107 @@ def assert_same_events(actual: Events, expected: Events) -> None:
 @pytest.fixture
 def events() -> Events:
     return make_events()
+
+
+# Recordings and caches of the conversion tests
+T0_US = 1_504_645_177_410_000
+
+
+def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=64, height=48, seed=0):
+    events = make_events(n_events, width, height, span_us, seed)
+    frames_t = np.linspace(30_000, span_us - 1, n_frames).astype(np.int64)
+    gradient = np.add.outer(np.arange(height), np.arange(width)) % 256
+    images = ((gradient[None] + np.arange(n_frames)[:, None, None] * 7) % 256).astype(np.uint8)
+    write_mvsec(path, [events], t0_us=T0_US, images=images, images_t_us=frames_t)
+    return events, frames_t, images
+
+
+def assert_same_cache(actual, expected):
+    names = sorted(name for name, _ in expected.group.arrays()) + [f"repr/{n}" for n in expected.representations]
+    if expected.has_events:
+        names += [cache_module.EVENTS_DT, cache_module.EVENTS_XYP]
+        # and no chunk beyond a window's events: the same chunk files
+        chunks = [sorted(p.relative_to(c.path) for p in (c.path / cache_module.EVENTS_GROUP).rglob("c/**/*") if p.is_file())
+                  for c in (actual, expected)]
+        assert chunks[0] == chunks[1]
+    for name in names:
+        np.testing.assert_array_equal(actual.array(name)[:], expected.array(name)[:], err_msg=name)
+
+
+# DDD17 packets built byte by byte from the format's description (struct, not evtools' writer)
+def header(type_, size, ts_offset, overflow, capacity, number, valid):
+    return struct.pack("<hhiiiiii", type_, 1, size, ts_offset, overflow, capacity, number, valid)
+
+
+def polarity_word(x, y, polarity, valid):
+    return (x << 17) | (y << 2) | (polarity << 1) | valid
+
+
+def polarity_row(overflow, slots, capacity=None):
+    """slots: (x, y, polarity, valid, timestamp); capacity beyond len(slots) adds zero slack."""
+    capacity = capacity or len(slots)
+    body = b"".join(struct.pack("<II", polarity_word(x, y, pol, v), ts) for x, y, pol, v, ts in slots)
+    body += bytes(8 * (capacity - len(slots)))
+    valid = sum(s[3] for s in slots)
+    return header(1, 8, 4, overflow, capacity, len(slots), valid), body
+
+
+def frame_row(overflow, t_end, pixels16):
+    height, width = pixels16.shape
+    words = struct.pack("<9i", 1, t_end - 900, t_end, t_end - 800, t_end - 100, width, height, 0, 0)
+    body = words + pixels16.astype("<u2").tobytes()
+    return header(2, len(body), 0, overflow, 1, 1, 1), body
+
+
+def special_row(overflow, ts, kind):
+    return header(0, 8, 4, overflow, 1, 1, 1), struct.pack("<II", (kind << 1) | 1, ts)
+
+
+def write_rows(path, rows, empty_rows=3, signals=None):
+    with h5py.File(path, "w") as h5:
+        data = h5.create_dataset("dvs/data", (len(rows) + empty_rows, 3), h5py.vlen_dtype(np.uint8))
+        for i, (head, body) in enumerate(rows):
+            data[i, 0] = np.frombuffer(str(1_000_000 + i).encode(), np.uint8)
+            data[i, 1] = np.frombuffer(head, np.uint8)
+            data[i, 2] = np.frombuffer(body, np.uint8)
+        h5.create_dataset("dvs/timestamp", data=np.arange(len(rows) + empty_rows, dtype=np.int64))
+        for name, table in (signals or {}).items():
+            h5.create_dataset(f"{name}/data", data=table)
+    return path
+
+
+# Student training
+STUDENT_W, STUDENT_H = 32, 24
+# a student small enough to train in seconds
+TINY = ["model.width=0.25", "model.aspp_channels=8", "model.decoder_channels=8", "model.in_channels=2",
+        "model.num_classes=3", 'repr="evimage"', "training.crop=[16, 24]", "training.batch_size=2",
+        "training.generator_width=4", "training.epochs=1", "training.affinity_nodes=16"]
+
+
+@pytest.fixture(scope="module")
+def student_data(tmp_path_factory):
+    """Three tiny pseudo-labelled event-image caches, a random teacher and six labelled images."""
+    W, H = STUDENT_W, STUDENT_H
+    root = tmp_path_factory.mktemp("student")
+    rng = np.random.default_rng(0)
+    teacher = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=3, aspp_channels=8,
+                                          decoder_channels=8))
+    teacher_path = save_checkpoint(root / "teacher.pt", teacher.eval())
+    caches = []
+    for name in ("a", "b", "c"):
+        n = 3000
+        t = np.sort(rng.integers(0, 300_000, n)).astype(np.int64)
+        events = Events(t - t[0], rng.integers(0, W, n).astype(np.uint16), rng.integers(0, H, n).astype(np.uint16),
+                        rng.choice(np.array([-1, 1], np.int8), n))
+        frames = rng.integers(0, 256, (8, H, W)).astype(np.uint8)
+        path = write_evh5(root / f"{name}.h5", [events], width=W, height=H, frames=frames,
+                          frames_t_us=np.arange(1, 9) * 35_000)
+        cache = convert(path, root / name, ConvertSpec(representations=(EvImage(),))).output
+        pseudolabel(cache, PseudolabelSpec(teacher=teacher_path, num_classes=3, scales=(1.0,), flip=False))
+        caches.append(cache)
+    (root / "images" / "frames").mkdir(parents=True)
+    (root / "images" / "masks").mkdir()
+    for k in range(6):
+        cv2.imwrite(str(root / "images" / "frames" / f"i{k}.png"), rng.integers(0, 256, (H, W)).astype(np.uint8))
+        cv2.imwrite(str(root / "images" / "masks" / f"i{k}.png"), rng.integers(0, 3, (H, W)).astype(np.uint8))
+    return {"root": root, "caches": caches, "teacher": teacher_path, "images": root / "images"}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from cli import run_cli
 from conftest import make_events
-from test_io_ddd17 import header, polarity_row, write_rows
+from conftest import header, polarity_row, write_rows
 
 from evtools.io.writers.evh5 import write_evh5
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 from cli import run_cli
-from test_convert import write_recording
+from conftest import write_recording
 
 from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert

@@ -12,7 +12,7 @@ import time
 import pytest
 import zarr
 from cli import run_cli
-from test_convert import assert_same_cache, write_recording
+from conftest import assert_same_cache, write_recording
 
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError

@@ -12,29 +12,15 @@ import numpy as np
 import pytest
 import zarr
 from cli import run_cli
-from conftest import make_events
+from conftest import T0_US, assert_same_cache, make_events, write_recording
 
-from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert, convert_many
 from evtools.errors import EvtoolsError, InputError
 from evtools.io.fingerprint import fingerprint
 from evtools.io.writers.evh5 import write_evh5
-from evtools.io.writers.mvsec import write_mvsec
 from evtools.representations import EvSegNet, Histogram, TimeSurface, VoxelGrid
 from evtools.windows import EventsBeforeFrame, Every
-
-T0_US = 1_504_645_177_410_000
-
-
-def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=64, height=48, seed=0):
-    events = make_events(n_events, width, height, span_us, seed)
-    frames_t = np.linspace(30_000, span_us - 1, n_frames).astype(np.int64)
-    gradient = np.add.outer(np.arange(height), np.arange(width)) % 256
-    images = ((gradient[None] + np.arange(n_frames)[:, None, None] * 7) % 256).astype(np.uint8)
-    write_mvsec(path, [events], t0_us=T0_US, images=images, images_t_us=frames_t)
-    return events, frames_t, images
-
 
 def test_values_match_the_kernels_on_each_window(tmp_path):
     events, frames_t, images = write_recording(tmp_path / "rec_data.hdf5")
@@ -127,18 +113,6 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
     assert resumed.resumed_from == 32
     assert_same_cache(Cache(resumed.output), clean)
-
-
-def assert_same_cache(actual, expected):
-    names = sorted(name for name, _ in expected.group.arrays()) + [f"repr/{n}" for n in expected.representations]
-    if expected.has_events:
-        names += [cache_module.EVENTS_DT, cache_module.EVENTS_XYP]
-        # and no chunk beyond a window's events: the same chunk files
-        chunks = [sorted(p.relative_to(c.path) for p in (c.path / cache_module.EVENTS_GROUP).rglob("c/**/*") if p.is_file())
-                  for c in (actual, expected)]
-        assert chunks[0] == chunks[1]
-    for name in names:
-        np.testing.assert_array_equal(actual.array(name)[:], expected.array(name)[:], err_msg=name)
 
 
 def test_kill_9_midway_then_resume(tmp_path):

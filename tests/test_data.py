@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from test_convert import write_recording
+from conftest import write_recording
 
 from evtools.cache import CacheError
 from evtools.errors import InputError

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from cli import run_cli
-from test_student import TINY, data  # noqa: F401 - the fixture
+from conftest import TINY
 
 from evtools.devices import DeviceError, check_device
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
@@ -32,9 +32,9 @@ def test_cuda_without_a_gpu_is_one_line():
 
 
 @pytest.mark.parametrize("method", ["supervised", "kd-aps", "evdistill"])
-def test_every_model_of_a_run_is_built_on_the_requested_device(data, method):  # noqa: F811
+def test_every_model_of_a_run_is_built_on_the_requested_device(student_data, method):
     config = load_config(None, TINY + [f'method="{method}"', "weights.adversarial=0.1"])
-    student, teacher, evdistill = build_models(config, data["teacher"], "meta")
+    student, teacher, evdistill = build_models(config, student_data["teacher"], "meta")
     modules = [m for m in (student, teacher, evdistill) if m is not None]
     assert len(modules) == {"supervised": 1, "kd-aps": 2, "evdistill": 3}[method]
     devices = {t.device.type for m in modules for t in [*m.parameters(), *m.buffers()]}
@@ -60,23 +60,23 @@ def test_channels_last_and_bf16_on_the_cpu():
     torch.testing.assert_close(half.float(), plain, rtol=0.1, atol=0.1)
 
 
-def test_student_trains_in_bf16_channels_last(data, tmp_path):  # noqa: F811
+def test_student_trains_in_bf16_channels_last(student_data, tmp_path):
     config = load_config(None, TINY + ['method="evdistill"', 'training.precision="bf16"', "training.channels_last=true"])
-    metrics = train_student(config, StudentInputs(data["caches"], data["images"], data["teacher"]), tmp_path / "run")
+    metrics = train_student(config, StudentInputs(student_data["caches"], student_data["images"], student_data["teacher"]), tmp_path / "run")
     assert all(np.isfinite(v) for k, v in metrics.items() if k.startswith("loss_"))
     with pytest.raises(Exception, match="--precision: 'fp16' is not one of fp32, bf16"):
         load_config(None, ['training.precision="fp16"'])
 
 
 @pytest.mark.skipif(not NO_TORCH_GPU, reason="a GPU is present")
-def test_commands_refuse_cuda_without_a_gpu_before_writing(data, tmp_path):  # noqa: F811
-    cache = data["caches"][0]
-    recording = data["root"] / "a.h5"
+def test_commands_refuse_cuda_without_a_gpu_before_writing(student_data, tmp_path):
+    cache = student_data["caches"][0]
+    recording = student_data["root"] / "a.h5"
     runs = {
         "convert": ["convert", recording, "-o", tmp_path / "out", "--device", "cuda"],
-        "pseudolabel": ["pseudolabel", cache, "--teacher", data["teacher"], "--device", "cuda"],
-        "eval": ["eval", data["teacher"], "--events", cache, "--device", "cuda", "-o", tmp_path / "eval"],
-        "teacher": ["train", "teacher", data["images"], "-o", tmp_path / "t.pt", "--device", "cuda"],
+        "pseudolabel": ["pseudolabel", cache, "--teacher", student_data["teacher"], "--device", "cuda"],
+        "eval": ["eval", student_data["teacher"], "--events", cache, "--device", "cuda", "-o", tmp_path / "eval"],
+        "teacher": ["train", "teacher", student_data["images"], "-o", tmp_path / "t.pt", "--device", "cuda"],
         "student": ["train", "student", "--events", cache, "-o", tmp_path / "run", "--device", "cuda",
                     "--method", "supervised"],
     }

@@ -11,7 +11,7 @@ import torch
 import zarr
 from cli import run_cli
 from conftest import assert_same_events
-from test_convert import T0_US, write_recording
+from conftest import T0_US, write_recording
 
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError, StaleCacheError

@@ -3,10 +3,9 @@
 
 import struct
 
-import h5py
 import numpy as np
 import pytest
-from conftest import assert_same_events
+from conftest import assert_same_events, frame_row, header, polarity_row, special_row, write_rows
 
 from evtools.errors import CorruptFileError
 from evtools.io import ReadOptions, open_recording
@@ -20,47 +19,6 @@ from evtools.io.writers.ddd17 import (
 from evtools.summary import summarize
 
 WRAP = 1 << 31
-
-
-def header(type_, size, ts_offset, overflow, capacity, number, valid):
-    return struct.pack("<hhiiiiii", type_, 1, size, ts_offset, overflow, capacity, number, valid)
-
-
-def polarity_word(x, y, polarity, valid):
-    return (x << 17) | (y << 2) | (polarity << 1) | valid
-
-
-def polarity_row(overflow, slots, capacity=None):
-    """slots: (x, y, polarity, valid, timestamp); capacity beyond len(slots) adds zero slack."""
-    capacity = capacity or len(slots)
-    body = b"".join(struct.pack("<II", polarity_word(x, y, pol, v), ts) for x, y, pol, v, ts in slots)
-    body += bytes(8 * (capacity - len(slots)))
-    valid = sum(s[3] for s in slots)
-    return header(1, 8, 4, overflow, capacity, len(slots), valid), body
-
-
-def frame_row(overflow, t_end, pixels16):
-    height, width = pixels16.shape
-    words = struct.pack("<9i", 1, t_end - 900, t_end, t_end - 800, t_end - 100, width, height, 0, 0)
-    body = words + pixels16.astype("<u2").tobytes()
-    return header(2, len(body), 0, overflow, 1, 1, 1), body
-
-
-def special_row(overflow, ts, kind):
-    return header(0, 8, 4, overflow, 1, 1, 1), struct.pack("<II", (kind << 1) | 1, ts)
-
-
-def write_rows(path, rows, empty_rows=3, signals=None):
-    with h5py.File(path, "w") as h5:
-        data = h5.create_dataset("dvs/data", (len(rows) + empty_rows, 3), h5py.vlen_dtype(np.uint8))
-        for i, (head, body) in enumerate(rows):
-            data[i, 0] = np.frombuffer(str(1_000_000 + i).encode(), np.uint8)
-            data[i, 1] = np.frombuffer(head, np.uint8)
-            data[i, 2] = np.frombuffer(body, np.uint8)
-        h5.create_dataset("dvs/timestamp", data=np.arange(len(rows) + empty_rows, dtype=np.int64))
-        for name, table in (signals or {}).items():
-            h5.create_dataset(f"{name}/data", data=table)
-    return path
 
 
 PIXELS = np.array([[0x0000, 0x01FF, 0x8000], [0xFF00, 0xFFFF, 0x1234]], np.uint16)

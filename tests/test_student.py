@@ -6,61 +6,24 @@ import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
-import torch
 from cli import run_cli
+from conftest import STUDENT_H, STUDENT_W, TINY
 
 from evtools.cache import Cache
 from evtools.convert import ConvertSpec, convert
-from evtools.events import Events
 from evtools.evaluate import evaluate_checkpoint
-from evtools.io.writers.evh5 import write_evh5
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
-from evtools.pseudolabel import PseudolabelSpec, pseudolabel
-from evtools.train.config import StudentConfig, load_config
+from evtools.train.config import load_config
 from evtools.train.student import StudentInputs, split_validation, train_student
-
-W, H = 32, 24
-TINY = ["model.width=0.25", "model.aspp_channels=8", "model.decoder_channels=8", "model.in_channels=2",
-        "model.num_classes=3", 'repr="evimage"', "training.crop=[16, 24]", "training.batch_size=2",
-        "training.generator_width=4", "training.epochs=1", "training.affinity_nodes=16"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("student")
-    rng = np.random.default_rng(0)
-    teacher = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=3, aspp_channels=8,
-                                          decoder_channels=8))
-    teacher_path = save_checkpoint(root / "teacher.pt", teacher.eval())
-    caches = []
-    for name in ("a", "b", "c"):
-        n = 3000
-        t = np.sort(rng.integers(0, 300_000, n)).astype(np.int64)
-        events = Events(t - t[0], rng.integers(0, W, n).astype(np.uint16), rng.integers(0, H, n).astype(np.uint16),
-                        rng.choice(np.array([-1, 1], np.int8), n))
-        frames = rng.integers(0, 256, (8, H, W)).astype(np.uint8)
-        path = write_evh5(root / f"{name}.h5", [events], width=W, height=H, frames=frames,
-                          frames_t_us=np.arange(1, 9) * 35_000)
-        cache = convert(path, root / name, ConvertSpec(representations=(__import__("evtools").representations.EvImage(),))).output
-        pseudolabel(cache, PseudolabelSpec(teacher=teacher_path, num_classes=3, scales=(1.0,), flip=False))
-        caches.append(cache)
-    (root / "images" / "frames").mkdir(parents=True)
-    (root / "images" / "masks").mkdir()
-    for k in range(6):
-        cv2.imwrite(str(root / "images" / "frames" / f"i{k}.png"), rng.integers(0, 256, (H, W)).astype(np.uint8))
-        cv2.imwrite(str(root / "images" / "masks" / f"i{k}.png"), rng.integers(0, 3, (H, W)).astype(np.uint8))
-    return {"root": root, "caches": caches, "teacher": teacher_path, "images": root / "images"}
-
 
 @pytest.mark.parametrize("method, extra", [("supervised", []), ("kd-aps", []), ("evdistill", []),
                                            ("evdistill", ["parts.bmr=false"]), ("evdistill", ["weights.adversarial=0.1"])])
-def test_every_method_trains_and_writes_its_run(data, tmp_path, method, extra):
+def test_every_method_trains_and_writes_its_run(student_data, tmp_path, method, extra):
     config = load_config(None, TINY + [f'method="{method}"'] + extra)
-    inputs = StudentInputs(events=data["caches"], images=data["images"], teacher=data["teacher"])
+    inputs = StudentInputs(events=student_data["caches"], images=student_data["images"], teacher=student_data["teacher"])
     metrics = train_student(config, inputs, tmp_path / "run")
     assert metrics["epoch"] == 1 and "val_miou" in metrics
     losses = {k for k in metrics if k.startswith("loss_")}
@@ -81,11 +44,11 @@ def test_every_method_trains_and_writes_its_run(data, tmp_path, method, extra):
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["validation"][0].endswith("c.zarr[None:None]")
 
 
-def test_resume_continues_the_run(data, tmp_path):
+def test_resume_continues_the_run(student_data, tmp_path):
     config = load_config(None, TINY + ['method="supervised"'])
-    train_student(config, StudentInputs(events=data["caches"]), tmp_path / "run")
+    train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")
     longer = load_config(tmp_path / "run" / "config.toml", ["training.epochs=2"])
-    train_student(longer, StudentInputs(events=data["caches"]), tmp_path / "run", resume=True)
+    train_student(longer, StudentInputs(events=student_data["caches"]), tmp_path / "run", resume=True)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
@@ -95,36 +58,36 @@ def test_split_validation():
                                                             [("d", slice(None))])
 
 
-def test_cli_evdistill_then_eval(data, tmp_path):
-    args = ["train", "student", "--method", "evdistill", "-o", tmp_path / "run", "--images", data["images"],
-            "--teacher", data["teacher"]]
-    for cache in data["caches"]:
+def test_cli_evdistill_then_eval(student_data, tmp_path):
+    args = ["train", "student", "--method", "evdistill", "-o", tmp_path / "run", "--images", student_data["images"],
+            "--teacher", student_data["teacher"]]
+    for cache in student_data["caches"]:
         args += ["--events", cache]
     for item in TINY:
         args += ["--set", item]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
-    result = run_cli("eval", tmp_path / "run" / "best.pt", "--events", data["caches"][2], "--truth", "labels",
+    result = run_cli("eval", tmp_path / "run" / "best.pt", "--events", student_data["caches"][2], "--truth", "labels",
                      "-o", tmp_path / "eval", "--render", "2")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["windows"] == 8 and set(metrics["miou"]) == {"nanmean", "zero", "clamped"}
     assert (tmp_path / "eval" / "window_001.png").exists() and "| pixel accuracy |" in (tmp_path / "eval" / "metrics.md").read_text()
-    result = run_cli("train", "student", "--method", "kd-aps", "--events", data["caches"][0], "-o", tmp_path / "r2")
+    result = run_cli("train", "student", "--method", "kd-aps", "--events", student_data["caches"][0], "-o", tmp_path / "r2")
     assert (result.returncode, result.stderr) == (2, "error: --method kd-aps needs --teacher\n")
 
 
-def test_evaluation_counts_against_labels(data, tmp_path):
+def test_evaluation_counts_against_labels(student_data, tmp_path):
     config = load_config(None, TINY + ['method="supervised"'])
-    train_student(config, StudentInputs(events=data["caches"]), tmp_path / "run")
-    result = evaluate_checkpoint(tmp_path / "run" / "last.pt", [data["caches"][0]], truth="labels")
-    assert sum(map(sum, result.confusion)) == 8 * W * H
+    train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")
+    result = evaluate_checkpoint(tmp_path / "run" / "last.pt", [student_data["caches"][0]], truth="labels")
+    assert sum(map(sum, result.confusion)) == 8 * STUDENT_W * STUDENT_H
 
 
-def test_torchrun_two_gloo_processes(data, tmp_path):
+def test_torchrun_two_gloo_processes(student_data, tmp_path):
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
             "-m", "evtools", "train", "student", "--method", "supervised", "-o", str(tmp_path / "ddp")]
-    for cache in data["caches"]:
+    for cache in student_data["caches"]:
         args += ["--events", str(cache)]
     for item in TINY:
         args += ["--set", item]
@@ -183,3 +146,20 @@ def test_eval_reports_each_frame_condition(tmp_path):
     assert per_condition["night"].sum() == 3 * 260 * 346 and per_condition["normal"].sum() == 2 * 260 * 346
     np.testing.assert_array_equal(per_condition["night"] + per_condition["normal"], total)
     assert np.count_nonzero(total - np.diag(np.diag(total))) == 0
+
+
+def test_losses_fall_and_checkpoints_reload_to_the_same_network(student_data, tmp_path):
+    import torch
+
+    config = load_config(None, TINY + ['method="supervised"', "training.epochs=4", "training.lr=0.01"])
+    train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [entry["loss_task"] for entry in log]
+    assert len(losses) == 4 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    model, meta = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert meta["epoch"] == 4 and meta["metrics"] == log[-1]
+    saved = DeepLabV3Plus(config.model)
+    saved.load_state_dict(torch.load(tmp_path / "run" / "state.pt", weights_only=True)["student"])
+    x = torch.randn(2, 2, 24, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x)["logits"], saved.eval()(x)["logits"], rtol=0, atol=0)

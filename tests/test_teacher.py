@@ -8,6 +8,8 @@ from evtools.data import ImageMaskFolder
 from evtools.errors import InputError
 from evtools.models.checkpoint import load_checkpoint
 from evtools.models.deeplab import DeepLabConfig
+from evtools.metrics import miou, pixel_accuracy
+from evtools.train.common import evaluate
 from evtools.train.teacher import TeacherTraining, train_teacher
 
 TINY = DeepLabConfig(depth=18, width=0.25, in_channels=1, num_classes=2, aspp_channels=16, decoder_channels=16)
@@ -44,6 +46,11 @@ def test_teacher_learns_and_its_checkpoint_loads(folder, tmp_path):
     assert result.validation[-1]["pixel_accuracy"] > 0.8
     model, meta = load_checkpoint(result.checkpoint)
     assert model.config == TINY and meta["training"]["epochs"] == 6 and meta["validation"] == result.validation
+    # the checkpoint is the network that was validated last: the same scores again
+    loader = torch.utils.data.DataLoader(ImageMaskFolder(folder), batch_size=4)
+    confusion = evaluate(model, loader, "aps", TINY.num_classes, "cpu")
+    assert pixel_accuracy(confusion) == result.validation[-1]["pixel_accuracy"]
+    assert miou(confusion) == result.validation[-1]["miou"]
 
 
 def test_cli_train_teacher(folder, tmp_path):
