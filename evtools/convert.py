@@ -9,10 +9,11 @@ is the block recorded as done. Memory is bounded by the block, not the recording
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class ConvertSpec:
     read_options: ReadOptions = field(default_factory=ReadOptions)
     overwrite: bool = False
     codec: str = "zstd"  # Blosc compressor of the cache's chunks: zstd (smaller) or lz4 (faster)
+    float16: bool = False  # float representations stored in half precision (half the bytes)
     # masks for ``gt_labels``: a ground-truth file (the simulator's), or a folder of them named
     # like the recordings; recordings with masks of their own (ess_ddd17) use those
     ground_truth: Path | None = None
@@ -202,6 +204,7 @@ def _plan(input_path: Path, output: Path, spec: ConvertSpec, recording: Recordin
         read_options=dataclasses.asdict(spec.read_options),
         ground_truth=ground_truth.fingerprint if ground_truth else None,
         events=STORED_EVENTS if spec.events else None,
+        float_dtype="float16" if spec.float16 else None,
     )
     return _Conversion(input_path, output, spec, recording, recording.width, height, window, ground_truth, key)
 
@@ -232,6 +235,7 @@ def _open_partial(job: _Conversion):
             truth.condition_names if truth is not None and truth.has_conditions else None,
             # counted before the crop: at least enough
             int((windows.stop - windows.start).max(initial=0)) if spec.events else None,
+            spec.float16,
         ),
         BLOCK_WINDOWS,
         spec.codec,
@@ -253,13 +257,16 @@ def _write_windows(job: _Conversion, group, done: int, progress: Progress | None
         for _ in range(2)
     ]
     in_flight: tuple[Future, slice, int] | None = None
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    # one writer thread keeps the blocks in order; it hands the windows to one compressing
+    # thread per core
+    with ThreadPoolExecutor(max_workers=1) as writer, ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as compressors:
         for number, block in enumerate(_blocks(windows, done)):
             outputs = _compute_block(job.recording, windows, block, spec, job.width, job.height,
                                      buffer_sets[number % 2], job.ground_truth)
             if in_flight:
                 events_done = _report(in_flight, events_done, len(windows), progress)
-            in_flight = (writer.submit(_write_block, group, block, outputs), block, int(outputs[CacheArray.N_EVENTS].sum()))
+            in_flight = (writer.submit(_write_block, group, block, outputs, compressors), block,
+                         int(outputs[CacheArray.N_EVENTS].sum()))
         if in_flight:
             _report(in_flight, events_done, len(windows), progress)
 
@@ -282,6 +289,8 @@ def _compute_block(
             events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
             out=buffers[rep.name][: len(ranges)], **extra,
         )
+        if spec.float16 and rep.dtype.kind == "f":
+            _check_half_range(recording, rep, outputs[repr_array(rep.name)], block.start)
     if spec.events:
         outputs[STORED_EVENTS_OUTPUT] = [pack_window(events[a:b], t_start, width)
                                          for (a, b), t_start in zip(ranges, windows.t_start_us[block])]
@@ -295,13 +304,25 @@ def _compute_block(
     return outputs
 
 
-def _write_block(group, block: slice, outputs: dict[str, np.ndarray]) -> None:
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _check_half_range(recording: Recording, rep: Representation, values: np.ndarray, first: int) -> None:
+    """Refuses values that float16 would store as infinite."""
+    peaks = np.abs(values).reshape(len(values), -1).max(axis=1, initial=0)
+    if (peaks > FLOAT16_MAX).any():
+        k = int(np.argmax(peaks > FLOAT16_MAX))
+        raise InputError(recording.path, f"window {first + k}: a {rep.name} value of {peaks[k]:g} is beyond float16's "
+                                         f"range ({FLOAT16_MAX:g}); convert without --dtype float16")
+
+
+def _write_block(group, block: slice, outputs: dict[str, np.ndarray], compressors: Executor) -> None:
     for name, values in outputs.items():
         if name == STORED_EVENTS_OUTPUT:
             for offset, packed in enumerate(values):
                 cache.write_window_events(group, block.start + offset, packed)
         elif values.ndim > 1:
-            cache.write_windows(group, name, block.start, values)
+            cache.write_windows(group, name, block.start, values, compressors)
         else:
             group[name][block] = values
     cache.mark_progress(group, block.stop)  # only once the block's data is stored
@@ -364,7 +385,6 @@ def convert_many(
     """Converts each input into ``out_dir``, ``jobs`` at a time in separate processes (each
     given an equal share of the CPU threads). Returns each input's result, or its error."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
 
     outputs = output_names(inputs, out_dir)

@@ -14,7 +14,9 @@ import zarr
 from cli import run_cli
 from conftest import T0_US, assert_same_cache, make_events, write_recording
 
+from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
+from evtools.events import Events
 from evtools.convert import ConvertSpec, convert, convert_many
 from evtools.errors import EvtoolsError, InputError
 from evtools.io.fingerprint import fingerprint
@@ -202,3 +204,33 @@ def test_cuda_conversion_equals_the_cpu_one(tmp_path):
     on_cuda = convert(tmp_path / "rec_data.hdf5", tmp_path / "cuda", ConvertSpec(representations=reps, device="cuda")).output
     for name in ("repr/voxel", "repr/timesurface"):
         np.testing.assert_allclose(zarr.open_group(on_cuda)[name][:], zarr.open_group(on_cpu)[name][:], rtol=1e-5, atol=1e-6)
+
+
+def test_float16_cache_is_the_float32_cache_rounded(tmp_path):
+    write_recording(tmp_path / "rec_data.hdf5")
+    reps = (VoxelGrid(bins=3), Histogram(bins=3), TimeSurface(tau_us=20_000.0))  # --bins sets both
+    full = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "full", ConvertSpec(representations=reps)).output)
+    result = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "half", "--dtype", "float16",
+                     "--repr", "voxel", "--bins", "3", "--repr", "histogram", "--repr", "timesurface", "--tau", "20ms",
+                     "--cutoff", "10")
+    assert result.returncode == 0, result.stderr
+    half = Cache(tmp_path / "half.zarr")
+    assert half.attrs["float_dtype"] == "float16" and full.attrs.get("float_dtype") is None
+    for name in ("voxel", "timesurface"):
+        stored = half.array(f"repr/{name}")[:]
+        assert stored.dtype == np.float16
+        np.testing.assert_array_equal(stored, full.array(f"repr/{name}")[:].astype(np.float16))
+    assert half.array("repr/histogram").dtype == np.uint8  # not a float representation: as it is
+    np.testing.assert_array_equal(half.array("repr/histogram")[:], full.array("repr/histogram")[:])
+    with pytest.raises(cache_module.StaleCacheError, match="other float_dtype"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "half", ConvertSpec(representations=reps))
+    bad = run_cli("convert", tmp_path / "rec_data.hdf5", "-o", tmp_path / "x", "--dtype", "float64")
+    assert (bad.returncode, bad.stderr) == (2, "error: --dtype: 'float64' is not float32 or float16\n")
+
+
+def test_float16_refuses_values_beyond_its_range(tmp_path):
+    n = 70_000  # one pixel, one window: a voxel sum beyond 65504
+    events = Events(np.arange(n, dtype=np.int64) // 10, np.zeros(n, np.uint16), np.zeros(n, np.uint16), np.ones(n, np.int8))
+    path = write_evh5(tmp_path / "hot.h5", [events], width=4, height=3)
+    with pytest.raises(InputError, match=r"window 0: a voxel value of 70000 is beyond float16's range \(65504\)"):
+        convert(path, tmp_path / "hot", ConvertSpec(window=Every(100_000), float16=True, representations=(VoxelGrid(bins=1),)))

@@ -30,6 +30,12 @@ def _representation(name: str, **options) -> Representation:
         raise OptionError(f"--repr {name}: {err}") from None
 
 
+def _float16(dtype: str) -> bool:
+    if dtype not in ("float32", "float16"):
+        raise OptionError(f"--dtype: '{dtype}' is not float32 or float16")
+    return dtype == "float16"
+
+
 def _window(window: str | None, window_events: int | None, between_frames: bool, every: str | None) -> WindowSpec | None:
     given = [name for name, value in (("--window", window), ("--window-events", window_events),
                                       ("--between-frames", between_frames or None), ("--every", every)) if value is not None]
@@ -66,6 +72,7 @@ def convert(
     jobs: Annotated[int, typer.Option(help="With several inputs, conversions at a time.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cache instead of refusing or resuming.")] = False,
     codec: Annotated[str, typer.Option(help="Blosc compressor of the cache: zstd (smaller) or lz4 (faster).")] = "zstd",
+    dtype: Annotated[str, typer.Option(help="float32, or float16: the float representations in half precision (half the bytes, 11 significant bits).")] = "float32",
     ground_truth: Annotated[Path | None, typer.Option(help="Masks for gt_labels: a simulator ground-truth file, or a folder of them named like the inputs.")] = None,
     format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
@@ -87,6 +94,7 @@ def convert(
         read_options=ReadOptions(camera=camera, rotate180=rotate180),
         overwrite=overwrite,
         codec=codec,
+        float16=_float16(dtype),
         ground_truth=ground_truth,
     )
     check_device(device, kernels=True)
