@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -232,6 +233,17 @@ class ArraySpec:
     attributes: dict = field(default_factory=dict)
     chunks: tuple[int, ...] | None = None
     shuffle: bool = False
+    dims: tuple[str, ...] | None = None  # the axes' names, when not the default for the rank
+
+    @property
+    def dimension_names(self) -> tuple[str, ...]:
+        """What xarray calls the axes: window first, then event, or (channel,) y, x."""
+        return self.dims or DIMENSION_NAMES[len(self.shape)]
+
+
+DIMENSION_NAMES = {1: ("window",), 2: ("window", "event"), 3: ("window", "y", "x"), 4: ("window", "channel", "y", "x")}
+# the per-window times, which xarray shows as coordinates of every other array of the group
+WINDOW_COORDINATES = (CacheArray.T_START, CacheArray.T_END)
 
 
 def conversion_arrays(n_windows: int, width: int, height: int, representations: Sequence[Representation],
@@ -252,7 +264,9 @@ def conversion_arrays(n_windows: int, width: int, height: int, representations: 
             arrays[CacheArray.GT_CONDITION] = ArraySpec((k,), uint8, {"names": condition_names, "unknown": 255})
     for rep in representations:
         dtype = np.dtype(np.float16) if float16 and rep.dtype.kind == "f" else rep.dtype
-        arrays[repr_array(rep.name)] = ArraySpec((k, *rep.shape(width, height)), dtype, {"name": rep.name, **rep.params()})
+        # each representation's own channel axis: their channel counts differ
+        arrays[repr_array(rep.name)] = ArraySpec((k, *rep.shape(width, height)), dtype, {"name": rep.name, **rep.params()},
+                                                 dims=("window", f"{rep.name}_channel", "y", "x"))
     if event_capacity is not None:
         shape = (k, max(event_capacity, 1))
         chunks = (1, min(shape[1], EVENT_CHUNK))
@@ -309,12 +323,30 @@ def _create_array(group: zarr.Group, name: str, spec: ArraySpec, codec: str = "z
         dtype=spec.dtype,
         compressors=compressor(codec, spec.shuffle),
         fill_value=0,
-        attributes=spec.attributes,
+        attributes=_with_coordinates(name, spec.attributes),
+        dimension_names=spec.dimension_names,
         overwrite=overwrite,
         # skips zarr's all-fill check of every chunk: windows are rarely all zero, and an
         # all-zero one compresses to a few bytes anyway
         config={"write_empty_chunks": True},
     )
+
+
+def _with_coordinates(name: str, attributes: dict) -> dict:
+    """An array's attributes, with CF's ``coordinates`` naming the window times for the arrays
+    beside them in the group's root (xarray reads it: window times as coordinates)."""
+    if "/" in name or name in WINDOW_COORDINATES:
+        return attributes
+    return {**attributes, "coordinates": " ".join(WINDOW_COORDINATES)}
+
+
+def consolidate(path: Path) -> None:
+    """Writes the group's consolidated metadata (every array's metadata in the root zarr.json), the
+    form xarray and remote readers open in one read. Called when a cache is finished and again
+    when a stage adds arrays; evtools itself reads the arrays' own metadata."""
+    with warnings.catch_warnings():  # zarr says that v3's specification does not define it yet: known
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        zarr.consolidate_metadata(str(path))
 
 
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> None:
@@ -374,7 +406,8 @@ class AddedArrays:
 
     def __init__(self, cache: Cache, arrays: dict[str, ArraySpec], options: dict, overwrite: bool = False,
                  what: str = "them"):
-        self.group = zarr.open_group(cache.path, mode="r+")
+        self.path = cache.path
+        self.group = zarr.open_group(cache.path, mode="r+", use_consolidated=False)
         self.first = next(iter(arrays))
         self.windows, self.done, self.complete = len(cache), 0, False
         if self.first in self.group:
@@ -390,6 +423,7 @@ class AddedArrays:
             for name, spec in arrays.items():
                 _create_array(self.group, name, spec, overwrite=True)
             self.group[self.first].attrs.update({"options": options, CacheAttr.COMPLETE: False, CacheAttr.WINDOWS_DONE: 0})
+            consolidate(self.path)  # the new arrays are seen at once; their progress when finished
 
     def write(self, start: int, values: dict[str, np.ndarray]) -> None:
         """Stores windows start, start + 1, ... of each array, then records them as done."""
@@ -401,6 +435,7 @@ class AddedArrays:
     def finish(self) -> None:
         self.group[self.first].attrs[CacheAttr.COMPLETE] = True
         self.complete = True
+        consolidate(self.path)
 
 
 def open_partial(path: Path) -> zarr.Group:
@@ -415,6 +450,7 @@ def mark_progress(group: zarr.Group, windows_done: int) -> None:
 def finish(group: zarr.Group, path: Path) -> None:
     """Marks the partial cache complete and renames it into place."""
     group.attrs[CacheAttr.COMPLETE] = True
+    consolidate(partial_path(path))
     if path.exists():
         shutil.rmtree(path)
     os.replace(partial_path(path), path)
@@ -475,7 +511,7 @@ class Cache:
         if not self.path.exists():
             raise InputError(self.path, "no such cache")
         try:
-            self.group = zarr.open_group(self.path, mode=mode)
+            self.group = zarr.open_group(self.path, mode=mode, use_consolidated=False)
         except Exception as err:  # noqa: BLE001 - zarr raises many kinds for a broken store
             raise CacheError(self.path, f"not a readable Zarr cache ({type(err).__name__}: {err})") from err
         self.attrs = dict(self.group.attrs)

@@ -67,3 +67,29 @@ def test_a_full_cache_holds_only_named_arrays_and_attributes(tmp_path):
     allowed = {a.value for a in CacheArray} | {repr_array(n) for n in REPRESENTATIONS}
     assert arrays <= allowed and {CacheArray.LABELS, CacheArray.GT_CONDITION, CacheArray.EVENTS_DT} <= arrays
     assert set(group.attrs) == {a.value for a in CacheAttr}
+
+
+def test_xarray_opens_a_cache_with_window_times_as_coordinates(tmp_path):
+    import xarray as xr
+
+    run_cli("simulate", tmp_path / "sim", "--seconds", "0.4")
+    result = run_cli("convert", tmp_path / "sim" / "seq000.hdf5", "-o", tmp_path / "c", "--repr", "voxel",
+                     "--repr", "evimage", "--repr", "events")
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "c.zarr"
+    root = zarr.open_group(path, mode="r")
+    assert root.metadata.consolidated_metadata is not None  # one read gives every array's metadata
+    ds = xr.open_zarr(path)
+    assert set(ds.coords) == {"t_start_us", "t_end_us"} and ds.sizes["window"] == 10
+    np.testing.assert_array_equal(ds["t_end_us"].values, root["t_end_us"][:])
+    assert ds["aps"].dims == ("window", "y", "x") and ds["n_events"].dims == ("window",)
+    reprs = xr.open_zarr(path, group="repr")
+    assert reprs["voxel"].dims == ("window", "voxel_channel", "y", "x")
+    assert reprs["evimage"].dims == ("window", "evimage_channel", "y", "x")
+    np.testing.assert_array_equal(reprs["voxel"][3].values, root["repr/voxel"][3])
+    assert xr.open_zarr(path, group="events")["dt"].dims == ("window", "event")
+    # a stage that adds arrays consolidates again: xarray sees the pseudo-labels
+    torch.jit.script(Bright()).save(str(tmp_path / "teacher.ts"))
+    pseudolabel(path, PseudolabelSpec(teacher=tmp_path / "teacher.ts", in_channels=1, num_classes=2, scales=(1.0,)))
+    labelled = xr.open_zarr(path)
+    assert labelled["labels"].dims == ("window", "y", "x") and "t_end_us" in labelled["labels"].coords
