@@ -27,11 +27,12 @@ clean:
 	rm -rf build runs .pytest_cache
 
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python loading.py && ../$(BIN)/python simulator.py
+	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python loading.py && ../$(BIN)/python cluster.py && ../$(BIN)/python simulator.py
 
 # make gpu-check, on a machine with an NVIDIA GPU whose python3 already holds torch with CUDA and
 # numba-cuda (as the lent GPU machines do): a venv over those packages (with the wheels in
-# $(WHEELS) for what that python lacks, zarr for one), then benchmarks/gpu_check.py, about 8 minutes.
+# $(WHEELS) for what that python lacks: zarr, numcodecs, donfig, crc32c, and for the cluster step
+# dask, distributed and theirs), then benchmarks/gpu_check.py, about 8 minutes.
 GPU_VENV ?= .venv-gpu
 WHEELS ?= .whl
 gpu-check:

@@ -67,6 +67,12 @@ def main() -> None:
                               *([] if references else ["--no-references"])], 120, cwd=ROOT / "benchmarks"),
         step("conversion-bench", [python, "conversion.py", *events, "--json", str(RESULTS / "gpu-conversion.json")], 120,
              cwd=ROOT / "benchmarks"),
+        # the same conversion on 2 of the machine's cores: the scaling from 2 cores to all of them
+        step("conversion-bench-2-cores", ["taskset", "-c", "0,1", python, "conversion.py", *events, "--json",
+                                          str(RESULTS / "gpu-conversion-2-cores.json")], 120,
+             {**REAL_CUDA, "NUMBA_NUM_THREADS": "2"}, cwd=ROOT / "benchmarks"),
+        step("cluster-bench", [python, "cluster.py", "--jobs", "8", "--recordings", "8", "--json",
+                               str(RESULTS / "gpu-cluster.json")], 150, cwd=ROOT / "benchmarks"),
         step("loading-bench", [python, "loading.py", *events, "--json", str(RESULTS / "gpu-loading.json")], 120,
              cwd=ROOT / "benchmarks"),
     ]
@@ -87,6 +93,12 @@ def main() -> None:
             runs = json.loads((RESULTS / "gpu-conversion.json").read_text())["conversions"]
             figures = "; ".join(f"{r['codec']} {r.get('device', 'cpu')}: {r['seconds']:.2f} s, "
                                 f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in runs)
+        elif entry["step"] == "conversion-bench-2-cores" and (RESULTS / "gpu-conversion-2-cores.json").exists():
+            runs = json.loads((RESULTS / "gpu-conversion-2-cores.json").read_text())["conversions"]
+            figures = "; ".join(f"{r['codec']}: {r['events_per_second'] / 1e6:.1f} M ev/s" for r in runs)
+        elif entry["step"] == "cluster-bench" and (RESULTS / "gpu-cluster.json").exists():
+            runs = json.loads((RESULTS / "gpu-cluster.json").read_text())["runs"]
+            figures = "; ".join(f"jobs {r['jobs']}: {r['seconds']:.1f} s, {r['events_per_second'] / 1e6:.1f} M ev/s" for r in runs)
         elif entry["step"] == "loading-bench" and (RESULTS / "gpu-loading.json").exists():
             loading = json.loads((RESULTS / "gpu-loading.json").read_text())
             figures = "; ".join(f"{r['loader']}, {r['workers']} workers: {r['samples_per_second']:.0f} samples/s"

@@ -22,7 +22,7 @@ import numpy as np
 from evtools import cache
 from evtools.cache import CacheArray, repr_array
 from evtools.devices import check_device
-from evtools.errors import EvtoolsError, InputError, first_line
+from evtools.errors import EvtoolsError, InputError
 from evtools.events import MAX_PACKED_PIXELS, pack_window
 from evtools.io import ReadOptions, Recording, open_recording
 from evtools.io.fingerprint import fingerprint, source_size
@@ -128,12 +128,12 @@ def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: 
                                  "are free there")
 
 
-def _blocks(windows: Windows, first: int) -> Iterator[slice]:
-    """Consecutive blocks of windows from ``first``, bounded in windows and in events."""
-    k = first
-    while k < len(windows):
+def _blocks(windows: Windows, first: int, stop: int | None = None) -> Iterator[slice]:
+    """Consecutive blocks of windows from ``first`` to ``stop``, bounded in windows and in events."""
+    k, stop = first, len(windows) if stop is None else stop
+    while k < stop:
         end = k + 1
-        while end < min(k + BLOCK_WINDOWS, len(windows)):
+        while end < min(k + BLOCK_WINDOWS, stop):
             span = int(windows.stop[k : end + 1].max()) - int(windows.start[k : end + 1].min())
             if span > MAX_BLOCK_EVENTS:
                 break
@@ -162,21 +162,32 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     """Converts one recording into the cache ``output`` (``.zarr`` appended when missing)."""
     started = time.perf_counter()
     input_path, output = Path(input_path), cache_path(output)
-    _check_request(input_path, output, spec)
+    check_request(input_path, output, spec)
     with cache.conversion_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
-        job = _plan(input_path, output, spec, recording)
-        if spec.overwrite:
-            cache.remove_cache(output)
-        elif cache.finished_matches(output, job.key):
-            return _result(output, started, resumed_from=0, up_to_date=True, dropped=0)
-        _cut_windows(job)
-        group, resumed_from = _open_partial(job)
+        prepared = prepare(input_path, output, spec, recording)
+        if prepared is None:
+            return conversion_result(output, started, resumed_from=0, up_to_date=True, dropped=0)
+        job, group, resumed_from = prepared
         _write_windows(job, group, resumed_from, progress)
         cache.finish(group, output)
-        return _result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
+        return conversion_result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
 
 
-def _check_request(input_path: Path, output: Path, spec: ConvertSpec) -> None:
+def prepare(input_path: Path, output: Path, spec: ConvertSpec, recording: Recording):
+    """Everything before the windows are computed: the plan and its key, the windows, the partial
+    cache and how many windows it already holds: (job, partial group, windows done), or None
+    when a finished cache with the same key is already there. The caller holds the lock."""
+    job = _plan(input_path, output, spec, recording)
+    if spec.overwrite:
+        cache.remove_cache(output)
+    elif cache.finished_matches(output, job.key):
+        return None
+    _cut_windows(job)
+    group, done = _open_partial(job)
+    return job, group, done
+
+
+def check_request(input_path: Path, output: Path, spec: ConvertSpec) -> None:
     """What can be refused before the recording is opened."""
     names = [rep.name for rep in spec.representations] + (["events"] if spec.events else [])
     if not names or len(set(names)) != len(names):
@@ -304,6 +315,42 @@ def _compute_block(
     return outputs
 
 
+@dataclass(frozen=True)
+class RangeTask:
+    """What a worker needs to convert a range of one recording's windows into its partial cache:
+    plain values that travel to other processes and machines (which must see the same paths)."""
+
+    input_path: Path
+    output: Path
+    spec: ConvertSpec
+    width: int
+    height: int
+
+
+def range_task(job: _Conversion) -> RangeTask:
+    return RangeTask(job.input_path, job.output, job.spec, job.width, job.height)
+
+
+def convert_range(task: RangeTask, windows: Windows, first: int, stop: int) -> tuple[int, int]:
+    """Computes and stores windows [first, stop) into the partial cache, which must exist; returns
+    (events stored, events dropped outside the sensor). Ranges that start at a multiple of
+    BLOCK_WINDOWS write chunks no other range writes, so ranges run in any order, anywhere, and
+    a range run twice (a worker lost midway) writes the same bytes again."""
+    spec = task.spec
+    with open_recording(task.input_path, spec.format, spec.read_options) as recording:
+        truth = _ground_truth(recording, task.input_path, spec) if windows.frame_index is not None else None
+        group = cache.open_partial(task.output)
+        buffers = {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(task.width, task.height)), rep.dtype, spec.device)
+                   for rep in spec.representations}
+        events = 0
+        with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as compressors:
+            for block in _blocks(windows, first, stop):
+                outputs = _compute_block(recording, windows, block, spec, task.width, task.height, buffers, truth)
+                _write_block(group, block, outputs, compressors, mark=False)
+                events += int(outputs[CacheArray.N_EVENTS].sum())
+        return events, recording.dropped_outside_sensor
+
+
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -316,7 +363,9 @@ def _check_half_range(recording: Recording, rep: Representation, values: np.ndar
                                          f"range ({FLOAT16_MAX:g}); convert without --dtype float16")
 
 
-def _write_block(group, block: slice, outputs: dict[str, np.ndarray], compressors: Executor) -> None:
+def _write_block(group, block: slice, outputs: dict[str, np.ndarray], compressors: Executor, mark: bool = True) -> None:
+    """Stores a block's values; then, when ``mark``, records the windows up to its end as done
+    (a conversion in order; a cluster's client records ranges itself)."""
     for name, values in outputs.items():
         if name == STORED_EVENTS_OUTPUT:
             for offset, packed in enumerate(values):
@@ -325,7 +374,8 @@ def _write_block(group, block: slice, outputs: dict[str, np.ndarray], compressor
             cache.write_windows(group, name, block.start, values, compressors)
         else:
             group[name][block] = values
-    cache.mark_progress(group, block.stop)  # only once the block's data is stored
+    if mark:
+        cache.mark_progress(group, block.stop)  # only once the block's data is stored
 
 
 def _report(in_flight: tuple[Future, slice, int], events_done: int, total: int, progress: Progress | None) -> int:
@@ -340,7 +390,7 @@ def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
     return image[crop[0] : crop[1]] if crop else image
 
 
-def _result(output: Path, started: float, resumed_from: int, up_to_date: bool, dropped: int) -> ConvertResult:
+def conversion_result(output: Path, started: float, resumed_from: int, up_to_date: bool, dropped: int) -> ConvertResult:
     opened = cache.Cache(output)
     uncompressed = cache.uncompressed_size(opened)
     return ConvertResult(
@@ -367,50 +417,3 @@ def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
             raise InputError(path, f"would be converted to {output}, like {seen[output]}; convert them separately")
         seen[output] = path
     return outputs
-
-
-def _limit_threads(threads: int) -> None:
-    import numba
-
-    numba.set_num_threads(threads)
-
-
-def _convert_reporting(position: int, input_path: Path, output: Path, spec: ConvertSpec, queue) -> ConvertResult:
-    return convert(input_path, output, spec, lambda update: queue.put(dataclasses.replace(update, task=position)))
-
-
-def convert_many(
-    inputs: list[Path], out_dir: Path, spec: ConvertSpec, jobs: int = 1, progress: Progress | None = None
-) -> list[ConvertResult | EvtoolsError]:
-    """Converts each input into ``out_dir``, ``jobs`` at a time in separate processes (each
-    given an equal share of the CPU threads). Returns each input's result, or its error."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    outputs = output_names(inputs, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    context = multiprocessing.get_context("spawn")  # kernels' thread pools do not survive fork
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    results: list[ConvertResult | EvtoolsError] = []
-    with context.Manager() as manager:
-        queue = manager.Queue()
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_limit_threads, initargs=(threads,)) as pool:
-            futures = [
-                pool.submit(_convert_reporting, i, path, output, spec, queue)
-                for i, (path, output) in enumerate(zip(inputs, outputs))
-            ]
-            while not all(f.done() for f in futures) or not queue.empty():
-                try:
-                    message = queue.get(timeout=0.1)
-                except Exception:  # noqa: BLE001 - queue.Empty from the manager's proxy
-                    continue
-                if progress:
-                    progress(message)
-            for path, future in zip(inputs, futures):
-                try:
-                    results.append(future.result())
-                except EvtoolsError as err:
-                    results.append(err)
-                except Exception as err:  # noqa: BLE001 - one input's failure (even a crashed worker) is its own
-                    results.append(InputError(path, f"failed ({type(err).__name__}: {first_line(err)})"))
-    return results

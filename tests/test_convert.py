@@ -17,7 +17,7 @@ from conftest import T0_US, assert_same_cache, make_events, write_recording
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
 from evtools.events import Events
-from evtools.convert import ConvertSpec, convert, convert_many
+from evtools.convert import ConvertSpec, convert
 from evtools.errors import EvtoolsError, InputError
 from evtools.io.fingerprint import fingerprint
 from evtools.io.writers.evh5 import write_evh5
@@ -162,20 +162,6 @@ def test_errors(tmp_path):
     assert str(err.value) == f"{no_frames}: crop rows 0:9 do not fit the sensor's 8 rows"
     with pytest.raises(EvtoolsError, match="give each representation once"):
         convert(no_frames, tmp_path / "x", ConvertSpec(representations=(VoxelGrid(), VoxelGrid(bins=3))))
-
-
-def test_several_inputs_into_a_folder_with_two_jobs(tmp_path):
-    for name, seed in (("a_data.hdf5", 1), ("b_data.hdf5", 2)):
-        write_recording(tmp_path / name, n_events=3000, seed=seed)
-    seen = []
-    results = convert_many([tmp_path / "a_data.hdf5", tmp_path / "b_data.hdf5"], tmp_path / "caches",
-                           ConvertSpec(), jobs=2, progress=seen.append)
-    assert [r.output.name for r in results] == ["a_data.zarr", "b_data.zarr"]
-    assert {update.task for update in seen} == {0, 1}
-    assert all(update.total == 12 and update.figures["events"] > 0 for update in seen)
-    assert max(update.done for update in seen if update.task == 1) == 12
-    single = convert(tmp_path / "b_data.hdf5", tmp_path / "single", ConvertSpec())
-    assert_same_cache(Cache(results[1].output), Cache(single.output))
 
 
 def test_cli_convert_errors_are_one_line(tmp_path):

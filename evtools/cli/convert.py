@@ -12,7 +12,8 @@ from rich.table import Table
 from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range
 from evtools.cache import CODECS
-from evtools.convert import ConvertResult, ConvertSpec, convert as convert_one, convert_many, output_names
+from evtools.cluster import convert_all
+from evtools.convert import ConvertResult, ConvertSpec, output_names
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
@@ -69,7 +70,8 @@ def convert(
     every: Annotated[str | None, typer.Option(help="Consecutive fixed windows, e.g. 50ms (recordings without frames).")] = None,
     crop_rows: Annotated[str | None, typer.Option(help="Keep rows A..B-1 of events and frames, e.g. 0:200 for DDD17.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    jobs: Annotated[int, typer.Option(help="With several inputs, conversions at a time.")] = 1,
+    jobs: Annotated[int, typer.Option(help="Worker processes of a local Dask cluster; ranges of windows and whole recordings run on them.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="A running Dask scheduler (tcp://HOST:8786) to convert on; its workers must see the same paths.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cache instead of refusing or resuming.")] = False,
     codec: Annotated[str, typer.Option(help="Blosc compressor of the cache: zstd (smaller) or lz4 (faster).")] = "zstd",
     dtype: Annotated[str, typer.Option(help="float32, or float16: the float representations in half precision (half the bytes, 11 significant bits).")] = "float32",
@@ -102,15 +104,15 @@ def convert(
         raise OptionError(f"--codec: '{codec}' is not one of {', '.join(CODECS)}")
     if jobs < 1:
         raise OptionError("--jobs: give at least 1")
+    if len(inputs) == 1:
+        # one input: OUT is the cache, unless OUT is an existing folder, which then receives it
+        outputs = output_names(inputs, output) if output.is_dir() and output.suffix != ".zarr" else [output]
+    else:
+        outputs = output_names(inputs, output)
+        output.mkdir(parents=True, exist_ok=True)
     with _progress() as bar:
-        if len(inputs) == 1:
-            # one input: OUT is the cache, unless OUT is an existing folder, which then receives it
-            target = output_names(inputs, output)[0] if output.is_dir() and output.suffix != ".zarr" else output
-            tasks = [bar.add_task(inputs[0].name, total=None, events="")]
-            results = [convert_one(inputs[0], target, spec, _shown(bar, tasks))]
-        else:
-            tasks = [bar.add_task(path.name, total=None, events="") for path in inputs]
-            results = convert_many(inputs, output, spec, jobs, _shown(bar, tasks))
+        tasks = [bar.add_task(path.name, total=None, events="") for path in inputs]
+        results = convert_all(inputs, outputs, spec, jobs, scheduler, _shown(bar, tasks))
     failures = [r for r in results if isinstance(r, EvtoolsError)]
     done = [r for r in results if isinstance(r, ConvertResult)]
     if done:

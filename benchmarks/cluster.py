@@ -1,0 +1,58 @@
+"""Conversion of several recordings: one after another in one process (all its cores) against a
+local Dask cluster of N worker processes (``evtools convert ... --jobs N``), side by side.
+
+Generated MVSEC-layout recordings (synthetic events, APS frames every 40 ms), 5-bin voxel caches
+with 50 ms windows. Usage: python benchmarks/cluster.py [--recordings N] [--events N] [--jobs N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from conversion import make_recording
+from representations import machine
+from rich.console import Console
+from rich.table import Table
+
+from evtools.cluster import convert_all
+from evtools.convert import ConvertSpec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recordings", type=int, default=4)
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "cluster.json")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = [Path(folder) / f"rec{k}_data.hdf5" for k in range(args.recordings)]
+        for path in inputs:
+            make_recording(path, args.events)
+        for jobs in (1, args.jobs):
+            outputs = [Path(folder) / f"jobs{jobs}" / f"{p.stem}.zarr" for p in inputs]
+            started = time.perf_counter()
+            results = convert_all(inputs, outputs, ConvertSpec(), jobs=jobs)
+            seconds = time.perf_counter() - started
+            assert all(not isinstance(r, Exception) for r in results), results
+            rows.append({"jobs": jobs, "seconds": seconds, "events_per_second": args.recordings * args.events / seconds})
+    result = {"machine": machine(), "recordings": args.recordings, "events_each": args.events, "runs": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table(title=f"{args.recordings} recordings of {args.events:,} synthetic events -> 5-bin voxel caches")
+    for column in ("conversion", "seconds", "M events/s"):
+        table.add_column(column, justify="left" if column == "conversion" else "right")
+    for row in rows:
+        name = "one after another, in process" if row["jobs"] == 1 else f"--jobs {row['jobs']} (local Dask cluster)"
+        table.add_row(name, f"{row['seconds']:.1f}", f"{row['events_per_second'] / 1e6:.1f}")
+    Console().print(table)
+    print(f"machine: {result['machine']}; cluster start included; JSON written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Conversions on Dask clusters: a LocalCluster of two worker processes gives caches identical to
+a serial conversion, for several recordings and for ranges of one; a worker killed midway has
+its ranges rerun and the cache is still identical; the client alone marks completion."""
+
+import os
+import signal
+
+import pytest
+from conftest import assert_same_cache, write_recording
+
+from evtools.cache import Cache
+from evtools.cluster import convert_all, convert_on_cluster, local_cluster
+from evtools.convert import ConvertSpec, convert
+from evtools.errors import EvtoolsError
+from evtools.representations import EvImage, VoxelGrid
+
+SPEC = ConvertSpec(representations=(VoxelGrid(), EvImage()), events=True)
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster(2) as local, distributed.Client(local) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    write_recording(root / "a_data.hdf5", n_events=3000, seed=1)
+    write_recording(root / "b_data.hdf5", n_events=120_000, n_frames=200, span_us=8_000_000, width=96, height=64, seed=2)
+    serial = {name: Cache(convert(root / f"{name}_data.hdf5", root / f"serial_{name}", SPEC).output) for name in "ab"}
+    return root, serial
+
+
+def test_two_workers_give_the_serial_caches(cluster, recordings, tmp_path):
+    root, serial = recordings
+    seen = []
+    inputs = [root / "a_data.hdf5", root / "b_data.hdf5"]
+    results = convert_on_cluster(cluster, inputs, [tmp_path / "a.zarr", tmp_path / "b.zarr"], SPEC, seen.append,
+                                 range_windows=32)  # b: 7 ranges over both workers
+    assert [r.windows for r in results] == [12, 200] and not any(r.up_to_date for r in results)
+    for result, name in zip(results, "ab"):
+        assert_same_cache(Cache(result.output), serial[name])
+        assert Cache(result.output).attrs["windows_done"] == len(serial[name])
+    assert {u.task for u in seen} == {0, 1} and max(u.done for u in seen if u.task == 1) == 200
+    again = convert_on_cluster(cluster, inputs, [tmp_path / "a.zarr", tmp_path / "b.zarr"], SPEC)
+    assert all(r.up_to_date for r in again)
+
+
+def test_a_worker_killed_midway_still_gives_the_serial_cache(cluster, recordings, tmp_path):
+    root, serial = recordings
+    pids = list(cluster.run(os.getpid).values())
+    killed = []
+
+    def kill_one_worker(update):
+        if not killed:
+            os.kill(pids[0], signal.SIGKILL)  # the nanny starts a new worker; Dask reruns its tasks
+            killed.append(update.done)
+
+    [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], SPEC, kill_one_worker,
+                                  range_windows=16)
+    assert killed and killed[0] < 200
+    assert_same_cache(Cache(result.output), serial["b"])
+
+
+def test_one_failing_input_leaves_the_other_and_a_missing_scheduler_is_one_line(cluster, recordings, tmp_path):
+    root, serial = recordings
+    bad = tmp_path / "bad_data.hdf5"
+    bad.write_bytes((root / "a_data.hdf5").read_bytes()[:4000])
+    results = convert_on_cluster(cluster, [bad, root / "a_data.hdf5"], [tmp_path / "bad.zarr", tmp_path / "a.zarr"], SPEC)
+    assert isinstance(results[0], EvtoolsError) and "unreadable HDF5 file" in str(results[0])
+    assert_same_cache(Cache(results[1].output), serial["a"])
+    with pytest.raises(EvtoolsError, match="--scheduler tcp://127.0.0.1:1: no Dask scheduler answers there"):
+        convert_all([root / "a_data.hdf5"], [tmp_path / "x.zarr"], SPEC, scheduler="tcp://127.0.0.1:1")
