@@ -1,0 +1,52 @@
+"""The fast path that writes chunk files itself (cache.write_windows, cache.write_window_events)
+writes the very bytes zarr's own writes of the same arrays give: for every dtype and codec a
+cache uses, window chunks and event chunks alike."""
+
+import numpy as np
+import pytest
+import zarr
+
+from evtools import cache as cache_module
+from evtools.cache import ArraySpec
+from evtools.events import PACKED_DTYPE
+
+
+def chunk_files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "zarr.json"}
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4"])
+@pytest.mark.parametrize("dtype, shape", [(np.float32, (5, 6, 7)), (np.float16, (2, 6, 7)), (np.uint8, (6, 7)),
+                                          (np.int64, ())], ids=["float32", "float16", "uint8", "int64-scalars"])
+def test_window_chunks_are_zarrs_own_bytes(tmp_path, codec, dtype, shape):
+    rng = np.random.default_rng(0)
+    values = (rng.random((20, *shape)) * 100 * (rng.random((20, *shape)) < 0.3)).astype(dtype)
+    spec = ArraySpec(values.shape, np.dtype(dtype))
+    ours, theirs = (zarr.open_group(tmp_path / name, mode="w") for name in ("ours", "theirs"))
+    for group in (ours, theirs):
+        cache_module._create_array(group, "a", spec, codec)
+    if values.ndim > 1:
+        cache_module.write_windows(ours, "a", 0, values[:9])
+        cache_module.write_windows(ours, "a", 9, values[9:])
+    else:
+        ours["a"][:] = values  # per-window scalars go through zarr in conversions too
+    theirs["a"][:] = values
+    assert chunk_files(tmp_path / "ours") == chunk_files(tmp_path / "theirs")
+    np.testing.assert_array_equal(ours["a"][:], values)
+
+
+def test_event_chunks_are_zarrs_own_bytes(tmp_path):
+    rng = np.random.default_rng(1)
+    lengths = [0, 5, 65536, 70000]  # empty, inside one chunk, exactly one, more than one
+    spec = cache_module.conversion_arrays(len(lengths), 8, 6, [], with_aps=False, event_capacity=max(lengths))
+    ours, theirs = (zarr.open_group(tmp_path / name, mode="w") for name in ("ours", "theirs"))
+    for group in (ours, theirs):
+        for name, array_spec in spec.items():
+            cache_module._create_array(group, name, array_spec)
+    for k, n in enumerate(lengths):
+        packed = tuple(rng.integers(0, 1000, n).astype(PACKED_DTYPE) for _ in range(2))
+        cache_module.write_window_events(ours, k, packed)
+        for name, values in zip((cache_module.EVENTS_DT, cache_module.EVENTS_XYP), packed):
+            if n:
+                theirs[name][k, :n] = values
+    assert chunk_files(tmp_path / "ours") == chunk_files(tmp_path / "theirs")
