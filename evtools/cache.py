@@ -123,8 +123,35 @@ class StaleCacheError(CacheError):
     """A cache made from another source or with other parameters."""
 
 
+def location(path: str | Path) -> Path:
+    """A cache's location: a local Path, or for a URL (``s3://bucket/rec.zarr``, ``gs://...``,
+    ``memory://...``) a universal_pathlib UPath over fsspec, with the same methods."""
+    if isinstance(path, Path) or "://" not in str(path):
+        return Path(path)
+    try:
+        from upath import UPath
+    except ImportError:
+        raise EvtoolsError(f"{path}: caches at URLs need universal_pathlib and the store's fsspec driver: "
+                           "pip install 'evtools[remote]'") from None
+    return UPath(str(path))
+
+
+def is_remote(path) -> bool:
+    """Whether ``path`` is in an fsspec store (a URL), where renaming is no atomic operation."""
+    return not isinstance(path, Path)
+
+
 def partial_path(path: Path) -> Path:
-    return path.with_name(path.name + PARTIAL_SUFFIX)
+    """Where a conversion writes: ``NAME.zarr.partial``, renamed when complete. In a remote store
+    (no atomic rename) the cache itself, whose ``complete`` attribute, written last, marks it whole."""
+    return path if is_remote(path) else path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def _remove_tree(path: Path) -> None:
+    if is_remote(path):
+        path.fs.rm(path.path, recursive=True)
+    else:
+        shutil.rmtree(path)
 
 
 @dataclass(frozen=True)
@@ -166,11 +193,11 @@ def resume_point(path: Path, key: CacheKey) -> int | None:
     if not partial.exists():
         return None
     try:
-        attrs = dict(zarr.open_group(partial, mode="r").attrs)
+        attrs = dict(zarr.open_group(str(partial), mode="r", use_consolidated=False).attrs)
     except Exception:  # noqa: BLE001 - a conversion killed while creating the group: start over
         attrs = {}
     if CacheAttr.WINDOWS_DONE not in attrs:  # its creation did not finish (the attributes come last)
-        shutil.rmtree(partial)
+        _remove_tree(partial)
         return None
     _refuse_other_key(partial, attrs, key)
     return int(attrs.get(CacheAttr.WINDOWS_DONE, 0))
@@ -180,6 +207,8 @@ def finished_matches(path: Path, key: CacheKey) -> bool:
     """Whether a finished cache for exactly this key is already at ``path``; other keys are refused."""
     if not path.exists():
         return False
+    if is_remote(path) and not _is_complete(path):
+        return False  # in a remote store an unfinished cache lies where the finished one will: resume it
     cache = Cache(path)
     _refuse_other_key(path, cache.attrs, key)
     return True
@@ -189,7 +218,11 @@ def finished_matches(path: Path, key: CacheKey) -> bool:
 def conversion_lock(path: Path) -> Iterator[None]:
     """Held while a conversion writes the cache ``path``: an exclusive ``flock`` on
     ``NAME.zarr.lock``, which the system releases when the process ends however it ends (kill -9
-    included), so a stale lock never blocks. A second conversion into the same output is refused."""
+    included), so a stale lock never blocks. A second conversion into the same output is refused.
+    Remote stores have no such lock: one conversion per output there is the user's to ensure."""
+    if is_remote(path):
+        yield
+        return
     lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+")
@@ -204,10 +237,17 @@ def conversion_lock(path: Path) -> Iterator[None]:
         handle.close()
 
 
+def _is_complete(path: Path) -> bool:
+    try:
+        return zarr.open_group(str(path), mode="r", use_consolidated=False).attrs.get(CacheAttr.COMPLETE) is True
+    except Exception:  # noqa: BLE001 - unreadable: not complete
+        return False
+
+
 def is_evtools_cache(path: Path) -> bool:
     """Whether ``path`` is a Zarr group that evtools wrote (finished or not)."""
     try:
-        metadata = json.loads((Path(path) / "zarr.json").read_text())
+        metadata = json.loads((path / "zarr.json").read_text())
     except (OSError, ValueError):
         return False
     return isinstance(metadata, dict) and CacheAttr.EVTOOLS in metadata.get("attributes", {})
@@ -219,7 +259,7 @@ def remove_cache(path: Path) -> None:
         if target.exists() or target.is_symlink():
             if target.is_symlink() or not target.is_dir() or not is_evtools_cache(target):
                 raise InputError(target, "is not an evtools cache: --overwrite deletes only caches (move it away)")
-            shutil.rmtree(target)
+            _remove_tree(target)
 
 
 @dataclass(frozen=True)
@@ -295,7 +335,7 @@ def create_partial(
 
     ``initial`` values ({name: array}) are stored before the attributes, which come last: a
     partial whose attributes are there is whole, and one killed before is started over."""
-    group = zarr.open_group(partial_path(path), mode="w")
+    group = zarr.open_group(str(partial_path(path)), mode="w")
     for name, spec in arrays.items():
         _create_array(group, name, spec, codec, windows_per_block)
     for name, values in (initial or {}).items():
@@ -392,7 +432,12 @@ def _encoder(array: zarr.Array) -> numcodecs.Blosc:
 
 
 def _write_chunk(array: zarr.Array, index: tuple[int, ...], encoder: numcodecs.Blosc, values: np.ndarray) -> None:
+    """One chunk's values (the whole chunk): as a file in a local store, else through zarr."""
     chunk = _chunk_file(array, index)
+    if chunk is None:
+        selection = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, array.chunks, array.shape))
+        array[selection] = values.reshape(array.chunks)[tuple(slice(0, s.stop - s.start) for s in selection)]
+        return
     chunk.parent.mkdir(parents=True, exist_ok=True)
     chunk.write_bytes(encoder.encode(values))
 
@@ -439,7 +484,7 @@ class AddedArrays:
 
 
 def open_partial(path: Path) -> zarr.Group:
-    return zarr.open_group(partial_path(path), mode="r+")
+    return zarr.open_group(str(partial_path(path)), mode="r+", use_consolidated=False)
 
 
 def mark_progress(group: zarr.Group, windows_done: int) -> None:
@@ -448,9 +493,12 @@ def mark_progress(group: zarr.Group, windows_done: int) -> None:
 
 
 def finish(group: zarr.Group, path: Path) -> None:
-    """Marks the partial cache complete and renames it into place."""
+    """Marks the partial cache complete and renames it into place (in a remote store it is in
+    place already: ``complete``, written last, is the mark)."""
     group.attrs[CacheAttr.COMPLETE] = True
     consolidate(partial_path(path))
+    if is_remote(path):
+        return
     if path.exists():
         shutil.rmtree(path)
     os.replace(partial_path(path), path)
@@ -500,6 +548,8 @@ def uncompressed_size(cache: Cache) -> int:
 
 
 def disk_size(path: Path) -> int:
+    if is_remote(path):
+        return int(path.fs.du(path.path))
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
@@ -507,11 +557,11 @@ class Cache:
     """A finished cache opened for reading: checks the schema and completeness."""
 
     def __init__(self, path: str | Path, mode: str = "r"):
-        self.path = Path(path)
+        self.path = location(path)
         if not self.path.exists():
             raise InputError(self.path, "no such cache")
         try:
-            self.group = zarr.open_group(self.path, mode=mode, use_consolidated=False)
+            self.group = zarr.open_group(str(self.path), mode=mode, use_consolidated=False)
         except Exception as err:  # noqa: BLE001 - zarr raises many kinds for a broken store
             raise CacheError(self.path, f"not a readable Zarr cache ({type(err).__name__}: {err})") from err
         self.attrs = dict(self.group.attrs)

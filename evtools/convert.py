@@ -75,8 +75,9 @@ class ConvertResult:
 
 
 def cache_path(output: str | Path) -> Path:
-    """``OUT`` names the cache ``OUT.zarr`` (given with or without the suffix)."""
-    output = Path(output)
+    """``OUT`` names the cache ``OUT.zarr`` (given with or without the suffix); a URL
+    (``s3://bucket/caches/rec``) names one in that fsspec store."""
+    output = cache.location(output)
     return output if output.suffix == ".zarr" else output.with_name(output.name + ".zarr")
 
 
@@ -114,6 +115,8 @@ def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: 
     file, each taking at least a file-system block, and a window of n events holds at most n
     values per channel (compressed to at least a byte each). A lower bound: a conversion refused
     here would certainly fill the disk (``--every 1us``, a corrupt last timestamp)."""
+    if cache.is_remote(output):
+        return  # a remote store's free space is not known here
     counts = windows.stop - windows.start
     need = 0
     for rep in spec.representations:
@@ -193,7 +196,8 @@ def check_request(input_path: Path, output: Path, spec: ConvertSpec) -> None:
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
     check_device(spec.device, kernels=True)
-    if input_path.is_dir() and output.absolute().resolve().is_relative_to(input_path.absolute().resolve()):
+    if (input_path.is_dir() and not cache.is_remote(output)
+            and output.absolute().resolve().is_relative_to(input_path.absolute().resolve())):
         raise InputError(output, f"is inside the input folder {input_path}: writing there would change the input's "
                                  "fingerprint; write the cache elsewhere")
 

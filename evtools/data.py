@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evtools.cache import Cache, CacheArray, CacheError
+from evtools.cache import Cache, CacheArray, CacheError, location
 from evtools.devices import check_device
 from evtools.errors import InputError
 from evtools.events import Events
@@ -67,7 +67,7 @@ class CacheDataset(torch.utils.data.Dataset):
         truth). ``with_previous_aps`` adds the previous window's frame when it is at most 100 ms
         older, else the window's own frame. ``batch_device`` ("cpu", "cuda", "cuda:1", ...)
         defers representations computed from events to ``collate``, which leaves them there."""
-        self.paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+        self.paths = [location(paths)] if isinstance(paths, (str, Path)) else [location(p) for p in paths]
         self.paths = [cache for path in self.paths for cache in _caches_in(path)]
         self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps or with_previous_aps, with_labels, labels
         self.with_previous_aps = with_previous_aps

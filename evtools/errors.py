@@ -15,7 +15,7 @@ class InputError(EvtoolsError):
     """A file or directory given to evtools cannot be used; the message names it."""
 
     def __init__(self, path: str | Path, problem: str):
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) or "://" in str(path) else Path(path)  # a URL stays as it is
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 

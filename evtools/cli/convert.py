@@ -11,7 +11,7 @@ from rich.table import Table
 
 from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range
-from evtools.cache import CODECS
+from evtools.cache import CODECS, location
 from evtools.cluster import convert_all
 from evtools.convert import ConvertResult, ConvertSpec, output_names
 from evtools.devices import check_device
@@ -57,7 +57,7 @@ def _window(window: str | None, window_events: int | None, between_frames: bool,
 
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings (files or ess_ddd17 directories).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The cache (OUT.zarr); with several inputs, a folder of caches.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The cache (OUT.zarr); with several inputs, a folder of caches. A URL (s3://bucket/caches/rec) writes to that fsspec store.")],
     representation: Annotated[list[str], typer.Option("--repr", help=f"Representation, repeatable: {', '.join(REPRESENTATIONS)}, or events (the windows' events, from which training computes any representation).")] = ["voxel"],  # noqa: B006
     bins: Annotated[int, typer.Option(help="Time bins of voxel and histogram.")] = 5,
     normalize: Annotated[bool, typer.Option(help="Voxel: standardise the nonzero entries.")] = False,
@@ -104,6 +104,7 @@ def convert(
         raise OptionError(f"--codec: '{codec}' is not one of {', '.join(CODECS)}")
     if jobs < 1:
         raise OptionError("--jobs: give at least 1")
+    output = location(output)
     if len(inputs) == 1:
         # one input: OUT is the cache, unless OUT is an existing folder, which then receives it
         outputs = output_names(inputs, output) if output.is_dir() and output.suffix != ".zarr" else [output]

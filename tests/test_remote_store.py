@@ -1,0 +1,92 @@
+"""Caches in a remote Zarr store: conversions into a real S3-compatible server (moto's server,
+started on 127.0.0.1 by the test, reached through s3fs) equal local ones, resume after an
+interruption (in place: completeness is the ``complete`` attribute, written last, since S3 has
+no atomic rename), refuse other parameters, and are read by CacheDataset."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_same_cache, write_recording
+
+from evtools.cache import Cache, CacheError, StaleCacheError
+from evtools.convert import ConvertSpec, convert
+from evtools.data import CacheDataset
+from evtools.representations import EvImage, VoxelGrid
+
+moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("s3fs")
+SPEC = ConvertSpec(representations=(VoxelGrid(), EvImage()), events=True)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    import boto3
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": endpoint, "FSSPEC_S3_ENDPOINT_URL": endpoint}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="caches")
+    yield "s3://caches"
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    root = tmp_path_factory.mktemp("remote")
+    write_recording(root / "rec_data.hdf5", n_events=30_000, n_frames=40, span_us=2_000_000)
+    return root / "rec_data.hdf5", Cache(convert(root / "rec_data.hdf5", root / "local", SPEC).output)
+
+
+def test_a_cache_in_s3_equals_the_local_one(s3, recording):
+    path, local = recording
+    result = convert(path, f"{s3}/run1/rec", SPEC)
+    assert str(result.output) == f"{s3}/run1/rec.zarr" and result.windows == 40 and result.bytes_on_disk > 0
+    remote = Cache(f"{s3}/run1/rec.zarr")
+    assert_same_cache(remote, local)
+    assert convert(path, f"{s3}/run1/rec", SPEC).up_to_date
+    with pytest.raises(StaleCacheError, match="holds a conversion with other representations"):
+        convert(path, f"{s3}/run1/rec", ConvertSpec(representations=(EvImage(),), events=True))
+    replaced = convert(path, f"{s3}/run1/rec", ConvertSpec(representations=(EvImage(),), events=True, overwrite=True))
+    assert Cache(replaced.output).representations == ["evimage"]
+
+
+def test_an_interrupted_conversion_resumes_in_place(s3, recording):
+    path, local = recording
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one_block(update):
+        raise Stop
+
+    with pytest.raises(Stop):
+        convert(path, f"{s3}/run2/rec", SPEC, stop_after_one_block)
+    with pytest.raises(CacheError, match="incomplete cache"):
+        Cache(f"{s3}/run2/rec.zarr")  # no rename in S3: the cache is where it will be, marked incomplete
+    resumed = convert(path, f"{s3}/run2/rec", SPEC)
+    assert resumed.resumed_from == 16
+    assert_same_cache(Cache(resumed.output), local)
+
+
+def test_cache_dataset_reads_from_s3(s3, recording):
+    path, local = recording
+    convert(path, f"{s3}/run3/rec", SPEC)
+    remote = CacheDataset(f"{s3}/run3/rec.zarr", repr="voxel", with_aps=True)
+    here = CacheDataset(local.path, repr="voxel", with_aps=True)
+    for k in (0, 17, 39):
+        torch.testing.assert_close(remote[k]["events"], here[k]["events"], rtol=0, atol=0)
+    computed = CacheDataset(f"{s3}/run3/rec.zarr", repr=VoxelGrid(bins=3))  # from the stored events
+    np.testing.assert_allclose(computed[5]["events"].numpy(),
+                               CacheDataset(local.path, repr=VoxelGrid(bins=3))[5]["events"].numpy())
