@@ -3,16 +3,20 @@ started on 127.0.0.1 by the test, reached through s3fs) equal local ones, resume
 interruption (in place: completeness is the ``complete`` attribute, written last, since S3 has
 no atomic rename), refuse other parameters, and are read by CacheDataset."""
 
+import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from cli import run_cli
 from conftest import assert_same_cache, write_recording
 
 from evtools.cache import Cache, CacheError, StaleCacheError
 from evtools.convert import ConvertSpec, convert
 from evtools.data import CacheDataset
+from evtools.render import render_window
 from evtools.representations import EvImage, VoxelGrid
 
 moto_server = pytest.importorskip("moto.server")
@@ -90,3 +94,17 @@ def test_cache_dataset_reads_from_s3(s3, recording):
     computed = CacheDataset(f"{s3}/run3/rec.zarr", repr=VoxelGrid(bins=3))  # from the stored events
     np.testing.assert_allclose(computed[5]["events"].numpy(),
                                CacheDataset(local.path, repr=VoxelGrid(bins=3))[5]["events"].numpy())
+
+
+def test_the_commands_take_cache_urls(s3, recording, tmp_path):
+    path, local = recording
+    result = run_cli("convert", path, "-o", f"{s3}/run4/rec", "--repr", "voxel", "--repr", "events")
+    assert result.returncode == 0, result.stderr
+    info = run_cli("info", f"{s3}/run4/rec.zarr", "--json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert summary["n_windows"] == 40 and summary["stored_events"]["encoding"] == "dt-xyp-uint32"
+    assert run_cli("info", f"{s3}/run4/rec.zarr", "--verify").returncode == 0
+    picture = run_cli("render", f"{s3}/run4/rec.zarr", "--index", "3", "-o", tmp_path / "w.png")
+    assert picture.returncode == 0, picture.stderr
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "w.png")), render_window(Cache(f"{s3}/run4/rec.zarr"), 3))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +16,7 @@ from evtools.summary import CacheSummary, RecordingSummary, summarize, summarize
 
 
 def info(
-    path: Annotated[Path, typer.Argument(help="A recording (file or ess_ddd17 directory).")],
+    path: Annotated[str, typer.Argument(help="A recording (file or ess_ddd17 directory), or a cache (a folder, or a URL such as s3://bucket/rec.zarr).")],
     format: Annotated[
         str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")
     ] = None,
@@ -26,6 +25,9 @@ def info(
     verify: Annotated[bool, typer.Option("--verify", help="Caches: read every chunk of every array and check the counts.")] = False,
 ) -> None:
     """Show format, sensor, event and frame counts, rates and timestamps of a recording or cache."""
+    from evtools.cache import location
+
+    path = location(path)
     if (path / "zarr.json").is_file():
         if verify:
             from evtools.cache import Cache, CacheError

@@ -13,7 +13,7 @@ from evtools.render import PICTURE_SUFFIXES, VIDEO_SUFFIXES, render as render_ca
 
 
 def render(
-    cache: Annotated[Path, typer.Argument(help="A cache made by evtools convert.")],
+    cache: Annotated[str, typer.Argument(help="A cache made by evtools convert (a folder, or a URL).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="out.png for one window; out.mp4 or out.gif for a range.")],
     index: Annotated[int, typer.Option(help="The window to draw (a picture), or the first of a video.")] = 0,
     count: Annotated[int, typer.Option(help="Windows in a video.")] = 100,

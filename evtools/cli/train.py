@@ -10,6 +10,7 @@ from rich.progress import Progress, TextColumn
 
 from evtools.cli.console import progress, stdout
 from evtools.cli.options import OptionError
+from evtools.cache import location
 from evtools.progress import Progress as ProgressCallback, ProgressUpdate
 
 app = typer.Typer(help="Train networks: the image teacher, event students.", no_args_is_help=True, add_completion=False)
@@ -84,7 +85,7 @@ def teacher(
 
 @app.command()
 def student(
-    events: Annotated[list[Path], typer.Option("--events", help="Event caches (repeatable): the target modality.")],
+    events: Annotated[list[str], typer.Option("--events", help="Event caches (repeatable; folders or URLs): the target modality.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The run folder.")],
     method: Annotated[str | None, typer.Option(help="evdistill, supervised or kd-aps (default: the config's).")] = None,
     images: Annotated[Path | None, typer.Option(help="Labelled images (PNG pairs): EvDistill's source modality.")] = None,
@@ -119,7 +120,7 @@ def student(
     if method is not None:
         overrides.append(f'method="{method}"')
     resolved = load_config(config, overrides)
-    inputs = StudentInputs(events=list(events), images=images, teacher=teacher)
+    inputs = StudentInputs(events=[location(e) for e in events], images=images, teacher=teacher)
     with train_progress() as bar:
         task = bar.add_task(resolved.method, total=None, loss=float("nan"), rate=0.0)
         metrics = train_student(resolved, inputs, output, resume,
