@@ -130,10 +130,15 @@ def location(path: str | Path) -> Path:
         return Path(path)
     try:
         from upath import UPath
-    except ImportError:
-        raise EvtoolsError(f"{path}: caches at URLs need universal_pathlib and the store's fsspec driver: "
-                           "pip install 'evtools[remote]'") from None
-    return UPath(str(path))
+
+        located = UPath(str(path))
+        located.fs  # the store's fsspec driver, imported now: a missing one is said here
+    except ImportError as err:
+        raise InputError(str(path), f"caches at URLs need universal_pathlib and the store's fsspec driver "
+                                    f"({err}); pip install 'evtools[remote]'") from None
+    except ValueError as err:  # an unknown protocol
+        raise InputError(str(path), str(err)) from None
+    return located
 
 
 def is_remote(path) -> bool:

@@ -53,7 +53,7 @@ def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs
         else:
             try:
                 client = stack.enter_context(Client(scheduler, timeout=10))
-            except OSError as err:
+            except (OSError, ValueError) as err:  # unreachable, or not an address
                 raise EvtoolsError(f"--scheduler {scheduler}: no Dask scheduler answers there ({first_line(err)})") from None
         return convert_on_cluster(client, inputs, outputs, spec, progress)
 

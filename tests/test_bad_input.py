@@ -157,3 +157,13 @@ def test_usage_errors_are_one_line(args, expected):
 def test_a_group_without_its_command_shows_its_help():
     result = run_cli("train")
     assert result.returncode == 2 and "Usage: evtools train [OPTIONS] COMMAND" in result.stdout + result.stderr
+
+
+def test_cluster_and_url_mistakes_are_one_line(tmp_path):
+    recording = write_evh5(tmp_path / "r.h5", [make_events(2000)], width=346, height=260)
+    assert_one_line_error(run_cli("convert", recording, "-o", tmp_path / "c", "--scheduler", "foo"),
+                          "--scheduler foo: no Dask scheduler answers there (missing port number in address 'foo')")
+    assert_one_line_error(run_cli("convert", recording, "-o", "nosuch://bucket/c"),
+                          "nosuch://bucket/c: Unsupported filesystem: 'nosuch'")
+    assert_one_line_error(run_cli("info", "memory://bucket/none.zarr"),
+                          "memory://bucket/none.zarr: no evtools cache there (recordings are read from local files)")

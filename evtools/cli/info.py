@@ -25,9 +25,12 @@ def info(
     verify: Annotated[bool, typer.Option("--verify", help="Caches: read every chunk of every array and check the counts.")] = False,
 ) -> None:
     """Show format, sensor, event and frame counts, rates and timestamps of a recording or cache."""
-    from evtools.cache import location
+    from evtools.cache import is_remote, location
+    from evtools.errors import InputError
 
     path = location(path)
+    if is_remote(path) and not (path / "zarr.json").is_file():
+        raise InputError(path, "no evtools cache there (recordings are read from local files)")
     if (path / "zarr.json").is_file():
         if verify:
             from evtools.cache import Cache, CacheError
