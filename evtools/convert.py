@@ -307,8 +307,8 @@ def _compute_block(
         if spec.float16 and rep.dtype.kind == "f":
             _check_half_range(recording, rep, outputs[repr_array(rep.name)], block.start)
     if spec.events:
-        outputs[STORED_EVENTS_OUTPUT] = [pack_window(events[a:b], t_start, width)
-                                         for (a, b), t_start in zip(ranges, windows.t_start_us[block])]
+        outputs[STORED_EVENTS_OUTPUT] = [_packed(recording, events[a:b], t_start, width, block.start + k)
+                                         for k, ((a, b), t_start) in enumerate(zip(ranges, windows.t_start_us[block]))]
     if windows.frame_index is not None:
         outputs[CacheArray.APS] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
         if ground_truth is not None:
@@ -353,6 +353,13 @@ def convert_range(task: RangeTask, windows: Windows, first: int, stop: int) -> t
                 _write_block(group, block, outputs, compressors, mark=False)
                 events += int(outputs[CacheArray.N_EVENTS].sum())
         return events, recording.dropped_outside_sensor
+
+
+def _packed(recording: Recording, events, t_start: int, width: int, k: int):
+    try:
+        return pack_window(events, t_start, width)
+    except ValueError as err:  # a gap of 2^32 us or more inside one window
+        raise InputError(recording.path, f"window {k}: {err}") from None
 
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)

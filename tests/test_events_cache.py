@@ -165,3 +165,15 @@ def test_dataset_per_item_and_per_batch_agree_and_transform_after(converted):
     torch.testing.assert_close(batch["events"], expected.flip(-1))
     torch.testing.assert_close(batch["aps"], torch.stack([per_item[k]["aps"] for k in range(5)]).flip(-1))
     assert batch["index"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_window_with_a_gap_beyond_32_bits_is_refused_naming_it(tmp_path):
+    from evtools.errors import InputError
+    from evtools.io.writers.evh5 import write_evh5
+    from evtools.windows import Every
+
+    t = np.array([0, 1, 2**32 + 5], np.int64)  # 71 minutes between two events of one window
+    events = Events(t, np.zeros(3, np.uint16), np.zeros(3, np.uint16), np.ones(3, np.int8))
+    path = write_evh5(tmp_path / "gap.h5", [events], width=4, height=3)
+    with pytest.raises(InputError, match=r"gap.h5: window 0: event time jumps by more than 2\^32 us inside a window"):
+        convert(path, tmp_path / "gap", ConvertSpec(representations=(), events=True, window=Every(2**33)))
