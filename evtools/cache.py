@@ -457,7 +457,7 @@ class AddedArrays:
     def __init__(self, cache: Cache, arrays: dict[str, ArraySpec], options: dict, overwrite: bool = False,
                  what: str = "them"):
         self.path = cache.path
-        self.group = zarr.open_group(cache.path, mode="r+", use_consolidated=False)
+        self.group = zarr.open_group(str(cache.path), mode="r+", use_consolidated=False)
         self.first = next(iter(arrays))
         self.windows, self.done, self.complete = len(cache), 0, False
         if self.first in self.group:

@@ -108,3 +108,32 @@ def test_the_commands_take_cache_urls(s3, recording, tmp_path):
     picture = run_cli("render", f"{s3}/run4/rec.zarr", "--index", "3", "-o", tmp_path / "w.png")
     assert picture.returncode == 0, picture.stderr
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "w.png")), render_window(Cache(f"{s3}/run4/rec.zarr"), 3))
+
+
+class Bright(torch.nn.Module):
+    """A TorchScript teacher of two classes: bright pixels are class 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([-x[:, :1], x[:, :1]], dim=1)
+
+
+def test_pseudolabel_and_eval_on_a_cache_in_s3(s3, recording, tmp_path):
+    from evtools.models.checkpoint import save_checkpoint
+    from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+
+    path, local = recording
+    convert(path, f"{s3}/run5/rec", SPEC)
+    torch.jit.script(Bright()).save(str(tmp_path / "teacher.ts"))
+    labelled = run_cli("pseudolabel", f"{s3}/run5/rec.zarr", "--teacher", tmp_path / "teacher.ts", "--in-channels", "1",
+                       "--scales", "1.0")
+    assert labelled.returncode == 0, labelled.stderr
+    remote = Cache(f"{s3}/run5/rec.zarr")
+    frames = remote.array("aps")[:]
+    np.testing.assert_array_equal(remote.array("labels")[:], (frames > 0).astype(np.uint8))  # bright: class 1
+    student = DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=5, num_classes=2, aspp_channels=8,
+                                          decoder_channels=8))
+    checkpoint = save_checkpoint(tmp_path / "student.pt", student.eval(), {"repr": "voxel"})
+    scores = run_cli("eval", checkpoint, "--events", f"{s3}/run5/rec.zarr", "--truth", "labels", "-o", tmp_path / "eval")
+    assert scores.returncode == 0, scores.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["windows"] == 40 and sum(map(sum, metrics["confusion"])) == frames.size

@@ -10,7 +10,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from evtools.cli.console import progress, scores_table, stdout
-from evtools.cache import CacheArray
+from evtools.cache import CacheArray, location
 from evtools.cli.options import OptionError
 
 
@@ -24,7 +24,7 @@ def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
 
 
 def pseudolabel(
-    caches: Annotated[list[Path], typer.Argument(help="Caches with APS frames.")],
+    caches: Annotated[list[str], typer.Argument(help="Caches with APS frames (folders or URLs).")],
     teacher: Annotated[Path, typer.Option(help="An evtools checkpoint or a TorchScript file (B, C, H, W) -> (B, K, H, W) logits.")],
     in_channels: Annotated[int | None, typer.Option(help="TorchScript teachers: input channels (the frame is repeated).")] = None,
     mean: Annotated[str | None, typer.Option(help="Per-channel mean to subtract from [0, 1] frames, e.g. 0.485,0.456,0.406.")] = None,
@@ -51,7 +51,7 @@ def pseudolabel(
     for column in ("cache", "windows", "", "labelled pixels", "ignored"):
         table.add_column(column)
     with progress(TextColumn("windows")) as bar:
-        for path in caches:
+        for path in map(location, caches):
             task = bar.add_task(path.name, total=None)
             result = run(path, spec, lambda update: bar.update(task, completed=update.done, total=update.total), loaded)
             note = "up to date" if result.up_to_date else (f"resumed at {result.resumed_from}" if result.resumed_from else "")
