@@ -89,7 +89,7 @@ class CacheAttr(StrEnum):
 
 REPR_GROUP = "repr"
 EVENTS_GROUP = "events"
-EVENTS_DT, EVENTS_XYP = CacheArray.EVENTS_DT, CacheArray.EVENTS_XYP
+EVENT_ARRAYS = (CacheArray.EVENTS_DT, CacheArray.EVENTS_XYP)  # in pack_window's order
 EVENT_CHUNK = 1 << 16
 # the attributes that key a cache: the parameters that shape its values
 PARAMETER_FIELDS = (CacheAttr.WINDOW, CacheAttr.CROP, CacheAttr.REPRESENTATIONS, CacheAttr.READ_OPTIONS,
@@ -152,6 +152,12 @@ def partial_path(path: Path) -> Path:
     return path if is_remote(path) else path.with_name(path.name + PARTIAL_SUFFIX)
 
 
+def open_group(path: Path, mode: str = "r") -> zarr.Group:
+    """A cache's group as evtools opens it: from each node's own metadata, never the consolidated
+    copy, which may be stale while a stage writes (see ``consolidate``)."""
+    return zarr.open_group(str(path), mode=mode, use_consolidated=False)
+
+
 def _remove_tree(path: Path) -> None:
     if is_remote(path):
         path.fs.rm(path.path, recursive=True)
@@ -198,7 +204,7 @@ def resume_point(path: Path, key: CacheKey) -> int | None:
     if not partial.exists():
         return None
     try:
-        attrs = dict(zarr.open_group(str(partial), mode="r", use_consolidated=False).attrs)
+        attrs = dict(open_group(partial).attrs)
     except Exception:  # noqa: BLE001 - a conversion killed while creating the group: start over
         attrs = {}
     if CacheAttr.WINDOWS_DONE not in attrs:  # its creation did not finish (the attributes come last)
@@ -244,7 +250,7 @@ def conversion_lock(path: Path) -> Iterator[None]:
 
 def _is_complete(path: Path) -> bool:
     try:
-        return zarr.open_group(str(path), mode="r", use_consolidated=False).attrs.get(CacheAttr.COMPLETE) is True
+        return open_group(path).attrs.get(CacheAttr.COMPLETE) is True
     except Exception:  # noqa: BLE001 - unreadable: not complete
         return False
 
@@ -315,9 +321,9 @@ def conversion_arrays(n_windows: int, width: int, height: int, representations: 
     if event_capacity is not None:
         shape = (k, max(event_capacity, 1))
         chunks = (1, min(shape[1], EVENT_CHUNK))
-        arrays[EVENTS_DT] = ArraySpec(shape, PACKED_DTYPE, {"encoding": "microseconds since the previous event "
+        arrays[CacheArray.EVENTS_DT] = ArraySpec(shape, PACKED_DTYPE, {"encoding": "microseconds since the previous event "
                                                                        "(the first: since t_start_us)"}, chunks, shuffle=True)
-        arrays[EVENTS_XYP] = ArraySpec(shape, PACKED_DTYPE, {"encoding": "(y * width + x) * 2 + (polarity > 0)"},
+        arrays[CacheArray.EVENTS_XYP] = ArraySpec(shape, PACKED_DTYPE, {"encoding": "(y * width + x) * 2 + (polarity > 0)"},
                                        chunks, shuffle=True)
     return arrays
 
@@ -419,7 +425,7 @@ def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, 
 def write_window_events(group: zarr.Group, k: int, packed: tuple[np.ndarray, np.ndarray]) -> None:
     """Stores one window's packed events (``pack_window``'s dt, xyp) as row ``k`` of the event
     arrays: only the chunks they fill, the last padded with zeros; the rest stay absent."""
-    for name, values in zip((EVENTS_DT, EVENTS_XYP), packed):
+    for name, values in zip(EVENT_ARRAYS, packed):
         array = group[name]
         encoder, size = _encoder(array), array.chunks[1]
         for j, start in enumerate(range(0, len(values), size)):
@@ -457,7 +463,7 @@ class AddedArrays:
     def __init__(self, cache: Cache, arrays: dict[str, ArraySpec], options: dict, overwrite: bool = False,
                  what: str = "them"):
         self.path = cache.path
-        self.group = zarr.open_group(str(cache.path), mode="r+", use_consolidated=False)
+        self.group = open_group(cache.path, mode="r+")
         self.first = next(iter(arrays))
         self.windows, self.done, self.complete = len(cache), 0, False
         if self.first in self.group:
@@ -489,7 +495,7 @@ class AddedArrays:
 
 
 def open_partial(path: Path) -> zarr.Group:
-    return zarr.open_group(str(partial_path(path)), mode="r+", use_consolidated=False)
+    return open_group(partial_path(path), mode="r+")
 
 
 def mark_progress(group: zarr.Group, windows_done: int) -> None:
@@ -566,7 +572,7 @@ class Cache:
         if not self.path.exists():
             raise InputError(self.path, "no such cache")
         try:
-            self.group = zarr.open_group(str(self.path), mode=mode, use_consolidated=False)
+            self.group = open_group(self.path, mode)
         except Exception as err:  # noqa: BLE001 - zarr raises many kinds for a broken store
             raise CacheError(self.path, f"not a readable Zarr cache ({type(err).__name__}: {err})") from err
         self.attrs = dict(self.group.attrs)
@@ -645,7 +651,7 @@ class Cache:
         if not self.has_events:
             raise CacheError(self.path, "stores no events (convert with --repr events)")
         n = int(self.n_events[k])
-        dt, xyp = (self.window(name, k, n) for name in (EVENTS_DT, EVENTS_XYP))
+        dt, xyp = (self.window(name, k, n) for name in EVENT_ARRAYS)
         try:
             return unpack_window(dt, xyp, int(self.values(CacheArray.T_START)[k]), self.width, self.height)
         except ValueError as err:
@@ -667,7 +673,7 @@ class Cache:
             if array.shape[:1] != (k,):
                 problems.append(f"'{name}' has {array.shape[0] if array.ndim else 0} windows, n_events {k}")
                 continue
-            lengths = self.n_events if name in (EVENTS_DT, EVENTS_XYP) else [None] * k
+            lengths = self.n_events if name in EVENT_ARRAYS else [None] * k
             expected = (list(np.ndindex(*array.cdata_shape)) if array.ndim == 1 else
                         [index for w in range(k) for index in _window_chunks(array, w, lengths[w])])
             missing = [index for index in expected if (chunk := _chunk_file(array, index)) is not None and not chunk.exists()]

@@ -90,7 +90,7 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
                     continue
                 job, group, done = prepared
                 windows = client.scatter(job.windows, broadcast=True)
-                state = _Progress(job.output, group, len(job.windows), done)
+                state = _RecordingRanges(job.output, group, len(job.windows), done)
                 states[i] = state
                 for first in range(done, len(job.windows), range_windows):
                     stop = min(first + range_windows, len(job.windows))
@@ -122,7 +122,7 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
     return results
 
 
-class _Progress:
+class _RecordingRanges:
     """One recording's ranges as they end: the windows done from the start on, for resuming."""
 
     def __init__(self, output: Path, group, total: int, done: int):
@@ -145,6 +145,6 @@ class _Progress:
         cache.mark_progress(self.group, self.prefix)
 
 
-def _finish(state: _Progress, started: float) -> ConvertResult:
+def _finish(state: _RecordingRanges, started: float) -> ConvertResult:
     cache.finish(state.group, state.output)
     return conversion_result(state.output, started, state.resumed_from, up_to_date=False, dropped=state.dropped)

@@ -266,15 +266,10 @@ def _write_windows(job: _Conversion, group, done: int, progress: Progress | None
     most one block is in flight."""
     spec, windows = job.spec, job.windows
     events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
-    buffer_sets = [
-        {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(job.width, job.height)), rep.dtype, spec.device)
-         for rep in spec.representations}
-        for _ in range(2)
-    ]
+    buffer_sets = [_block_buffers(spec, job.width, job.height) for _ in range(2)]
     in_flight: tuple[Future, slice, int] | None = None
-    # one writer thread keeps the blocks in order; it hands the windows to one compressing
-    # thread per core
-    with ThreadPoolExecutor(max_workers=1) as writer, ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as compressors:
+    # one writer thread keeps the blocks in order; it hands the windows to the compressors
+    with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors:
         for number, block in enumerate(_blocks(windows, done)):
             outputs = _compute_block(job.recording, windows, block, spec, job.width, job.height,
                                      buffer_sets[number % 2], job.ground_truth)
@@ -284,6 +279,18 @@ def _write_windows(job: _Conversion, group, done: int, progress: Progress | None
                          int(outputs[CacheArray.N_EVENTS].sum()))
         if in_flight:
             _report(in_flight, events_done, len(windows), progress)
+
+
+def _block_buffers(spec: ConvertSpec, width: int, height: int) -> dict[str, np.ndarray]:
+    """One block's output buffer per representation, reused block after block (page-locked for
+    CUDA)."""
+    return {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype, spec.device)
+            for rep in spec.representations}
+
+
+def _compressors() -> ThreadPoolExecutor:
+    """One compressing thread per core this process may use (Blosc releases the GIL)."""
+    return ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)))
 
 
 def _compute_block(
@@ -344,10 +351,9 @@ def convert_range(task: RangeTask, windows: Windows, first: int, stop: int) -> t
     with open_recording(task.input_path, spec.format, spec.read_options) as recording:
         truth = _ground_truth(recording, task.input_path, spec) if windows.frame_index is not None else None
         group = cache.open_partial(task.output)
-        buffers = {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(task.width, task.height)), rep.dtype, spec.device)
-                   for rep in spec.representations}
+        buffers = _block_buffers(spec, task.width, task.height)
         events = 0
-        with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as compressors:
+        with _compressors() as compressors:
             for block in _blocks(windows, first, stop):
                 outputs = _compute_block(recording, windows, block, spec, task.width, task.height, buffers, truth)
                 _write_block(group, block, outputs, compressors, mark=False)
@@ -407,7 +413,7 @@ def conversion_result(output: Path, started: float, resumed_from: int, up_to_dat
     return ConvertResult(
         output=output,
         windows=len(opened),
-        events=int(np.sum(opened.array(CacheArray.N_EVENTS)[:])),
+        events=int(opened.n_events.sum()),
         seconds=time.perf_counter() - started,
         bytes_on_disk=cache.disk_size(output),
         bytes_uncompressed=uncompressed,
@@ -415,8 +421,6 @@ def conversion_result(output: Path, started: float, resumed_from: int, up_to_dat
         up_to_date=up_to_date,
         dropped_outside_sensor=dropped,
     )
-
-
 
 
 def output_names(inputs: list[Path], out_dir: Path) -> list[Path]:

@@ -134,7 +134,7 @@ class CacheDataset(torch.utils.data.Dataset):
         if self.with_aps:
             sample["aps"] = _frame_tensor(cache.window(CacheArray.APS, k))
         if self.with_previous_aps:
-            frame_t = cache.array(CacheArray.FRAME_T)
+            frame_t = cache.values(CacheArray.FRAME_T)
             close = k > 0 and 0 < int(frame_t[k]) - int(frame_t[k - 1]) <= PREVIOUS_FRAME_MAX_US
             sample["aps_previous"] = _frame_tensor(cache.window(CacheArray.APS, k - 1)) if close else sample["aps"].clone()
         if self.with_labels:

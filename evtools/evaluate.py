@@ -70,11 +70,8 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
                 true = truth_of(start, stop)
                 confusion += confusion_matrix(prediction, true, num_classes)
                 if condition_names:
-                    for k, code in enumerate(cache.array(CacheArray.GT_CONDITION)[start:stop]):
-                        if code < len(condition_names):
-                            name = condition_names[code]
-                            by_condition[name] += confusion_matrix(prediction[k], true[k], num_classes)
-                            windows_by_condition[name] += 1
+                    add_by_condition(by_condition, condition_names, cache.array(CacheArray.GT_CONDITION)[start:stop],
+                                     prediction, true, num_classes, windows_by_condition)
                 for k in range(min(render - len(pictures), stop - start)):
                     pictures.append((cache, start + k, prediction[k], true[k]))
     result = Evaluation(
@@ -94,6 +91,19 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
 
             cv2.imwrite(str(out_dir / f"window_{k:03d}.png"), comparison_picture(cache, index, repr_name, true, prediction))
     return result
+
+
+def add_by_condition(by_condition: dict[str, np.ndarray], names: list[str], codes, prediction: np.ndarray,
+                     truth: np.ndarray, num_classes: int, windows: dict[str, int] | None = None) -> None:
+    """Adds each window's confusion matrix to its frame condition's (``codes`` index ``names``; an
+    unknown code, 255, is left out), counting the windows when ``windows`` is given."""
+    for k, code in enumerate(codes):
+        if code < len(names):
+            name = names[code]
+            matrix = by_condition.setdefault(name, np.zeros((num_classes, num_classes), np.int64))
+            matrix += confusion_matrix(prediction[k], truth[k], num_classes)
+            if windows is not None:
+                windows[name] = windows.get(name, 0) + 1
 
 
 def _condition_names(caches: list[Cache]) -> list[str] | None:
@@ -124,13 +134,13 @@ def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarr
 
 def score(
     cache_paths: list[str | Path], prediction: str = CacheArray.LABELS, truth: str = CacheArray.GT_LABELS, num_classes: int = 6,
-    by_condition: dict[str, np.ndarray] | None = None,
+    by_condition: dict[str, np.ndarray] | None = None, windows_by_condition: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, float]:
     """The confusion matrix of one label array against another over caches (pseudo-labels
     against the simulator's ground truth, say), and the fraction of truth-labelled pixels left
     out because the prediction abstained (255, below its confidence floor). A ``by_condition``
     dict also receives a confusion matrix per frame condition of caches that have
-    ``gt_condition``."""
+    ``gt_condition``, and ``windows_by_condition`` the number of windows of each."""
     confusion = np.zeros((num_classes, num_classes), np.int64)
     labelled = abstained = 0
     for path in cache_paths:
@@ -149,9 +159,6 @@ def score(
             predicted_block = np.where(predicted_block == IGNORE, 0, predicted_block)  # only where truth is now ignored
             confusion += confusion_matrix(predicted_block, true_block, num_classes)
             if conditions is not None:
-                names = conditions.attrs["names"]
-                for j, code in enumerate(conditions[start : start + 64]):
-                    if code < len(names):
-                        matrix = by_condition.setdefault(names[code], np.zeros_like(confusion))
-                        matrix += confusion_matrix(predicted_block[j], true_block[j], num_classes)
+                add_by_condition(by_condition, conditions.attrs["names"], conditions[start : start + 64],
+                                 predicted_block, true_block, num_classes, windows_by_condition)
     return confusion, abstained / labelled if labelled else 0.0

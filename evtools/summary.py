@@ -121,7 +121,7 @@ def summarize_cache(path: str | Path) -> CacheSummary:
     from evtools.cache import Cache, CacheArray, CacheAttr, disk_size, repr_array, uncompressed_size
 
     cache = Cache(path)
-    n_events = cache.array(CacheArray.N_EVENTS)[:]
+    n_events = cache.n_events
     representations = {
         name: {
             "shape": list(cache.array(repr_array(name)).shape),

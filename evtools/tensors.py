@@ -61,11 +61,11 @@ class WindowTensors:
         """Window ``k``'s end time (the time surface's reference)."""
         return int(self.cache.values(CacheArray.T_END)[k])
 
-    def compute(self, ks: range | list[int], device: str = "cpu") -> np.ndarray:
-        """(K, C, H, W) computed from the stored events of windows ``ks``."""
+    def compute(self, ks: range | list[int]) -> np.ndarray:
+        """(K, C, H, W) computed on the CPU from the stored events of windows ``ks``."""
         return representation_batch(self.representation, [self.cache.window_events(k) for k in ks],
                                     np.array([self.end_us(k) for k in ks], np.int64),
-                                    self.cache.width, self.cache.height, device)
+                                    self.cache.width, self.cache.height)
 
     def __getitem__(self, index: int | slice) -> np.ndarray:
         if isinstance(index, slice):

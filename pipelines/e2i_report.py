@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evtools.cache import Cache, CacheArray, repr_array
+from evtools.cache import Cache, CacheArray
 from evtools.metrics import confusion_matrix, miou
 from evtools.models.checkpoint import load_checkpoint
+from evtools.tensors import WindowTensors
 from evtools.train.config import load_config
 from evtools.train.student import build_models
 
@@ -34,10 +35,11 @@ def main(run_dir: Path, teacher_path: Path, caches: list[Path]) -> dict:
     sums: dict[str, dict[str, np.ndarray]] = {}
     for path in caches:
         cache = Cache(path)
+        tensors = WindowTensors(cache, config.repr)
         names = cache.array(CacheArray.GT_CONDITION).attrs["names"] if cache.has(CacheArray.GT_CONDITION) else None
         for start in range(0, len(cache), 8):
             stop = min(start + 8, len(cache))
-            events = torch.from_numpy(np.asarray(cache.array(repr_array(config.repr))[start:stop], np.float32))
+            events = torch.from_numpy(np.asarray(tensors[start:stop], np.float32))
             aps = torch.from_numpy(cache.array(CacheArray.APS)[start:stop]).float().div(255).unsqueeze(1)
             truth = cache.array(CacheArray.GT_LABELS)[start:stop]
             reconstruction = method.e2i(student(events)["decoder"], aps.shape[-2:])

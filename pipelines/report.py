@@ -15,7 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from evtools.cache import Cache, CacheArray
 from evtools.labels import CLASS_NAMES
 from evtools.metrics import iou_per_class, miou, pixel_accuracy
 from evtools.evaluate import score
@@ -30,15 +29,8 @@ def teacher_scores(cache_paths: list[str], num_classes: int = len(CLASS_NAMES)) 
     ``evtools score`` counts them, in the shape of an evaluation's metrics.json: overall and by
     frame condition."""
     by_condition: dict[str, np.ndarray] = {}
-    total, _ = score(cache_paths, num_classes=num_classes, by_condition=by_condition)
-    windows = {}
-    for path in cache_paths:
-        cache = Cache(path)
-        if cache.has(CacheArray.GT_CONDITION):
-            names = cache.array(CacheArray.GT_CONDITION).attrs["names"]
-            for code in cache.array(CacheArray.GT_CONDITION)[:]:
-                if code < len(names):
-                    windows[names[code]] = windows.get(names[code], 0) + 1
+    windows: dict[str, int] = {}
+    total, _ = score(cache_paths, num_classes=num_classes, by_condition=by_condition, windows_by_condition=windows)
     ious = iou_per_class(total, "nanmean")
     return {"pixel_accuracy": pixel_accuracy(total), "miou": {"nanmean": miou(total)},
             "iou": [None if np.isnan(v) else float(v) for v in ious],

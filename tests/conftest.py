@@ -10,6 +10,7 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from evtools import cache as cache_module
 from evtools.convert import ConvertSpec, convert
@@ -62,7 +63,7 @@ def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=6
 def assert_same_cache(actual, expected):
     names = sorted(name for name, _ in expected.group.arrays()) + [f"repr/{n}" for n in expected.representations]
     if expected.has_events:
-        names += [cache_module.EVENTS_DT, cache_module.EVENTS_XYP]
+        names += list(cache_module.EVENT_ARRAYS)
         # and no chunk beyond a window's events: the same chunk files
         chunks = [sorted(p.relative_to(c.path).as_posix() for p in (c.path / cache_module.EVENTS_GROUP).rglob("c/**/*") if p.is_file())
                   for c in (actual, expected)]
@@ -148,3 +149,11 @@ def student_data(tmp_path_factory):
         cv2.imwrite(str(root / "images" / "frames" / f"i{k}.png"), rng.integers(0, 256, (H, W)).astype(np.uint8))
         cv2.imwrite(str(root / "images" / "masks" / f"i{k}.png"), rng.integers(0, 3, (H, W)).astype(np.uint8))
     return {"root": root, "caches": caches, "teacher": teacher_path, "images": root / "images"}
+
+
+# A teacher for pseudo-labelling tests
+class Bright(torch.nn.Module):
+    """A TorchScript teacher of two classes: bright pixels are class 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([-x[:, :1], x[:, :1]], dim=1)

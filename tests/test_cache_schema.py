@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import zarr
 from cli import run_cli
+from conftest import Bright
 
 from evtools.cache import CacheArray, CacheAttr, conversion_arrays, repr_array
 from evtools.pseudolabel import PseudolabelSpec, pseudolabel
@@ -45,13 +46,6 @@ def test_documented_dtypes_are_the_dtypes_conversion_creates():
         dtype = re.search(r"\b(u?int\d+|float\d+)\b", cell)
         if name in arrays and dtype:
             assert arrays[name].dtype == np.dtype(dtype[1]), name
-
-
-class Bright(torch.nn.Module):
-    """A TorchScript teacher of two classes: bright pixels are class 1."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([-x[:, :1], x[:, :1]], dim=1)
 
 
 def test_a_full_cache_holds_only_named_arrays_and_attributes(tmp_path):

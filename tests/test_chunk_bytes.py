@@ -46,7 +46,7 @@ def test_event_chunks_are_zarrs_own_bytes(tmp_path):
     for k, n in enumerate(lengths):
         packed = tuple(rng.integers(0, 1000, n).astype(PACKED_DTYPE) for _ in range(2))
         cache_module.write_window_events(ours, k, packed)
-        for name, values in zip((cache_module.EVENTS_DT, cache_module.EVENTS_XYP), packed):
+        for name, values in zip(cache_module.EVENT_ARRAYS, packed):
             if n:
                 theirs[name][k, :n] = values
     assert chunk_files(tmp_path / "ours") == chunk_files(tmp_path / "theirs")

@@ -107,10 +107,10 @@ def test_windows_longer_than_a_chunk_span_several_and_only_those(tmp_path):
     write_recording(tmp_path / "rec_data.hdf5", n_events=200_000, n_frames=4, span_us=400_000)
     spec = ConvertSpec(representations=(), events=True, window=EventsBeforeFrame(150_000))
     cache = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "long", spec).output)
-    assert cache.array(cache_module.EVENTS_DT).chunks == (1, 65536)
+    assert cache.array(cache_module.CacheArray.EVENTS_DT).chunks == (1, 65536)
     for k in range(len(cache)):
         n = int(cache.n_events[k])
-        files = sorted(int(p.name) for p in (cache.path / cache_module.EVENTS_DT / "c" / str(k)).iterdir())
+        files = sorted(int(p.name) for p in (cache.path / cache_module.CacheArray.EVENTS_DT / "c" / str(k)).iterdir())
         assert files == list(range(-(-n // 65536)))
         assert len(cache.window_events(k)) == n
     assert cache.verify() == []
@@ -120,7 +120,7 @@ def test_damaged_event_chunks_are_found(tmp_path, converted):
     _, _, only = converted
     damaged = tmp_path / "damaged.zarr"
     shutil.copytree(only.path, damaged)
-    (damaged / cache_module.EVENTS_XYP / "c" / "2" / "0").unlink()
+    (damaged / cache_module.CacheArray.EVENTS_XYP / "c" / "2" / "0").unlink()
     cache = Cache(damaged)
     with pytest.raises(CacheError, match="window 2 of 'events/xyp' is missing"):
         cache.window_events(2)
@@ -128,9 +128,9 @@ def test_damaged_event_chunks_are_found(tmp_path, converted):
     # a word naming a pixel off the sensor: found by reading, never handed to a kernel
     shutil.copytree(only.path, tmp_path / "off.zarr")
     group = zarr.open_group(tmp_path / "off.zarr", mode="r+")
-    row = group[cache_module.EVENTS_XYP][5]
+    row = group[cache_module.CacheArray.EVENTS_XYP][5]
     row[0] = np.uint32(64 * 48 * 2)
-    group[cache_module.EVENTS_XYP][5] = row
+    group[cache_module.CacheArray.EVENTS_XYP][5] = row
     with pytest.raises(CacheError, match="window 5: a packed event lies off the 64x48 sensor"):
         Cache(tmp_path / "off.zarr").window_events(5)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from cli import run_cli
-from conftest import assert_same_cache, write_recording
+from conftest import Bright, assert_same_cache, write_recording
 
 from evtools.cache import Cache, CacheError, StaleCacheError
 from evtools.convert import ConvertSpec, convert
@@ -108,13 +108,6 @@ def test_the_commands_take_cache_urls(s3, recording, tmp_path):
     picture = run_cli("render", f"{s3}/run4/rec.zarr", "--index", "3", "-o", tmp_path / "w.png")
     assert picture.returncode == 0, picture.stderr
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "w.png")), render_window(Cache(f"{s3}/run4/rec.zarr"), 3))
-
-
-class Bright(torch.nn.Module):
-    """A TorchScript teacher of two classes: bright pixels are class 1."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([-x[:, :1], x[:, :1]], dim=1)
 
 
 def test_pseudolabel_and_eval_on_a_cache_in_s3(s3, recording, tmp_path):

@@ -60,7 +60,7 @@ def _cuda_divide(grids, peaks):
 
 def _scale_on_device(grids, result, stream) -> None:
     """``_scale`` of every window, in place on the device."""
-    blocks, threads = per_window_grid(grids)
+    blocks, threads = per_window_grid(grids.shape[0], int(np.prod(grids.shape[1:])))  # a thread a value
     peaks = numba_cuda.to_device(np.zeros((grids.shape[0], 2), np.float32), stream=stream)
     _cuda_channel_peaks[blocks, threads, stream](grids, peaks)
     _cuda_divide[blocks, threads, stream](grids, peaks)

@@ -84,8 +84,8 @@ def _cuda_moments(sums, out):
 
 
 def _moments_on_device(sums, result, stream) -> None:
-    (blocks, windows), threads = per_window_grid(sums)
-    _cuda_moments[(max(1, blocks // sums.shape[1]), windows), threads, stream](sums, result)
+    blocks, threads = per_window_grid(sums.shape[0], sums.shape[2] * sums.shape[3])  # a thread a pixel
+    _cuda_moments[blocks, threads, stream](sums, result)
 
 
 def cpu(t, x, y, p, windows, out):

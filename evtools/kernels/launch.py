@@ -103,11 +103,10 @@ def elementwise_blocks(n: int) -> int:
     return max(1, min(CUDA_MAX_BLOCKS_X * 4, -(-n // CUDA_THREADS)))
 
 
-def per_window_grid(grids) -> tuple[tuple[int, int], int]:
-    """A launch of (blocks, K) blocks of CUDA_THREADS for grid-stride loops over each window's
-    C * H * W values (window k on grid row k)."""
-    per_window = int(np.prod(grids.shape[1:]))
-    return (max(1, min(64, -(-per_window // CUDA_THREADS))), grids.shape[0]), CUDA_THREADS
+def per_window_grid(n_windows: int, per_window: int) -> tuple[tuple[int, int], int]:
+    """A launch of (blocks, K) blocks of CUDA_THREADS for grid-stride loops over ``per_window``
+    values of each of ``n_windows`` windows (window k on grid row k)."""
+    return (max(1, min(64, -(-per_window // CUDA_THREADS))), n_windows), CUDA_THREADS
 
 
 def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtype=None, finish=None) -> None:

@@ -112,7 +112,7 @@ def _cuda_standardise(grids, stats):
 
 def _normalize_on_device(grids, result, stream) -> None:
     """``normalize_nonzero`` of every window, in place on the device."""
-    blocks, threads = per_window_grid(grids)
+    blocks, threads = per_window_grid(grids.shape[0], int(np.prod(grids.shape[1:])))  # a thread a value
     stats = numba_cuda.to_device(np.zeros((grids.shape[0], 3), np.float64), stream=stream)
     for pass_number in (0, 1):
         _cuda_nonzero_sums[blocks, threads, stream](grids, stats, pass_number)
