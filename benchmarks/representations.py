@@ -128,7 +128,8 @@ def machine() -> str:
         model = names[0] if names else model
     description = f"{model}, {numba.config.NUMBA_NUM_THREADS} cores"
     if cuda_available():
-        description += f", {numba.cuda.get_current_device().name.decode()}"
+        name = numba.cuda.get_current_device().name  # bytes in older numba, str in numba-cuda
+        description += f", {name.decode() if isinstance(name, bytes) else name}"
     return description
 
 
