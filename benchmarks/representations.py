@@ -1,13 +1,16 @@
 """Events per second of the representation kernels, side by side with the references, in one run.
 
-Rows: the evtools CPU kernels, run as conversion runs them (blocks of 16 windows filling one
-reused output buffer) and as one call returning a new (K, C, H, W) array; the evtools numpy
-references, Tonic's to_voxel_grid_numpy and to_frame_numpy, evlib's create_voxel_grid (with
-densify_voxel_grid, to get the same dense tensor), and the evtools CUDA kernels when a GPU is
-present (grids copied back to pinned host memory, or left on the GPU as training would use
-them; the events' copy to the GPU is always included); and a floor, a kernel that only reads every event of each window and clears the
-output, which bounds what any scatter kernel can reach on the machine. Each is timed over every 50 ms window of a synthetic stream; Numba compilation is done
-before timing. Usage: python benchmarks/representations.py [--events N] [--json PATH]
+Rows, for each of the five representations: the evtools CPU kernels run as conversion runs them
+(blocks of 16 windows filling one reused output buffer), as one call returning a new (K, C, H, W)
+array, and one window a call as a user's DataLoader calls them; a floor for each calling pattern,
+a kernel that only reads every event of each window and clears the representation's output,
+which bounds what any scatter kernel can reach on the machine ("of the floor" is a row's rate
+over its floor's); the evtools CUDA kernels when a GPU is present (grids copied back to pinned
+host memory, or left on the GPU as training would use them; the events' copy to the GPU is
+always included); and for the voxel grid and the histogram the evtools numpy references, Tonic's
+to_voxel_grid_numpy and to_frame_numpy and evlib's create_voxel_grid (with densify_voxel_grid, to
+get the same dense tensor). Each is timed over every 50 ms window of a synthetic stream; Numba
+compilation is done before timing. Usage: python benchmarks/representations.py [--events N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from streams import driving_like_stream, fixed_windows
 
 from evtools.kernels import reference
 from evtools.kernels.launch import host_buffer
-from evtools.representations import Histogram, VoxelGrid
+from evtools.representations import EvImage, EvSegNet, Histogram, TimeSurface, VoxelGrid
 
 WIDTH, HEIGHT, BINS, WINDOW_US = 346, 260, 5, 50_000
 BLOCK_WINDOWS = 16
@@ -62,8 +65,8 @@ def _read_and_clear(t, x, y, p, windows, grids):
         flat[k, 0] = total
 
 
-def floor_in_blocks(shape, columns, windows) -> Callable[[], None]:
-    buffer = np.empty((BLOCK_WINDOWS, *shape), np.float32)
+def floor_in_blocks(rep, columns, windows) -> Callable[[], None]:
+    buffer = np.empty((BLOCK_WINDOWS, *rep.shape(WIDTH, HEIGHT)), rep.dtype)
 
     def run() -> None:
         for first in range(0, len(windows), BLOCK_WINDOWS):
@@ -71,6 +74,12 @@ def floor_in_blocks(shape, columns, windows) -> Callable[[], None]:
             _read_and_clear(*columns, block, buffer[: len(block)])
 
     return run
+
+
+def floor_per_window(rep, columns, windows) -> Callable[[], None]:
+    """The floor one window a call, as a user's DataLoader calls a representation."""
+    buffer = np.empty((1, *rep.shape(WIDTH, HEIGHT)), rep.dtype)
+    return per_window(windows, lambda s: _read_and_clear(*columns, np.array([[s.start, s.stop]]), buffer))
 
 
 def in_blocks(rep, columns, windows, device="cpu", on_gpu=False) -> Callable[[], None]:
@@ -119,6 +128,15 @@ def evlib_voxel(events, windows):
     )
 
 
+def floor_rate(rows: list[dict], row: dict) -> float | None:
+    """The floor's events/s for a CPU row of the same representation and calling pattern."""
+    if "cpu" not in row["implementation"]:
+        return None
+    pattern = "one window a call" if "one window a call" in row["implementation"] else "blocks of"
+    return next((r["events_per_second"] for r in rows if r["representation"] == row["representation"]
+                 and r["implementation"].startswith("floor") and pattern in r["implementation"]), None)
+
+
 def machine() -> str:
     """The CPU model and the cores Numba may use, plus the GPU when one runs the CUDA rows."""
     model = platform.machine()
@@ -151,7 +169,8 @@ def main() -> None:
     events = driving_like_stream(args.events, WIDTH, HEIGHT)
     windows = fixed_windows(events.t, WINDOW_US)
     columns = (events.t, events.x, events.y, events.p)
-    reps = {"voxel": VoxelGrid(bins=BINS), "histogram": Histogram(bins=BINS)}
+    reps = {"voxel": VoxelGrid(bins=BINS), "histogram": Histogram(bins=BINS), "evimage": EvImage(),
+            "evsegnet": EvSegNet(), "timesurface": TimeSurface()}
     refs = {"voxel": reference.voxel_grid, "histogram": reference.histogram}
     rows: list[dict] = []
 
@@ -166,16 +185,21 @@ def main() -> None:
         )
 
     tonic = tonic_rows(events, windows) if args.references else {}
-    floor = floor_in_blocks(reps["voxel"].shape(WIDTH, HEIGHT), columns, windows)
-    floor()
-    record("voxel", f"floor: read events, clear output, blocks of {BLOCK_WINDOWS}", best_of(3, floor))
+    threads = numba.get_num_threads()
     for name, rep in reps.items():
         rep.batch(*columns, windows[:2], WIDTH, HEIGHT)  # compile (or load the cache) before timing
-        threads = numba.get_num_threads()
+        for floor in (floor_in_blocks(rep, columns, windows), floor_per_window(rep, columns, windows)):
+            floor()
+        record(name, f"floor: read events, clear output, blocks of {BLOCK_WINDOWS}",
+               best_of(3, floor_in_blocks(rep, columns, windows)))
         record(name, f"evtools cpu, {threads} threads, blocks of {BLOCK_WINDOWS} windows",
                best_of(3, in_blocks(rep, columns, windows)))
         record(name, f"evtools cpu, {threads} threads, one new array",
                best_of(3, lambda: rep.batch(*columns, windows, WIDTH, HEIGHT)))
+        record(name, "floor: read events, clear output, one window a call",
+               best_of(3, floor_per_window(rep, columns, windows)))
+        record(name, "evtools cpu, one window a call (a new array each)",
+               best_of(3, per_window(windows, lambda s: rep(*(c[s] for c in columns), WIDTH, HEIGHT))))
         if cuda_available():
             rep.batch(*columns, windows[:2], WIDTH, HEIGHT, device="cuda")
             record(name, f"evtools cuda, blocks of {BLOCK_WINDOWS} windows, grids copied back",
@@ -186,7 +210,7 @@ def main() -> None:
             record(name, "evtools cuda, all windows in one call, grids left on the GPU",
                    best_of(3, lambda: rep.batch(*columns, windows, WIDTH, HEIGHT, "cuda", out=everything)))
             del everything
-        if args.references:
+        if args.references and name in refs:
             ref = refs[name]
             record(name, "evtools numpy reference", best_of(1, per_window(
                 windows, lambda s: ref(events.t[s], events.x[s], events.y[s], events.p[s], WIDTH, HEIGHT, bins=BINS))))
@@ -208,14 +232,17 @@ def main() -> None:
     args.json.write_text(json.dumps(result, indent=2) + "\n")
 
     table = Table(title=f"{len(events):,} synthetic events, {len(windows)} windows of 50 ms, {WIDTH}x{HEIGHT}, {BINS} bins")
-    for column in ("representation", "implementation", "seconds", "M events/s", "vs tonic"):
+    for column in ("representation", "implementation", "seconds", "M events/s", "of the floor", "vs tonic"):
         table.add_column(column, justify="left" if column in ("representation", "implementation") else "right")
     tonic_rate = {r["representation"]: r["events_per_second"] for r in rows if r["implementation"].startswith("tonic")}
     for row in rows:
         tonic_speed = tonic_rate.get(row["representation"])
+        floor = floor_rate(rows, row)
         table.add_row(row["representation"], row["implementation"], f"{row['seconds']:.3f}",
                       f"{row['events_per_second'] / 1e6:.1f}",
-                      f"{row['events_per_second'] / tonic_speed:.1f}x" if tonic_speed else "")
+                      f"{row['events_per_second'] / floor:.2f}" if floor and "floor" not in row["implementation"] else "",
+                      f"{row['events_per_second'] / tonic_speed:.1f}x"
+                      if tonic_speed and "floor" not in row["implementation"] else "")
     console = Console()
     console.print(table)
     console.print(f"machine: {result['machine']}; JSON written to {args.json}")

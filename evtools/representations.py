@@ -27,14 +27,15 @@ from evtools.kernels import evsegnet as evsegnet_kernels
 from evtools.kernels import histogram as histogram_kernels
 from evtools.kernels import timesurface as timesurface_kernels
 from evtools.kernels import voxel as voxel_kernels
-from evtools.kernels.launch import as_windows, device_view, first_descents
+from evtools.kernels.launch import as_windows, device_view, first_invalid_events
 
 DEVICES = ("cpu", "cuda")
 
 
-def _covered_columns(t, x, y, p, windows, width: int, height: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-    """The columns cut to the span the windows cover, checked and in kernel dtypes, and the
-    windows relative to that span: a block of windows over a long stream costs only its events."""
+def _covered_columns(t, x, y, p, windows) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The columns cut to the span the windows cover, in kernel dtypes, and the windows relative
+    to that span: a block of windows over a long stream costs only its events. Times that are
+    not whole numbers are refused here; order and coordinates are ``_check_events``'s."""
     if not (len(t) == len(x) == len(y) == len(p)):
         raise ValueError(f"t, x, y, p differ in length: {len(t)}, {len(x)}, {len(y)}, {len(p)}")
     windows = as_windows(windows, len(t))
@@ -49,27 +50,27 @@ def _covered_columns(t, x, y, p, windows, width: int, height: int) -> tuple[tupl
         if np.abs(t).max() >= 2.0**62 or (t != np.round(t)).any():
             raise ValueError("event times must be whole microseconds within the int64 range")
     t = np.ascontiguousarray(t, dtype=np.int64)
-    _check_sorted(t, windows - lo)
     x, y = (np.asarray(c)[lo:hi] for c in (x, y))
     x, y = (np.ascontiguousarray(c) if c.dtype.kind in "iu" else c.astype(np.int64) for c in (x, y))
-    # the kernels do not check bounds, so a coordinate off the sensor must never reach them
-    if len(x) and (x.min() < 0 or x.max() >= width or y.min() < 0 or y.max() >= height):
-        raise ValueError(f"event coordinates outside the {width}x{height} sensor")
     return (t, x, y, signed_polarity(np.asarray(p)[lo:hi])), windows - lo
 
 
-def _check_sorted(t: np.ndarray, windows: np.ndarray) -> None:
-    """Every window's times must not decrease (the kernels place events by their time in the
-    window); a decrease between windows, or where windows do not reach, does not matter."""
-    if not len(windows):
+def _check_events(t, x, y, windows: np.ndarray, width: int, height: int) -> None:
+    """Every event of a window must lie on the sensor (the kernels write only inside their output)
+    and no earlier than the one before it in the window (the kernels place events by their time in
+    the window); a decrease between windows, and events that no window holds, do not matter."""
+    found = first_invalid_events(t, x, y, windows, width, height)
+    bad = np.flatnonzero(found >= 0)
+    if not len(bad):
         return
-    descents = first_descents(t, windows)
-    bad = np.flatnonzero(descents >= 0)
-    if len(bad):
-        k = int(bad[0])
-        i = int(descents[k])
-        raise ValueError(f"event times go backwards inside window {k} (event {i - windows[k, 0]} of the window: "
-                         f"{t[i - 1]} then {t[i]}); sort them, or cut windows where they jump")
+    k = int(bad[0])
+    i = int(found[k])
+    event = f"event {i - windows[k, 0]} of the window"
+    if not (0 <= x[i] < width and 0 <= y[i] < height):
+        raise ValueError(f"event coordinates outside the {width}x{height} sensor in window {k} ({event}: "
+                         f"x {x[i]}, y {y[i]})")
+    raise ValueError(f"event times go backwards inside window {k} ({event}: {t[i - 1]} then {t[i]}); "
+                     "sort them, or cut windows where they jump")
 
 
 def _positive_int(name: str, value) -> None:
@@ -79,11 +80,12 @@ def _positive_int(name: str, value) -> None:
 
 class Kernels(NamedTuple):
     """A representation's kernels, one per device. Each fills a caller-given (K, C, H, W) output
-    ``out`` for windows ((K, 2) int64 [start, stop) event indices) of checked columns (t int64
-    sorted within windows, x and y integers on the sensor, p int8 -1/+1):
-    ``kernel(t, x, y, p, windows, out, **parameters, **window_args)``."""
+    ``out`` for windows ((K, 2) int64 [start, stop) event indices) of columns t int64, x and y
+    integers, p int8 -1/+1: ``kernel(t, x, y, p, windows, out, **parameters, **window_args)``.
+    The CUDA kernels take checked columns (``_check_events``: times sorted within windows, events
+    on the sensor); the CPU kernels check as they go, skip what fails and return True for it."""
 
-    cpu: Callable[..., None]
+    cpu: Callable[..., bool]
     cuda: Callable[..., None]
 
     @classmethod
@@ -138,12 +140,13 @@ class Representation:
         ``out``, a C-contiguous array of that shape and dtype, is filled and returned instead of
         a new array: conversion reuses one for block after block of windows. With ``device``
         "cuda" it may also be on the GPU (a Numba device array, or a torch CUDA tensor or any
-        array with ``__cuda_array_interface__``): then the result never leaves the GPU.
+        array with ``__cuda_array_interface__``): then the result never leaves the GPU. When the
+        call raises, what ``out`` holds is undefined.
         """
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
         check_device(device, kernels=True)
-        columns, windows = _covered_columns(t, x, y, p, windows, width, height)
+        columns, windows = _covered_columns(t, x, y, p, windows)
         shape = (len(windows), *self.shape(width, height))
         on_device = device_view(out) if device == "cuda" else None
         if out is None:
@@ -153,7 +156,12 @@ class Representation:
                 raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
         elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {self.dtype} array of shape {shape}")
-        getattr(self.kernels, device)(*columns, windows, out, **self.params(), **window_args)
+        if device == "cuda":
+            _check_events(*columns[:3], windows, width, height)
+            self.kernels.cuda(*columns, windows, out, **self.params(), **window_args)
+        elif self.kernels.cpu(*columns, windows, out, **self.params(), **window_args):
+            _check_events(*columns[:3], windows, width, height)  # raises: the kernel skipped events
+            raise AssertionError("a kernel flagged events that the check accepts")
         return out
 
     def __call__(self, t, x, y, p, width: int, height: int, device: str = "cpu", **window_args) -> np.ndarray:

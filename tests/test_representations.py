@@ -5,10 +5,13 @@ plus random windows against the numpy references."""
 import numba
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from conftest import make_events
 
 from evtools import representations as R
 from evtools.kernels import reference
+from evtools.kernels.histogram import time_bin
 
 W, H = 4, 3
 DEVICES = ["cpu", "cuda"]
@@ -165,17 +168,33 @@ def test_cuda_output_left_on_the_device_equals_the_cpu(rep):
         rep.batch(e.t, e.x, e.y, e.p, windows[:2], 16, 12, "cuda", out=on_device)
 
 
-def test_thread_count_changes_only_float_rounding():
+@pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
+def test_thread_count_changes_nothing(rep):
+    # a window is one thread's work, so the sums run in event order whatever the threads
     e = make_events(100_000, seed=4)
+    windows = np.array([[0, 100_000], [0, 30_000], [30_000, 31_000]])
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = R.voxel_grid(e.t, e.x, e.y, e.p, 346, 260)
+        one = rep.batch(e.t, e.x, e.y, e.p, windows, 346, 260)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = R.voxel_grid(e.t, e.x, e.y, e.p, 346, 260)
+        many = rep.batch(e.t, e.x, e.y, e.p, windows, 346, 260)
     finally:
         numba.set_num_threads(before)
-    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(one, many)
+
+
+@given(span=st.integers(1, 2**40), fraction=st.floats(0, 1), bins=st.integers(1, 64))
+def test_histogram_time_bin_equals_integer_division(span, fraction, bins):
+    dt = int(span * fraction)
+    assert time_bin(dt, bins, span, 1.0 / span) == min(bins * dt // span, bins - 1)
+
+
+def test_histogram_time_bin_at_exact_multiples():
+    # bins * dt a multiple of span: the float estimate may fall just below the integer
+    for span in (3, 7, 1_000_003, 49_999):
+        for dt in range(0, span + 1, max(1, span // 97)):
+            assert time_bin(dt, 5, span, 1.0 / span) == min(5 * dt // span, 4)
 
 
 def test_inputs_are_not_modified_and_polarity_forms_agree():
@@ -188,6 +207,21 @@ def test_inputs_are_not_modified_and_polarity_forms_agree():
     np.testing.assert_array_equal(signed, as_01)
     for original, copy in zip((e.t, e.x, e.y, e.p), copies):
         np.testing.assert_array_equal(original, copy)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
+def test_events_off_the_sensor_are_refused_in_windows_only(rep, device):
+    t, x, y, p = ev((0, 1, 1, 1), (1, 0, 0, 1), (2, 3, 3, -1), (3, 2, 2, 1), (4, 9, 0, 1))
+    with pytest.raises(ValueError, match=r"^event coordinates outside the 4x3 sensor in window 1 "
+                                         r"\(event 1 of the window: x 3, y 3\)$"):
+        rep.batch(t, x, y, p, [[0, 2], [1, 4]], W, H, device)
+    with pytest.raises(ValueError, match=r"in window 0 \(event 1 of the window: x 9, y 0\)$"):
+        rep.batch(t, x, y, p, [[3, 5]], W, H, device)
+    # events that no window holds do not matter
+    got = rep.batch(t, x, y, p, [[0, 2], [3, 4]], W, H, device)
+    np.testing.assert_array_equal(got, rep.batch(t[[0, 1, 3]], x[[0, 1, 3]], y[[0, 1, 3]], p[[0, 1, 3]],
+                                                 [[0, 2], [2, 3]], W, H, device))
 
 
 def test_bad_inputs_are_refused():

@@ -7,17 +7,43 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, per_window_grid, run_cpu, run_cuda, sum_parts
+from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, run_cpu, run_cuda
 
 
 @numba.njit(parallel=True, cache=True)
-def _fill(t, x, y, p, windows, parts, grids):
-    for item in numba.prange(grids.shape[0]):
-        k, start, stop, first, last = item_range(item, parts, windows)
-        grid = grids[item]
-        grid[:] = 0
-        for i in range(first, last):
-            grid[0 if p[i] > 0 else 1, y[i], x[i]] += 1.0
+def _fill(t, x, y, p, windows, grids, invalid):
+    height, width = grids.shape[2], grids.shape[3]
+    plane = height * width
+    flat_grids = grids.reshape(grids.shape[0], -1)
+    for k in numba.prange(len(windows)):
+        grid = flat_grids[k]
+        t_w, x_w, y_w, p_w, invalid[k] = open_window(t, x, y, p, windows[k], grid, width, height)
+        if invalid[k] or len(t_w) == 0:
+            continue
+        index = np.empty(CHUNK, np.intp)
+        for first in range(0, len(t_w), CHUNK):
+            t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
+            for j in range(len(t_c)):
+                index[j] = (0 if p_c[j] > 0 else plane) + np.intp(y_c[j]) * width + np.intp(x_c[j])
+            for j in range(len(t_c)):
+                grid[index[j]] += np.float32(1.0)
+        for channel in range(2):  # counts (exact in float32 below 2^24) over the channel's maximum
+            values = grid[channel * plane : (channel + 1) * plane]
+            peak = largest_count(values)
+            if peak > 0:
+                values /= peak
+
+
+@numba.njit(cache=True)
+def largest_count(values):
+    """The largest of non-negative float32 values, through their bits: these order as int32 the
+    way the floats do, and an integer maximum vectorises (a float one does not: 43 against 1.7 us
+    for one DAVIS346 plane)."""
+    bits = values.view(np.int32)
+    peak = np.int32(0)
+    for i in range(len(bits)):
+        peak = max(peak, bits[i])
+    return np.array([peak], np.int32).view(np.float32)[0]
 
 
 @numba_cuda.jit
@@ -59,22 +85,15 @@ def _cuda_divide(grids, peaks):
 
 
 def _scale_on_device(grids, result, stream) -> None:
-    """``_scale`` of every window, in place on the device."""
+    """Each channel over its maximum, every window, in place on the device."""
     blocks, threads = per_window_grid(grids.shape[0], int(np.prod(grids.shape[1:])))  # a thread a value
     peaks = numba_cuda.to_device(np.zeros((grids.shape[0], 2), np.float32), stream=stream)
     _cuda_channel_peaks[blocks, threads, stream](grids, peaks)
     _cuda_divide[blocks, threads, stream](grids, peaks)
 
 
-def _scale(out: np.ndarray) -> None:
-    """Counts (exact in float32 below 2^24 per pixel) divided by each channel's maximum, in place."""
-    peak = out.max(axis=(2, 3), keepdims=True)
-    np.divide(out, peak, out=out, where=peak > 0)
-
-
 def cpu(t, x, y, p, windows, out):
-    run_cpu(_fill, (t, x, y, p), windows, out, sum_parts)
-    _scale(out)
+    return run_cpu(_fill, (t, x, y, p), windows, out)
 
 
 def cuda(t, x, y, p, windows, out):

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, per_window_grid, run_cpu, run_cuda, sum_parts, time_span
+from evtools.kernels.launch import CHUNK, cut, per_window_grid, run_cpu, run_cuda, time_span, window_is_invalid
 
 # The kernels accumulate per polarity (count, sum of tn, sum of tn^2) in float64, in the six
 # channels' places; the standard deviation from these sums needs float64 to stay accurate.
@@ -19,20 +19,45 @@ SUMS = 3
 
 
 @numba.njit(parallel=True, cache=True)
-def _fill(t, x, y, p, windows, parts, sums):
-    for item in numba.prange(sums.shape[0]):
-        k, start, stop, first, last = item_range(item, parts, windows)
-        grid = sums[item]
-        grid[:] = 0
-        if stop <= start:
+def _fill(t, x, y, p, windows, out, invalid):
+    height, width = out.shape[2], out.shape[3]
+    plane = height * width
+    flat_out = out.reshape(out.shape[0], -1)
+    for k in numba.prange(len(windows)):
+        t_w, x_w, y_w, p_w = cut(t, x, y, p, windows[k, 0], windows[k, 1])
+        invalid[k] = window_is_invalid(t_w, x_w, y_w, width, height)
+        if invalid[k]:
             continue
-        t_first, span = time_span(t, start, stop)
-        for i in range(first, last):
-            tn = (t[i] - t_first) / span
-            base = 0 if p[i] > 0 else SUMS
-            grid[base, y[i], x[i]] += 1.0
-            grid[base + 1, y[i], x[i]] += tn
-            grid[base + 2, y[i], x[i]] += tn * tn
+        sums = np.zeros(2 * SUMS * plane, np.float64)
+        if len(t_w):
+            t_first, span = time_span(t_w)
+            index = np.empty(CHUNK, np.intp)
+            tn = np.empty(CHUNK, np.float64)
+            for first in range(0, len(t_w), CHUNK):
+                t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
+                for j in range(len(t_c)):
+                    index[j] = (0 if p_c[j] > 0 else SUMS * plane) + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                    tn[j] = (t_c[j] - t_first) / span
+                for j in range(len(t_c)):
+                    sums[index[j]] += 1.0
+                    sums[index[j] + plane] += tn[j]
+                    sums[index[j] + 2 * plane] += tn[j] * tn[j]
+        for base in (0, SUMS * plane):
+            moments(sums[base : base + SUMS * plane], flat_out[k, base : base + SUMS * plane], plane)
+
+
+@numba.njit(cache=True)
+def moments(sums, out, plane):
+    """One polarity's count, mean and standard deviation planes from its count and sum planes,
+    branch-free (a count of 0 divides by 1: its sums are 0) so that LLVM vectorises it."""
+    count, total, squares = sums[:plane], sums[plane : 2 * plane], sums[2 * plane :]
+    count_out, mean_out, std_out = out[:plane], out[plane : 2 * plane], out[2 * plane :]
+    for pixel in range(plane):
+        divisor = max(count[pixel], 1.0)
+        mean = total[pixel] / divisor
+        count_out[pixel] = count[pixel]
+        mean_out[pixel] = mean
+        std_out[pixel] = math.sqrt(max(squares[pixel] / divisor - mean * mean, 0.0))
 
 
 @numba_cuda.jit
@@ -53,19 +78,9 @@ def _cuda_fill(t, x, y, p, windows, sums):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-def _finish(sums: np.ndarray, out: np.ndarray) -> None:
-    for base in (0, SUMS):
-        count, total, squares = sums[:, base], sums[:, base + 1], sums[:, base + 2]
-        seen = count > 0
-        mean = np.divide(total, count, out=np.zeros_like(total), where=seen)
-        variance = np.divide(squares, count, out=np.zeros_like(total), where=seen) - mean * mean
-        out[:, base], out[:, base + 1] = count, mean
-        out[:, base + 2] = np.sqrt(np.maximum(variance, 0.0))
-
-
 @numba_cuda.jit
 def _cuda_moments(sums, out):
-    """``_finish`` on the device: one thread a pixel of a window (window k on grid row k)."""
+    """The moments on the device: one thread a pixel of a window (window k on grid row k)."""
     k = numba_cuda.blockIdx.y
     height, width = sums.shape[2], sums.shape[3]
     j = numba_cuda.blockIdx.x * numba_cuda.blockDim.x + numba_cuda.threadIdx.x
@@ -89,9 +104,7 @@ def _moments_on_device(sums, result, stream) -> None:
 
 
 def cpu(t, x, y, p, windows, out):
-    sums = np.empty(out.shape, np.float64)
-    run_cpu(_fill, (t, x, y, p), windows, sums, sum_parts)
-    _finish(sums, out)
+    return run_cpu(_fill, (t, x, y, p), windows, out)
 
 
 def cuda(t, x, y, p, windows, out):

@@ -14,35 +14,60 @@ import numpy as np
 from numba import cuda as numba_cuda
 
 
-def parts_per_window(n_windows: int) -> int:
-    """Enough parts per window to give every thread work: one window is split across all threads
-    into private partial grids that are merged afterwards; many windows each get one part."""
-    return max(1, -(-numba.get_num_threads() // max(n_windows, 1)))
+# Events a CPU kernel takes per pass: a branch-free pass over CHUNK events works out each one's
+# place and weight (vectorised by LLVM), then a second pass scatters them; the scratch stays in
+# L1. The kernels index views of each window and chunk, never ``t[start + j]``: with indices
+# Numba cannot prove non-negative it adds a wraparound branch to every access and LLVM vectorises
+# nothing (measured: 3.5 against 30 us for the checks of one 50k-event window).
+CHUNK = 1024
 
 
 @numba.njit(cache=True)
-def item_range(item, parts, windows):
-    """Work item ``item`` of ``parts`` per window: (window, its start, its stop, first, last event)."""
-    k, part = item // parts, item % parts
-    start, stop = windows[k, 0], windows[k, 1]
-    n = stop - start
-    return k, start, stop, start + n * part // parts, start + n * (part + 1) // parts
+def window_is_invalid(t, x, y, width, height):
+    """Whether one window's events (views) hold one off the sensor or earlier than the one
+    before it: the CPU kernels then skip the window, and the caller finds and reports the event."""
+    if len(t) == 0:
+        return False
+    descents = 0
+    for i in range(1, len(t)):
+        descents += np.int64(t[i] < t[i - 1])  # an int, not a bool: LLVM vectorises the sum
+    x_lo, x_hi, y_lo, y_hi = x[0], x[0], y[0], y[0]
+    for i in range(len(x)):
+        x_lo, x_hi = min(x_lo, x[i]), max(x_hi, x[i])
+        y_lo, y_hi = min(y_lo, y[i]), max(y_hi, y[i])
+    return descents > 0 or x_lo < 0 or x_hi >= width or y_lo < 0 or y_hi >= height
 
 
 @numba.njit(cache=True)
-def time_span(t, start, stop):
+def cut(t, x, y, p, first, last):
+    """Views of the four columns over [first, last)."""
+    return t[first:last], x[first:last], y[first:last], p[first:last]
+
+
+@numba.njit(cache=True)
+def open_window(t, x, y, p, window, grid, width, height):
+    """Clears a window's (flat) grid and returns views of its events and whether they are
+    invalid (``window_is_invalid``): how every CPU kernel begins a window."""
+    grid[:] = 0
+    t_w, x_w, y_w, p_w = cut(t, x, y, p, window[0], window[1])
+    return t_w, x_w, y_w, p_w, window_is_invalid(t_w, x_w, y_w, width, height)
+
+
+@numba.njit(cache=True)
+def time_span(t):
     """A non-empty window's first time and its span (t_last - t_first, at least 1)."""
-    return t[start], max(t[stop - 1] - t[start], 1)
+    return t[0], max(t[-1] - t[0], 1)
 
 
 @numba.njit(parallel=True, cache=True)
-def first_descents(t, windows):
-    """For each window, the index of its first event whose time is below the one before it, or -1
-    (one parallel pass, no temporaries: a tenth of a kernel's time when done with numpy)."""
+def first_invalid_events(t, x, y, windows, width, height):
+    """For each window, the index of its first event that lies off the sensor or is earlier than
+    the event before it, or -1."""
     found = np.full(len(windows), -1, np.int64)
     for k in numba.prange(len(windows)):
-        for i in range(windows[k, 0] + 1, windows[k, 1]):
-            if t[i] < t[i - 1]:
+        start = windows[k, 0]
+        for i in range(start, windows[k, 1]):
+            if not (0 <= x[i] < width and 0 <= y[i] < height) or (i > start and t[i] < t[i - 1]):
                 found[k] = i
                 break
     return found
@@ -56,20 +81,19 @@ def as_windows(windows: np.ndarray, n_events: int) -> np.ndarray:
     return windows
 
 
-def run_cpu(fill: Callable, columns: tuple, windows: np.ndarray, out: np.ndarray, merge: Callable, *args) -> None:
-    """``fill(*columns, windows, parts, *args, grids)`` zeroes and fills one grid per work item;
-    with several parts per window, ``merge(partials (K, parts, ...), out)`` combines them."""
-    parts = parts_per_window(len(windows))
-    if parts == 1:
-        fill(*columns, windows, parts, *args, out)
-        return
-    partials = np.empty((len(windows) * parts, *out.shape[1:]), out.dtype)
-    fill(*columns, windows, parts, *args, partials)
-    merge(partials.reshape(len(windows), parts, *out.shape[1:]), out)
+def run_cpu(fill: Callable, columns: tuple, windows: np.ndarray, out: np.ndarray, *args) -> bool:
+    """``fill(*columns, windows, *args, out, invalid)`` fills ``out``, a thread a window, and sets
+    ``invalid[k]`` when window k holds an event off the sensor or out of order (``out[k]`` is
+    then left undefined).
+    Returns whether any window did: the check rides along with the kernel instead of costing a
+    pass of its own, and the caller finds and reports the culprit.
 
-
-def sum_parts(partials: np.ndarray, out: np.ndarray) -> None:
-    np.sum(partials, axis=1, out=out)
+    One window is one thread's: splitting a window over threads needs a private grid each and a
+    merge that costs more than the scatter (measured: 0.10 ms merging against 0.12 ms scattering
+    a 50 ms DAVIS346 window on two threads)."""
+    invalid = np.zeros(len(windows), np.bool_)
+    fill(*columns, windows, *args, out, invalid)
+    return bool(invalid.any())
 
 
 CUDA_THREADS = 256

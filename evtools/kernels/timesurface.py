@@ -3,7 +3,7 @@ most recent event at each pixel, 0 where there is none. t_end is the window's la
 window end times are given; tau is in microseconds.
 
 exp is increasing in t_last, so each pixel keeps the largest value written to it: that is the
-most recent event's, whatever the order of the events, and partial grids merge by maximum.
+most recent event's, whatever the order of the events.
 """
 
 from __future__ import annotations
@@ -14,20 +14,28 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, run_cpu, run_cuda
+from evtools.kernels.launch import CHUNK, cut, open_window, run_cpu, run_cuda
 
 
 @numba.njit(parallel=True, cache=True)
-def _fill(t, x, y, p, windows, parts, ends, tau_us, grids):
-    for item in numba.prange(grids.shape[0]):
-        k, start, stop, first, last = item_range(item, parts, windows)
-        grid = grids[item]
-        grid[:] = 0
-        for i in range(first, last):
-            value = math.exp(-(ends[k] - t[i]) / tau_us)
-            channel = 0 if p[i] > 0 else 1
-            if value > grid[channel, y[i], x[i]]:
-                grid[channel, y[i], x[i]] = value
+def _fill(t, x, y, p, windows, ends, tau_us, grids, invalid):
+    height, width = grids.shape[2], grids.shape[3]
+    plane = height * width
+    flat_grids = grids.reshape(grids.shape[0], -1)
+    for k in numba.prange(len(windows)):
+        grid = flat_grids[k]
+        t_w, x_w, y_w, p_w, invalid[k] = open_window(t, x, y, p, windows[k], grid, width, height)
+        if invalid[k] or len(t_w) == 0:
+            continue
+        index = np.empty(CHUNK, np.intp)
+        value = np.empty(CHUNK, np.float32)
+        for first in range(0, len(t_w), CHUNK):
+            t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
+            for j in range(len(t_c)):
+                index[j] = (0 if p_c[j] > 0 else plane) + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                value[j] = math.exp(-(ends[k] - t_c[j]) / tau_us)
+            for j in range(len(t_c)):
+                grid[index[j]] = max(grid[index[j]], value[j])
 
 
 @numba_cuda.jit
@@ -58,13 +66,9 @@ def window_ends(t: np.ndarray, windows: np.ndarray, ends_us) -> np.ndarray:
     return ends
 
 
-def _max_parts(partials: np.ndarray, out: np.ndarray) -> None:
-    np.max(partials, axis=1, out=out)
-
-
 def cpu(t, x, y, p, windows, out, tau_us=50_000.0, ends_us=None):
     ends = window_ends(t, windows, ends_us)
-    run_cpu(_fill, (t, x, y, p), windows, out, _max_parts, ends, float(tau_us))
+    return run_cpu(_fill, (t, x, y, p), windows, out, ends, float(tau_us))
 
 
 def cuda(t, x, y, p, windows, out, tau_us=50_000.0, ends_us=None):

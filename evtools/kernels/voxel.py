@@ -15,35 +15,42 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import item_range, per_window_grid, run_cpu, run_cuda, sum_parts, time_span
+from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, run_cpu, run_cuda, time_span
 
 
 @numba.njit(parallel=True, cache=True)
-def _fill(t, x, y, p, windows, parts, bins, separate, grids):
-    # flat indices into each item's grid: cheaper than 3-D indexing in the scatter loop
-    plane = grids.shape[2] * grids.shape[3]
-    width = grids.shape[3]
+def _fill(t, x, y, p, windows, bins, separate, grids, invalid):
+    height, width = grids.shape[2], grids.shape[3]
+    plane = height * width
     flat_grids = grids.reshape(grids.shape[0], -1)
-    for item in numba.prange(grids.shape[0]):
-        k, start, stop, first, last = item_range(item, parts, windows)
-        grid = flat_grids[item]
-        grid[:] = 0
-        if stop <= start:
+    # an event's lower bin is at most bins - 2, so its upper one always exists: the last event
+    # (t* = bins - 1) then gives all its weight to the upper bin, as the definition does
+    top = max(bins - 2, 0)
+    upper_plane = plane if bins > 1 else 0
+    for k in numba.prange(len(windows)):
+        grid = flat_grids[k]
+        t_w, x_w, y_w, p_w, invalid[k] = open_window(t, x, y, p, windows[k], grid, width, height)
+        if invalid[k] or len(t_w) == 0:
             continue
-        t_first, span = time_span(t, start, stop)
+        t_first, span = time_span(t_w)
         scale = (bins - 1) / span
-        for i in range(first, last):
-            t_star = (t[i] - t_first) * scale
-            lower = np.intp(t_star)
-            if lower < 0 or lower >= bins:  # never for sorted times; unsorted ones must not write elsewhere
-                continue
-            frac = np.float32(t_star - lower)
-            weight = np.float32(1.0) if separate else np.float32(p[i])
-            channel = lower + bins if separate and p[i] < 0 else lower
-            index = channel * plane + np.intp(y[i]) * width + np.intp(x[i])
-            grid[index] += weight * (np.float32(1.0) - frac)
-            if lower + 1 < bins:
-                grid[index + plane] += weight * frac
+        index = np.empty(CHUNK, np.intp)
+        lower_weight = np.empty(CHUNK, np.float32)
+        upper_weight = np.empty(CHUNK, np.float32)
+        for first in range(0, len(t_w), CHUNK):
+            t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
+            for j in range(len(t_c)):
+                t_star = (t_c[j] - t_first) * scale
+                lower = min(np.intp(t_star), top)
+                frac = np.float32(t_star - lower)
+                weight = np.float32(1.0) if separate else np.float32(p_c[j])
+                channel = lower + bins if separate and p_c[j] < 0 else lower
+                index[j] = channel * plane + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                lower_weight[j] = weight * (np.float32(1.0) - frac)
+                upper_weight[j] = weight * frac
+            for j in range(len(t_c)):
+                grid[index[j]] += lower_weight[j]
+                grid[index[j] + upper_plane] += upper_weight[j]
 
 
 @numba_cuda.jit
@@ -128,15 +135,12 @@ def normalize_nonzero(grid: np.ndarray) -> None:
         grid[nonzero] = (values - mean) / std if std > 0 else values - mean
 
 
-def _finish(out: np.ndarray, normalize: bool) -> None:
-    if normalize:
+def cpu(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=False):
+    invalid = run_cpu(_fill, (t, x, y, p), windows, out, bins, separate_polarity)
+    if normalize and not invalid:
         for grid in out:
             normalize_nonzero(grid)
-
-
-def cpu(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=False):
-    run_cpu(_fill, (t, x, y, p), windows, out, sum_parts, bins, separate_polarity)
-    _finish(out, normalize)
+    return invalid
 
 
 def cuda(t, x, y, p, windows, out, bins=5, normalize=False, separate_polarity=False):
