@@ -376,6 +376,9 @@ def _create_array(group: zarr.Group, name: str, spec: ArraySpec, codec: str = "z
         fill_value=0,
         attributes=_with_coordinates(name, spec.attributes),
         dimension_names=spec.dimension_names,
+        # chunk files side by side in the array's folder ("c.12.0.0.0"), not one nested folder
+        # per window: a folder costs an inode, and creating them took a fifth of a conversion
+        chunk_key_encoding={"name": "default", "separator": "."},
         overwrite=overwrite,
         # skips zarr's all-fill check of every chunk: windows are rarely all zero, and an
         # all-zero one compresses to a few bytes anyway
@@ -405,7 +408,7 @@ def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, 
     the windows compressed in parallel on ``pool``'s threads when one is given.
 
     Each window is encoded with the array's own Blosc settings and written as the chunk file the
-    Zarr v3 default key encoding names (``<array>/c/<k>/0/0...``), which zarr then reads as
+    array's key encoding names (``<array>/c.<k>.0.0...``), which zarr then reads as
     usual. This skips zarr's per-chunk write machinery, which costs as much again as the
     compression itself (measured: 400 against 750 MB/s for 50 ms voxel grids with lz4).
     Blosc releases the GIL, so threads compress on every core; off the main thread numcodecs
@@ -449,7 +452,8 @@ def _write_chunk(array: zarr.Array, index: tuple[int, ...], encoder: numcodecs.B
         selection = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, array.chunks, array.shape))
         array[selection] = values.reshape(array.chunks)[tuple(slice(0, s.stop - s.start) for s in selection)]
         return
-    chunk.parent.mkdir(parents=True, exist_ok=True)
+    if not chunk.parent.is_dir():  # a nested key ("c/12/0/0/0", caches before the flat keys)
+        chunk.parent.mkdir(parents=True, exist_ok=True)
     chunk.write_bytes(encoder.encode(values))
 
 
@@ -516,11 +520,11 @@ def finish(group: zarr.Group, path: Path) -> None:
 
 
 def _chunk_file(array: zarr.Array, index: tuple[int, ...]) -> Path | None:
-    """The file of one chunk in a local store (zarr v3's default key encoding), else None."""
+    """The file of one chunk in a local store (its key in the array's own encoding), else None."""
     root = getattr(array.store, "root", None)
     if root is None:
         return None
-    return Path(root) / array.path / "c" / "/".join(map(str, index))
+    return Path(root) / array.path / array.metadata.chunk_key_encoding.encode_chunk_key(index)
 
 
 def _window_chunks(array: zarr.Array, k: int, length: int | None) -> list[tuple[int, ...]]:

@@ -100,17 +100,19 @@ def select_events(
     The bounds are checked on the raw values, before the cast to uint16, so that a negative or
     huge coordinate cannot wrap onto the sensor.
     """
-    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    n_outside = len(inside) - int(np.count_nonzero(inside))
-    keep = inside if rows is None else inside & (y >= rows[0]) & (y < rows[1])
-    all_kept = bool(keep.all())
-    if not all_kept:
-        t, x, y, p = t[keep], x[keep], y[keep], p[keep]
-    y = np.asarray(y)
-    if rows is not None and rows[0]:
-        y = y - rows[0]
-    events = Events(np.asarray(t, T_DTYPE), np.asarray(x).astype(XY_DTYPE), y.astype(XY_DTYPE), signed_polarity(p))
-    return Selection(events, None if all_kept else keep, n_outside)
+    from evtools.kernels.select import keep_on_sensor  # Numba: only where events are decoded
+
+    n = len(t)
+    t_out, x_out, y_out, p_out = (np.empty(n, dtype) for dtype in (T_DTYPE, XY_DTYPE, XY_DTYPE, P_DTYPE))
+    keep = np.empty(n, np.bool_)
+    row_lo, row_hi = rows if rows is not None else (0, height)
+    n_kept, n_outside, bad_polarity = keep_on_sensor(
+        np.asarray(t, T_DTYPE), np.asarray(x), np.asarray(y), np.asarray(p), width, height, row_lo, row_hi,
+        t_out, x_out, y_out, p_out, keep)
+    if bad_polarity >= 0:
+        raise ValueError(f"polarity values must be 0/1, -1/+1 or bool (event {bad_polarity}: {np.asarray(p)[bad_polarity]})")
+    events = Events(t_out[:n_kept], x_out[:n_kept], y_out[:n_kept], p_out[:n_kept])
+    return Selection(events, None if n_kept == n else keep, n_outside)
 
 
 # Windows stored as events (``--repr events``): two uint32 words per event. Times as the gap to the

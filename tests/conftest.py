@@ -65,7 +65,7 @@ def assert_same_cache(actual, expected):
     if expected.has_events:
         names += list(cache_module.EVENT_ARRAYS)
         # and no chunk beyond a window's events: the same chunk files
-        chunks = [sorted(p.relative_to(c.path).as_posix() for p in (c.path / cache_module.EVENTS_GROUP).rglob("c/**/*") if p.is_file())
+        chunks = [sorted(p.relative_to(c.path).as_posix() for p in (c.path / cache_module.EVENTS_GROUP).rglob("c.*"))
                   for c in (actual, expected)]
         assert chunks[0] == chunks[1]
     for name in names:

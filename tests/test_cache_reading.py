@@ -33,7 +33,7 @@ def test_a_sound_cache_verifies(sound):
 
 
 def test_a_deleted_chunk_is_named_not_read_as_zeros(damaged):
-    (damaged / "repr" / "voxel" / "c" / "3" / "0" / "0" / "0").unlink()
+    (damaged / "repr" / "voxel" / "c.3.0.0.0").unlink()
     with pytest.raises(CacheError, match=r"window 3 of 'repr/voxel' is missing \(its chunk file was deleted\)"):
         CacheDataset(damaged)[3]
     assert CacheDataset(damaged)[2]["events"].shape == (5, 48, 64)  # the others still read
@@ -47,7 +47,7 @@ def test_a_deleted_chunk_is_named_not_read_as_zeros(damaged):
 
 
 def test_a_corrupt_chunk_and_a_garbled_array_are_named(damaged):
-    (damaged / "aps" / "c" / "1" / "0" / "0").write_bytes(b"garbage")
+    (damaged / "aps" / "c.1.0.0").write_bytes(b"garbage")
     with pytest.raises(CacheError, match=r"window 1 of 'aps' cannot be decoded"):
         CacheDataset(damaged, with_aps=True)[1]
     assert Cache(damaged).verify() == ["'aps': windows from 1 cannot be decoded (RuntimeError)"]

@@ -62,3 +62,19 @@ def test_nothing_dropped_keeps_no_mask():
     selection = select_events(np.arange(3), np.arange(3), np.arange(3), np.ones(3), 346, 260)
     assert selection.keep is None
     np.testing.assert_array_equal(selection.kept_before(np.array([0, 3])), [0, 3])
+
+
+def test_selection_refuses_a_kept_polarity_other_than_minus_one_zero_one():
+    # off the sensor, a polarity is not looked at
+    selection = select_events(np.arange(2), np.array([0, 999]), np.array([0, 0]), np.array([1.0, 7.0]), 346, 260)
+    np.testing.assert_array_equal(selection.events.p, [1])
+    with pytest.raises(ValueError, match=r"^polarity values must be 0/1, -1/\+1 or bool \(event 1: 0.5\)$"):
+        select_events(np.arange(2), np.array([0, 1]), np.array([0, 0]), np.array([1.0, 0.5]), 346, 260)
+
+
+def test_selection_of_float_columns_with_nan_drops_them():
+    x = np.array([1.0, np.nan, 2.0])
+    selection = select_events(np.arange(3), x, np.zeros(3), np.array([True, False, True]), 346, 260)
+    assert selection.n_outside_sensor == 1
+    np.testing.assert_array_equal(selection.events.x, [1, 2])
+    np.testing.assert_array_equal(selection.events.p, [1, 1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import numba
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError
@@ -73,28 +74,49 @@ class MvsecRecording(Recording):
     def _relative_us(self, seconds: np.ndarray, first_index: int | None = None) -> np.ndarray:
         """Relative integer microseconds; non-finite seconds are refused, naming the first (an
         event index when ``first_index`` is given, else an image)."""
-        relative = (seconds - self._t_first_s) * 1e6
-        finite = np.isfinite(relative) & (np.abs(relative) < 2.0**62)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
+        relative = np.empty(len(seconds), np.int64)
+        bad = _relative_microseconds(seconds, self._t_first_s, relative)
+        if bad >= 0:
             what = f"event {first_index + bad}" if first_index is not None else f"image {bad}"
             raise CorruptFileError(self.path, f"{what} has the time {float(seconds[bad])} s")
-        return np.rint(relative).astype(np.int64)
+        return relative
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         block = self._events[start:stop]
-        x, y, p = block[:, X], block[:, Y], block[:, P]
         # whole pixel coordinates (those outside the sensor are dropped and counted later) and a
         # polarity of -1/+1 (0/1 in some conversions: positive means > 0 either way)
-        good = (x == np.floor(x)) & (y == np.floor(y)) & ((p == 1) | (p == -1) | (p == 0))
-        if not good.all():
-            bad = int(np.flatnonzero(~good)[0])
-            raise CorruptFileError(self.path, f"event {start + bad} has x {float(x[bad])}, y {float(y[bad])}, p {float(p[bad])}: "
+        bad = _first_unusual_event(block)
+        if bad >= 0:
+            x, y, p = (float(v) for v in block[bad, [X, Y, P]])
+            raise CorruptFileError(self.path, f"event {start + bad} has x {x}, y {y}, p {p}: "
                                               "expected whole pixel coordinates and a polarity of -1, 0 or 1")
-        return self._relative_us(block[:, T], start), x, y, p > 0
+        return self._relative_us(block[:, T], start), block[:, X], block[:, Y], block[:, P]
 
     def _timestamps(self, start: int, stop: int) -> np.ndarray:
         return self._relative_us(self._events[start:stop, T], start)
 
     def close(self) -> None:
         self._h5.close()
+
+
+# One pass each over a block's rows (numpy took six, with their temporaries).
+@numba.njit(cache=True)
+def _relative_microseconds(seconds, t_first_s, out):
+    """out = rint((seconds - t_first_s) * 1e6); returns the index of the first time that is not
+    finite or not within the int64 range, else -1."""
+    for i in range(len(seconds)):
+        relative = (seconds[i] - t_first_s) * 1e6
+        if not (abs(relative) < 2.0**62):  # also NaN
+            return i
+        out[i] = np.int64(np.rint(relative))
+    return -1
+
+
+@numba.njit(cache=True)
+def _first_unusual_event(block):
+    """The first row whose x or y is not a whole number or whose p is not -1, 0 or 1, else -1."""
+    for i in range(block.shape[0]):
+        x, y, p = block[i, X], block[i, Y], block[i, P]
+        if not (x == np.floor(x) and y == np.floor(y) and (p == 1 or p == -1 or p == 0)):
+            return i
+    return -1
