@@ -35,6 +35,10 @@ class RecordingSummary:
     last_frame_t_us: int | None
     n_labels: int
     signals: tuple[str, ...]
+    x_range: tuple[int, int] | None  # smallest and largest x of the events on the sensor (None: no events)
+    y_range: tuple[int, int] | None
+    signal_samples: tuple[int, ...]  # samples of each signal, in the order of ``signals``
+    truncated_packets: int  # a packet format's incomplete last packet, left out (AEDAT4)
 
     @property
     def positive_fraction(self) -> float:
@@ -47,6 +51,8 @@ def summarize(
 ) -> RecordingSummary:
     """Counts, times and rates of a recording; reads every event once, chunk by chunk."""
     n_positive = n_backwards = 0
+    x_lo = y_lo = np.iinfo(np.int64).max
+    x_hi = y_hi = -1
     dropped_before = recording.dropped_outside_sensor
     previous_t: int | None = None
     done = 0
@@ -59,6 +65,8 @@ def summarize(
             if previous_t is not None and events.t[0] < previous_t:
                 n_backwards += 1
             previous_t = int(events.t[-1])
+            x_lo, x_hi = min(x_lo, int(events.x.min())), max(x_hi, int(events.x.max()))
+            y_lo, y_hi = min(y_lo, int(events.y.min())), max(y_hi, int(events.y.max()))
         done = stop
         report(progress, done, recording.n_events)
     n_outside = recording.dropped_outside_sensor - dropped_before
@@ -89,6 +97,10 @@ def summarize(
         last_frame_t_us=int(frame_times[-1]) if n_frames else None,
         n_labels=len(recording.labels) if recording.labels is not None else 0,
         signals=tuple(recording.signals),
+        x_range=(x_lo, x_hi) if x_hi >= 0 else None,
+        y_range=(y_lo, y_hi) if y_hi >= 0 else None,
+        signal_samples=tuple(len(values) for values in recording.signals.values()),
+        truncated_packets=getattr(recording, "truncated_packets", 0),
     )
 
 

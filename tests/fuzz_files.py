@@ -35,6 +35,7 @@ from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.dsec import write_dsec
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
+from aedat4_files import Aedat4, Frame, write_aedat4
 from evtools.summary import summarize
 from evtools.windows import Every
 
@@ -67,6 +68,7 @@ def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
         "ddd17": (write_ddd17(folder / "s.hdf5", packets_from_events(
             ev, t0_us=1_500_000_000_000_000, frames=list(zip(frame_t.tolist(), frames)))), None),
         "dsec": (write_dsec(folder / "events.h5", ev), None),
+        "aedat4": (write_aedat4(folder / "s.aedat4", aedat4_sample(ev, frames, frame_t)), None),
     }
     real = {"dat": (REALDATA / "atis-nmnist-ncars" / "ncars_sample_a.dat", None),
             "nmnist": (REALDATA / "atis-nmnist-ncars" / "nmnist_sample.bin", "nmnist")}
@@ -74,6 +76,18 @@ def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
         if path.exists():
             made[name] = (Path(shutil.copy(path, folder / path.name)), fmt)
     return made
+
+
+def aedat4_sample(ev: Events, frames: np.ndarray, frame_t: np.ndarray) -> Aedat4:
+    """Event packets of 500 events, each frame after the packets before its time."""
+    t0 = 1_600_000_000_000_000
+    packets = []
+    for start in range(0, len(ev), 500):
+        part = ev[start : start + 500]
+        packets.append(("events", list(zip((part.t + t0).tolist(), part.x.tolist(), part.y.tolist(), (part.p > 0).tolist()))))
+        for k in np.flatnonzero((frame_t >= part.t[0]) & (frame_t < part.t[-1])):
+            packets.append(("frame", Frame(int(frame_t[k] + t0), int(frame_t[k] + t0 - 1000), int(frame_t[k] + t0), frames[k])))
+    return Aedat4(packets=packets)
 
 
 def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:

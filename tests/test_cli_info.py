@@ -38,6 +38,8 @@ def test_info_json_on_mvsec(tmp_path):
         "n_frames": 3, "frame_rate_hz": 2.0,
         "first_frame_t_us": t0, "last_frame_t_us": t0 + 1_000_000,
         "n_labels": 0, "signals": [], "positive_fraction": n_pos / 1000,
+        "x_range": [int(events.x.min()), int(events.x.max())], "y_range": [int(events.y.min()), int(events.y.max())],
+        "signal_samples": [], "truncated_packets": 0,
     }
 
 
@@ -47,7 +49,8 @@ def test_info_table_on_ddd17_with_signals(tmp_path):
                        signals={"steering_wheel_angle": np.array([[5.0, -3.5]])})
     result = run_cli("info", path)
     assert result.returncode == 0, result.stderr
-    assert "ddd17" in result.stdout and "500" in result.stdout and "steering_wheel_angle" in result.stdout
+    assert "ddd17" in result.stdout and "500" in result.stdout and "steering_wheel_angle (1)" in result.stdout
+    assert f"x {events.x.min()}..{events.x.max()}, y {events.y.min()}..{events.y.max()}" in result.stdout
 
 
 def test_info_warns_about_dropped_and_backwards_events(tmp_path):

@@ -1,6 +1,6 @@
 """The real recordings under ../shared/realdata/, read with the reader that fits each, checked
 against the figures their READMEs give (counts, polarity balance, time and coordinate ranges).
-Files of a format evtools has no reader for (AEDAT4) must be refused with UnknownFormatError.
+Files of a format evtools has no reader for must be refused with UnknownFormatError.
 N-MNIST binaries have no signature, so they are opened with format="nmnist"."""
 
 from pathlib import Path
@@ -22,6 +22,7 @@ EXPECTED = {
     "gen3_spinner_evt2.raw": ("evt2", 539_481, 367_855, 171_626, 1_317_888, 1_367_888, (60, 599), (18, 475)),
     "gen41_street_evt3.raw": ("evt3", 219_596, 115_532, 104_064, 11_718_656, 11_727_457, (0, 1279), (0, 719)),
     "nmnist_sample.bin": ("nmnist", 4325, None, None, 654, 311_175, (0, 33), (0, 33)),
+    "dvxplorer_person.aedat4": ("aedat4", 111_954, 55_023, 56_931, 1605537493718345, 1605537494308262, (0, 319), (0, 239)),
 }
 EXPLICIT_FORMATS = {".bin": "nmnist"}
 
@@ -35,8 +36,8 @@ def test_real_recording(path):
             format_name = detect_format(path)
         except UnknownFormatError as err:
             assert path.name not in EXPECTED
-            assert str(err) == (f"{path}: not a recording evtools can read (not HDF5, Prophesee DAT or EVT2/EVT3, "
-                                "nor an ess_ddd17 directory)")
+            assert str(err) == (f"{path}: not a recording evtools can read (not HDF5, AEDAT4, Prophesee DAT or "
+                                "EVT2/EVT3, nor an ess_ddd17 directory)")
             pytest.skip(f"no evtools reader for {path.suffix} files")
     expected = EXPECTED[path.name]
     assert format_name == expected[0]

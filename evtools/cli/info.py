@@ -58,6 +58,8 @@ def info(
         warn(f"{path}: {summary.n_outside_sensor} events outside the {summary.width}x{summary.height} sensor were dropped")
     if summary.n_backwards:
         warn(f"{path}: {summary.n_backwards} timestamps go backwards (kept in file order, not reordered)")
+    if summary.truncated_packets:
+        warn(f"{path}: the last packet is incomplete (a recording cut off) and was left out")
 
 
 def _clock(t_us: int) -> str:
@@ -79,6 +81,7 @@ def _table(s: RecordingSummary) -> Table:
         ("duration", f"{s.duration_s:.6f} s"),
         ("event rate", f"{s.event_rate_hz / 1e6:.3f} M ev/s"),
         ("polarity", f"{s.n_positive:,} positive / {s.n_negative:,} negative ({100 * s.positive_fraction:.1f}% positive)"),
+        ("x, y ranges", f"x {s.x_range[0]}..{s.x_range[1]}, y {s.y_range[0]}..{s.y_range[1]}" if s.x_range else "no events"),
         ("first event", _clock(s.t_first_us)),
         ("last event", _clock(s.t_last_us)),
         ("frames", f"{s.n_frames:,}" + (f" at {s.frame_rate_hz:.2f} Hz" if s.frame_rate_hz else "")),
@@ -87,10 +90,25 @@ def _table(s: RecordingSummary) -> Table:
         rows += [("first frame", _clock(s.first_frame_t_us)), ("last frame", _clock(s.last_frame_t_us))]
     if s.n_labels:
         rows.append(("label masks", f"{s.n_labels:,}"))
-    rows.append(("vehicle signals", ", ".join(s.signals) if s.signals else "none"))
+    rows.append(("signals", _signals(s.signals, s.signal_samples)))
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _signals(names: tuple[str, ...], samples: tuple[int, ...]) -> str:
+    """Each signal with its sample count; a family sharing a prefix (imu_...) on one line."""
+    families: dict[str, list[tuple[str, int]]] = {}
+    for name, n in zip(names, samples):
+        families.setdefault(name.split("_")[0] if name.startswith("imu_") else name, []).append((name, n))
+    parts = []
+    for family, members in families.items():
+        counts = {n for _, n in members}
+        if len(members) > 1 and len(counts) == 1:
+            parts.append(f"{family} ({len(members)} channels, {counts.pop():,} samples)")
+        else:
+            parts += [f"{name} ({n:,})" for name, n in members]
+    return ", ".join(parts) or "none"
 
 
 def _cache_table(s: CacheSummary) -> Table:

@@ -1,0 +1,145 @@
+"""AEDAT4 files built for the tests from the format's description: the FlatBuffers are made by
+the ``flatbuffers`` package's Builder after the schemas of neuromorphicsystems/aedat
+(flatbuffers/*.fbs), compressed by ``lz4`` and ``zstandard``; nothing of evtools' reader is used."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import flatbuffers
+import lz4.frame
+import numpy as np
+import zstandard
+
+MAGIC = b"#!AER-DAT4.0\r\n"
+COMPRESSION = {"none": 0, "lz4": 1, "zstd": 3}
+
+
+@dataclass
+class Frame:
+    t: int
+    exposure_begin_t: int
+    exposure_end_t: int
+    pixels: np.ndarray  # (H, W) grey, or (H, W, 3|4) BGR(A)
+    offset: tuple[int, int] = (0, 0)  # x, y
+
+
+@dataclass
+class Aedat4:
+    width: int = 346
+    height: int = 260
+    frames: bool = True
+    # packets in file order: ("events", (t, x, y, on) rows) | ("frame", Frame) | ("imus", rows of 11) | ("triggers", rows of 2)
+    packets: list[tuple[str, object]] = field(default_factory=list)
+
+
+STREAMS = {"events": (0, "EVTS"), "frame": (1, "FRME"), "imus": (2, "IMUS"), "triggers": (3, "TRIG")}
+
+
+def description(spec: Aedat4, compression: str) -> str:
+    nodes = []
+    for name, (stream_id, identifier) in STREAMS.items():
+        if name == "frame" and not spec.frames:
+            continue
+        info = (f'<node name="info" path="/mainloop/Recorder/outInfo/{stream_id}/info/">'
+                f'<attr key="sizeX" type="int">{spec.width}</attr><attr key="sizeY" type="int">{spec.height}</attr>'
+                f'<attr key="source" type="string">DAVIS346_00000499</attr></node>') if identifier in ("EVTS", "FRME") else ""
+        nodes.append(f'<node name="{stream_id}" path="/mainloop/Recorder/outInfo/{stream_id}/">'
+                     f'<attr key="compression" type="string">{compression.upper()}</attr>'
+                     f'<attr key="originalOutputName" type="string">{name}</attr>'
+                     f'<attr key="typeIdentifier" type="string">{identifier}</attr>{info}</node>')
+    return f'<dv version="2.0"><node name="outInfo" path="/mainloop/Recorder/outInfo/">{"".join(nodes)}</node></dv>'
+
+
+def ioheader(compression: int, data_table: int, text: str) -> bytes:
+    builder = flatbuffers.Builder(256)
+    string = builder.CreateString(text)
+    builder.StartObject(3)
+    builder.PrependInt32Slot(0, compression, 0)
+    builder.PrependInt64Slot(1, data_table, -1)
+    builder.PrependUOffsetTRelativeSlot(2, string, 0)
+    builder.Finish(builder.EndObject(), file_identifier=b"IOHE")
+    return bytes(builder.Output())
+
+
+def event_packet(rows) -> bytes:
+    builder = flatbuffers.Builder(1024)
+    builder.StartVector(16, len(rows), 8)
+    for t, x, y, on in reversed(rows):  # struct Event {t: int64; x: int16; y: int16; on: bool}, 16 bytes
+        builder.Prep(8, 16)
+        builder.Pad(3)
+        builder.PrependBool(bool(on))
+        builder.PrependInt16(y)
+        builder.PrependInt16(x)
+        builder.PrependInt64(t)
+    elements = builder.EndVector()
+    builder.StartObject(1)
+    builder.PrependUOffsetTRelativeSlot(0, elements, 0)
+    builder.FinishSizePrefixed(builder.EndObject(), file_identifier=b"EVTS")
+    return bytes(builder.Output())
+
+
+def frame_packet(frame: Frame) -> bytes:
+    builder = flatbuffers.Builder(1024)
+    pixels = np.ascontiguousarray(frame.pixels, np.uint8)
+    data = builder.CreateNumpyVector(pixels.reshape(-1))
+    height, width = pixels.shape[:2]
+    pixel_format = {2: 0, 3: 16, 4: 24}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
+    builder.StartObject(11)
+    builder.PrependInt64Slot(0, frame.t, 0)
+    builder.PrependInt64Slot(1, frame.exposure_begin_t - 100, 0)  # readout begins before the exposure
+    builder.PrependInt64Slot(2, frame.exposure_end_t + 100, 0)
+    builder.PrependInt64Slot(3, frame.exposure_begin_t, 0)
+    builder.PrependInt64Slot(4, frame.exposure_end_t, 0)
+    builder.PrependInt8Slot(5, pixel_format, 0)
+    builder.PrependInt16Slot(6, width, 0)
+    builder.PrependInt16Slot(7, height, 0)
+    builder.PrependInt16Slot(8, frame.offset[0], 0)
+    builder.PrependInt16Slot(9, frame.offset[1], 0)
+    builder.PrependUOffsetTRelativeSlot(10, data, 0)
+    builder.FinishSizePrefixed(builder.EndObject(), file_identifier=b"FRME")
+    return bytes(builder.Output())
+
+
+def table_packet(rows, identifier: bytes) -> bytes:
+    """IMUS (t, temperature, accelerometer xyz, gyroscope xyz, magnetometer xyz) or TRIG (t, source)."""
+    builder = flatbuffers.Builder(1024)
+    offsets = []
+    for row in rows:
+        builder.StartObject(len(row))
+        builder.PrependInt64Slot(0, int(row[0]), 0)
+        for slot, value in enumerate(row[1:], start=1):
+            if identifier == b"IMUS":
+                builder.PrependFloat32Slot(slot, float(value), 0.0)
+            else:
+                builder.PrependInt8Slot(slot, int(value), 0)
+        offsets.append(builder.EndObject())
+    builder.StartVector(4, len(offsets), 4)
+    for offset in reversed(offsets):
+        builder.PrependUOffsetTRelative(offset)
+    elements = builder.EndVector()
+    builder.StartObject(1)
+    builder.PrependUOffsetTRelativeSlot(0, elements, 0)
+    builder.FinishSizePrefixed(builder.EndObject(), file_identifier=identifier)
+    return bytes(builder.Output())
+
+
+def compress(data: bytes, compression: str) -> bytes:
+    if compression == "lz4":
+        return lz4.frame.compress(data)
+    if compression == "zstd":
+        return zstandard.ZstdCompressor().compress(data)
+    return data
+
+
+def write_aedat4(path: Path, spec: Aedat4, compression: str = "lz4") -> Path:
+    payloads = []
+    for kind, content in spec.packets:
+        stream_id, identifier = STREAMS[kind]
+        data = {"events": event_packet, "frame": frame_packet}.get(kind, lambda rows: table_packet(rows, identifier.encode()))(content)
+        payloads.append(struct.pack("<II", stream_id, len(packed := compress(data, compression))) + packed)
+    header = ioheader(COMPRESSION[compression], -1, description(spec, compression))
+    path.write_bytes(MAGIC + struct.pack("<I", len(header)) + header + b"".join(payloads))
+    return path

@@ -1,0 +1,189 @@
+"""The AEDAT4 reader: the real DVXplorer file against its README's counts and against the `aedat`
+decoder, field by field; files built from the format's description (tests/aedat4_files.py) with
+frames, IMU, triggers and every compression; a truncated last packet; damage; conversion."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aedat4_files import Aedat4, Frame, write_aedat4
+from cli import run_cli
+
+from evtools.cache import Cache
+from evtools.convert import ConvertSpec, convert
+from evtools.errors import CorruptFileError
+from evtools.io import detect_format, open_recording
+from evtools.representations import VoxelGrid
+
+REAL = Path(__file__).parents[2] / "shared" / "realdata" / "dvxplorer-tonic" / "dvxplorer_person.aedat4"
+T0 = 1_700_000_000_000_000  # absolute microseconds, as DV writes them
+
+
+def davis_file(n_frames: int = 4, seed: int = 0) -> Aedat4:
+    """A DAVIS346 recording: event packets of 1 ms with a frame every 50 ms, IMU and triggers."""
+    rng = np.random.default_rng(seed)
+    spec = Aedat4()
+    for ms in range(n_frames * 50 + 10):
+        n = int(rng.integers(0, 40))
+        t = np.sort(rng.integers(T0 + ms * 1000, T0 + (ms + 1) * 1000, n))
+        rows = list(zip(t.tolist(), rng.integers(0, 346, n).tolist(), rng.integers(0, 260, n).tolist(),
+                        rng.integers(0, 2, n).tolist()))
+        spec.packets.append(("events", rows))
+        if ms % 50 == 49 and ms // 50 < n_frames:
+            spec.packets.append(("frame", Frame(t=T0 + ms * 1000 - 5000, exposure_begin_t=T0 + ms * 1000 - 9000,
+                                                exposure_end_t=T0 + ms * 1000 + 500,
+                                                pixels=rng.integers(0, 256, (260, 346), dtype=np.uint8))))
+        if ms % 10 == 0:
+            spec.packets.append(("imus", [[T0 + ms * 1000 + 7, 30.5, 0.1, -0.9, 0.2, 1.5, -2.5, 0.25, 0, 0, 0]]))
+        if ms == 100:
+            spec.packets.append(("triggers", [[T0 + ms * 1000 + 3, 6], [T0 + ms * 1000 + 9, 7]]))
+    return spec
+
+
+def expected_events(spec: Aedat4) -> np.ndarray:
+    return np.array([row for kind, rows in spec.packets if kind == "events" for row in rows], np.int64)
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/realdata is not here")
+def test_the_real_dvxplorer_file_matches_its_readme_and_the_aedat_decoder():
+    import aedat
+
+    with open_recording(REAL) as rec:
+        assert detect_format(REAL) == "aedat4"
+        assert (rec.width, rec.height, rec.n_events, rec.compression, rec.truncated_packets) == (320, 240, 111_954, "lz4", 0)
+        events = rec.read().events
+        assert rec.t0_us == 1605537493718345 and rec.t0_us + int(events.t[-1]) == 1605537494308262
+        assert (int((events.p > 0).sum()), int((events.p < 0).sum())) == (55_023, 56_931)
+        assert (events.x.min(), events.x.max(), events.y.min(), events.y.max()) == (0, 319, 0, 239)
+        assert rec.frames is None and len(rec.signals["imu_gyroscope_x"]) == 475 and "triggers" not in rec.signals
+        packets = list(aedat.Decoder(str(REAL)))
+        reference = np.concatenate([p["events"] for p in packets if "events" in p])
+        np.testing.assert_array_equal(events.t, reference["t"].astype(np.int64) - rec.t0_us)
+        np.testing.assert_array_equal(events.x, reference["x"])
+        np.testing.assert_array_equal(events.y, reference["y"])
+        np.testing.assert_array_equal(events.p, np.where(reference["on"], 1, -1))
+        imus = np.concatenate([p["imus"] for p in packets if "imus" in p])
+        np.testing.assert_array_equal(rec.signals["imu_accelerometer_x"][:, 0], imus["t"].astype(np.int64) - rec.t0_us)
+        for name in ("temperature", "accelerometer_x", "accelerometer_y", "accelerometer_z", "gyroscope_x",
+                     "gyroscope_y", "gyroscope_z", "magnetometer_x", "magnetometer_y", "magnetometer_z"):
+            np.testing.assert_array_equal(rec.signals[f"imu_{name}"][:, 1], imus[name].astype(np.float64))
+        # any index range reads the same events as the whole
+        middle = rec.read(50_000, 50_017).events
+        np.testing.assert_array_equal(middle.t, events.t[50_000:50_017])
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+def test_every_field_of_a_built_davis346_file(tmp_path, compression):
+    spec = davis_file()
+    path = write_aedat4(tmp_path / "rec.aedat4", spec, compression)
+    rows = expected_events(spec)
+    with open_recording(path) as rec:
+        assert (rec.format_name, rec.width, rec.height, rec.n_events, rec.compression) == (
+            "aedat4", 346, 260, len(rows), None if compression == "none" else compression)
+        assert rec.t0_us == rows[0, 0]
+        events = rec.read().events
+        np.testing.assert_array_equal(events.t, rows[:, 0] - rows[0, 0])
+        np.testing.assert_array_equal(events.x, rows[:, 1])
+        np.testing.assert_array_equal(events.y, rows[:, 2])
+        np.testing.assert_array_equal(events.p, np.where(rows[:, 3] == 1, 1, -1))
+        frames = [content for kind, content in spec.packets if kind == "frame"]
+        assert len(rec.frames) == 4 and rec.frames.shape == (260, 346)
+        # frames are stamped with the end of their exposure
+        np.testing.assert_array_equal(rec.frames.t_us, [f.exposure_end_t - rows[0, 0] for f in frames])
+        for k, frame in enumerate(frames):
+            np.testing.assert_array_equal(rec.frames[k], frame.pixels)
+        imu = rec.signals["imu_gyroscope_x"]
+        assert imu.shape == (21, 2) and imu[0, 0] == T0 + 7 - rows[0, 0] and imu[0, 1] == np.float32(1.5)
+        assert rec.signals["imu_temperature"][3, 1] == np.float32(30.5)
+        np.testing.assert_array_equal(rec.signals["triggers"], [[T0 + 100_003 - rows[0, 0], 6], [T0 + 100_009 - rows[0, 0], 7]])
+
+
+def test_colour_and_region_of_interest_frames_become_grey_full_frames(tmp_path):
+    spec = Aedat4(width=8, height=6)
+    bgr = np.zeros((2, 3, 3), np.uint8)
+    bgr[0, 0] = (255, 0, 0)  # blue
+    bgr[1, 2] = (0, 0, 200)  # red
+    spec.packets = [("events", [(T0, 1, 1, 1)]),
+                    ("frame", Frame(T0, T0, T0 + 10, bgr, offset=(4, 2))),
+                    ("frame", Frame(T0 + 20, T0 + 20, T0 + 30, np.full((6, 8), 9, np.uint8)))]
+    with open_recording(write_aedat4(tmp_path / "roi.aedat4", spec)) as rec:
+        image = rec.frames[0]
+        expected = np.zeros((6, 8), np.uint8)
+        expected[2, 4] = round(255 * 0.114)
+        expected[3, 6] = round(200 * 0.299)
+        np.testing.assert_array_equal(image, expected)
+        np.testing.assert_array_equal(rec.frames[1], 9)
+
+
+def test_a_truncated_last_packet_is_left_out_and_counted(tmp_path):
+    spec = davis_file(n_frames=1)
+    rows = expected_events(spec)
+    whole = write_aedat4(tmp_path / "whole.aedat4", spec).read_bytes()
+    spec.packets.append(("events", [(T0 + 999_000, 3, 4, 1), (T0 + 999_001, 5, 6, 0)]))
+    longer = write_aedat4(tmp_path / "longer.aedat4", spec).read_bytes()
+    # cut inside the last packet's payload, and inside its 8-byte head
+    for name, data in (("payload", longer[:-7]), ("head", whole + longer[len(whole) : len(whole) + 5])):
+        path = tmp_path / f"cut_{name}.aedat4"
+        path.write_bytes(data)
+        with open_recording(path) as rec:
+            assert rec.truncated_packets == 1 and rec.n_events == len(rows)
+            np.testing.assert_array_equal(rec.read().events.t, rows[:, 0] - rows[0, 0])
+
+
+def test_damage_is_one_line_naming_the_file(tmp_path):
+    spec = Aedat4(width=8, height=6, frames=False, packets=[("events", [(T0, 1, 1, 1)]), ("events", [(T0 + 5, 2, 2, 0)])])
+    path = write_aedat4(tmp_path / "bad.aedat4", spec)
+    data = path.read_bytes()
+    last_frame = data.rindex(b"\x04\x22\x4d\x18")  # the last packet's LZ4 frame magic
+    path.write_bytes(data[:last_frame] + b"\x00" + data[last_frame + 1 :])
+    with pytest.raises(CorruptFileError, match=r"bad.aedat4: damaged EVTS packet at byte \d+ \("):
+        open_recording(path)
+    path.write_bytes(b"#!AER-DAT4.0\r\n\x05\x00\x00\x00abc")
+    with pytest.raises(CorruptFileError, match=r"bad.aedat4: damaged AEDAT4 header"):
+        open_recording(path)
+    no_events = Aedat4(width=8, height=6, frames=False)
+    write_aedat4(path, no_events)
+    path.write_bytes(path.read_bytes().replace(b"EVTS", b"XXXX"))
+    with pytest.raises(CorruptFileError, match="has no event stream"):
+        open_recording(path)
+    result = run_cli("info", path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "bad.aedat4" in result.stderr
+
+
+def test_convert_a_davis346_file_with_frames_end_to_end(tmp_path):
+    spec = davis_file()
+    path = write_aedat4(tmp_path / "rec.aedat4", spec)
+    result = run_cli("convert", path, "-o", tmp_path / "rec", "--repr", "voxel", "--window", "50ms")
+    assert result.returncode == 0, result.stderr
+    cache = Cache(tmp_path / "rec.zarr")
+    rows = expected_events(spec)
+    t = rows[:, 0] - rows[0, 0]
+    frame_t = np.array([c.exposure_end_t for k, c in spec.packets if k == "frame"]) - rows[0, 0]
+    assert len(cache) == 4
+    for k, end in enumerate(frame_t):
+        inside = (t >= end - 50_000) & (t < end)
+        expected = VoxelGrid()(t[inside], rows[inside, 1], rows[inside, 2], np.where(rows[inside, 3] == 1, 1, -1), 346, 260)
+        np.testing.assert_array_equal(cache.array("repr/voxel")[k], expected)
+        assert cache.n_events[k] == inside.sum()
+    np.testing.assert_array_equal(cache.array("aps")[2], [c for k, c in spec.packets if k == "frame"][2].pixels)
+    assert convert(path, tmp_path / "rec", ConvertSpec()).up_to_date
+
+
+def test_info_shows_ranges_signals_and_a_truncated_packet(tmp_path):
+    spec = davis_file(n_frames=3)
+    data = write_aedat4(tmp_path / "rec.aedat4", spec).read_bytes()
+    (tmp_path / "cut.aedat4").write_bytes(data + data[-40:-10])  # the head of a packet that never ends
+    rows = expected_events(spec)
+    result = run_cli("info", tmp_path / "cut.aedat4")
+    assert result.returncode == 0, result.stderr
+    assert f"x {rows[:, 1].min()}..{rows[:, 1].max()}, y {rows[:, 2].min()}..{rows[:, 2].max()}" in result.stdout
+    assert "imu (10 channels, 16 samples), triggers (2)" in result.stdout
+    assert "the last packet is incomplete (a recording cut off) and was left out" in result.stderr
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/realdata is not here")
+def test_info_on_the_real_file():
+    result = run_cli("info", "--json", REAL)
+    summary = __import__("json").loads(result.stdout)
+    assert (summary["x_range"], summary["y_range"], summary["n_events"]) == ([0, 319], [0, 239], 111_954)
+    assert summary["signal_samples"] == [475] * 10
