@@ -36,6 +36,7 @@ from evtools.io.writers.dsec import write_dsec
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
 from aedat4_files import Aedat4, Frame, write_aedat4
+from rosbag_files import mvsec_bag, write_bag
 from evtools.summary import summarize
 from evtools.windows import Every
 
@@ -69,6 +70,7 @@ def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
             ev, t0_us=1_500_000_000_000_000, frames=list(zip(frame_t.tolist(), frames)))), None),
         "dsec": (write_dsec(folder / "events.h5", ev), None),
         "aedat4": (write_aedat4(folder / "s.aedat4", aedat4_sample(ev, frames, frame_t)), None),
+        "rosbag": (write_bag(folder / "s.bag", mvsec_bag(n_messages=8), other_camera=False), None),
     }
     real = {"dat": (REALDATA / "atis-nmnist-ncars" / "ncars_sample_a.dat", None),
             "nmnist": (REALDATA / "atis-nmnist-ncars" / "nmnist_sample.bin", "nmnist")}

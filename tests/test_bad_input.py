@@ -35,8 +35,8 @@ def test_not_a_recording(tmp_path):
     path = tmp_path / "notes.h5"
     path.write_text("hello")
     assert_one_line_error(
-        run_cli("info", path), f"{path}: not a recording evtools can read (not HDF5, AEDAT4, Prophesee DAT or EVT2/EVT3, nor an ess_ddd17 "
-        "directory)"
+        run_cli("info", path), f"{path}: not a recording evtools can read (not HDF5, AEDAT4, a ROS bag, Prophesee DAT or EVT2/EVT3, nor "
+        "an ess_ddd17 directory)"
     )
 
 
@@ -85,7 +85,7 @@ def test_unknown_format_name(tmp_path):
     path = write_evh5(tmp_path / "r.h5", [make_events(10)], width=346, height=260)
     assert_one_line_error(
         run_cli("info", "--format", "aedat", path),
-        f"{path}: unknown format 'aedat' (known: evh5, mvsec, ddd17, ess_ddd17, dsec, dat, evt2, evt3, nmnist, aedat4)",
+        f"{path}: unknown format 'aedat' (known: evh5, mvsec, ddd17, ess_ddd17, dsec, dat, evt2, evt3, nmnist, aedat4, rosbag)",
     )
 
 

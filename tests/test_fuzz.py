@@ -43,7 +43,7 @@ def test_damaged_recordings_and_caches(tmp_path):
     assert defects == []
     formats = {name.split(":")[0].split(" ")[0] for name in outcomes}
     real = {"dat", "nmnist"} if (HERE.parents[1] / "shared" / "realdata").is_dir() else set()  # samples cut from there
-    assert {"evh5", "mvsec", "ddd17", "dsec", "aedat4", "cache"} | real <= formats
+    assert {"evh5", "mvsec", "ddd17", "dsec", "aedat4", "rosbag", "cache"} | real <= formats
     assert sum(outcomes.values()) >= 100
     assert sum(v for k, v in outcomes.items() if k.endswith("one-line error")) > 40
 

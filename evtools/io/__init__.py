@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 
 from evtools.errors import InputError, UnknownFormatError, damaged_structure
-from evtools.io import aedat4, dat, ddd17, dsec, ess_ddd17, evh5, evt, mvsec, nmnist
+from evtools.io import aedat4, dat, ddd17, dsec, ess_ddd17, evh5, evt, mvsec, nmnist, rosbag
 from evtools.io.hdf5 import open_h5
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
@@ -25,6 +25,7 @@ READERS: dict[str, type[Recording]] = {
     "evt3": evt.Evt3Recording,
     "nmnist": nmnist.NmnistRecording,
     "aedat4": aedat4.Aedat4Recording,
+    "rosbag": rosbag.RosbagRecording,
 }
 FORMATS = tuple(READERS)
 # Checked in this order: evtools' own files carry an explicit tag, so they come first.
@@ -47,12 +48,14 @@ def detect_format(path: str | Path) -> str:
     if not h5py.is_hdf5(path):
         if aedat4.matches(path):
             return "aedat4"
+        if rosbag.matches(path):
+            return "rosbag"
         prophesee = evt.matches(path) or ("dat" if dat.matches(path) else None)
         if prophesee:
             return prophesee
         raise UnknownFormatError(
-            path, "not a recording evtools can read (not HDF5, AEDAT4, Prophesee DAT or EVT2/EVT3, nor an ess_ddd17 "
-            "directory)"
+            path, "not a recording evtools can read (not HDF5, AEDAT4, a ROS bag, Prophesee DAT or EVT2/EVT3, nor an "
+            "ess_ddd17 directory)"
         )
     with open_h5(path) as h5:
         for name, matches in HDF5_LAYOUTS:

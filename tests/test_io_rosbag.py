@@ -1,0 +1,97 @@
+"""The ROS bag reader on bags written by `rosbags`' own Writer and serialiser, in MVSEC's layout
+(dvs_msgs/EventArray, sensor_msgs/Image, sensor_msgs/Imu under /davis/<camera>/), every field
+checked against the messages as built; compressed chunks; both cameras; damage; conversion."""
+
+import numpy as np
+import pytest
+from cli import run_cli
+from rosbag_files import T0_S, event_columns, mvsec_bag, typestore, write_bag
+
+from evtools.cache import Cache
+from evtools.errors import CorruptFileError
+from evtools.io import ReadOptions, detect_format, open_recording
+from evtools.io.rosbag import parse_event_array, parse_image
+from evtools.representations import VoxelGrid
+
+@pytest.mark.parametrize("compression", [None, "BZ2", "LZ4"])
+def test_every_field_of_a_written_bag(tmp_path, compression):
+    bag = mvsec_bag()
+    path = write_bag(tmp_path / "outdoor_day1.bag", bag, compression=compression)
+    t, x, y, p = event_columns(bag)
+    assert detect_format(path) == "rosbag"
+    with open_recording(path) as rec:
+        assert (rec.format_name, rec.width, rec.height, rec.n_events, rec.t0_us) == ("rosbag", 346, 260, len(t), t[0])
+        events = rec.read().events
+        np.testing.assert_array_equal(events.t, t - t[0])
+        np.testing.assert_array_equal(events.x, x)
+        np.testing.assert_array_equal(events.y, y)
+        np.testing.assert_array_equal(events.p, np.where(p == 1, 1, -1))
+        # any index range, across message boundaries
+        part = rec.read(250, 1_234).events
+        np.testing.assert_array_equal(part.t, (t - t[0])[250:1_234])
+        assert len(rec.frames) == 6 and rec.frames.shape == (260, 346)
+        np.testing.assert_array_equal(rec.frames.t_us, [T0_S * 1_000_000 + us - t[0] for us, _ in bag.images])
+        for k, (_, pixels) in enumerate(bag.images):
+            np.testing.assert_array_equal(rec.frames[k], pixels)
+        gyro_y, accel_z = rec.signals["imu_angular_velocity_y"], rec.signals["imu_linear_acceleration_z"]
+        assert len(gyro_y) == 15
+        np.testing.assert_array_equal(gyro_y[:, 0], [T0_S * 1_000_000 + us - t[0] for us, _ in bag.imus])
+        np.testing.assert_array_equal(gyro_y[:, 1], [v[1] for _, v in bag.imus])
+        np.testing.assert_array_equal(accel_z[:, 1], [v[5] for _, v in bag.imus])
+
+
+def test_the_right_camera(tmp_path):
+    bag = mvsec_bag(n_messages=5)
+    path = write_bag(tmp_path / "r.bag", bag, camera="right")
+    _, x, _, _ = event_columns(bag)
+    with open_recording(path, options=ReadOptions(camera="right")) as rec:
+        np.testing.assert_array_equal(rec.read().events.x, x)
+    with open_recording(path, options=ReadOptions(camera="left")) as rec:
+        np.testing.assert_array_equal(rec.read().events.x, x - (x > 0))
+
+
+def test_the_numpy_parsers_equal_the_rosbags_deserialiser(tmp_path):
+    store = typestore()
+    bag = mvsec_bag(n_messages=2)
+    path = write_bag(tmp_path / "p.bag", bag, other_camera=False)
+    from rosbags.rosbag1 import Reader
+
+    with Reader(path) as reader:
+        for connection, _, data in reader.messages():
+            message = store.deserialize_ros1(data, connection.msgtype)
+            if connection.msgtype == "dvs_msgs/msg/EventArray":
+                events, width, height = parse_event_array(data)
+                assert (width, height) == (message.width, message.height)
+                assert [(e.x, e.y, e.ts.sec, e.ts.nanosec, e.polarity) for e in message.events] == [
+                    (int(a), int(b), int(c), int(d), bool(f)) for a, b, c, d, f in events.tolist()]
+            elif connection.msgtype == "sensor_msgs/msg/Image":
+                stamp_us, pixels = parse_image(data)
+                assert stamp_us == message.header.stamp.sec * 1_000_000 + message.header.stamp.nanosec // 1000
+                np.testing.assert_array_equal(pixels.reshape(-1), message.data)
+
+
+def test_bad_bags_are_one_line_errors(tmp_path):
+    path = write_bag(tmp_path / "b.bag", mvsec_bag(n_messages=3), other_camera=False)
+    with pytest.raises(CorruptFileError, match=r"no dvs_msgs/EventArray on /davis/right/events \(topics: /davis/left/events, "):
+        open_recording(path, options=ReadOptions(camera="right"))
+    data = path.read_bytes()
+    (tmp_path / "cut.bag").write_bytes(data[: len(data) // 2])
+    result = run_cli("info", tmp_path / "cut.bag")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cut.bag" in result.stderr
+
+
+def test_convert_a_bag_end_to_end(tmp_path):
+    bag = mvsec_bag()
+    path = write_bag(tmp_path / "outdoor_day1.bag", bag)
+    result = run_cli("convert", path, "-o", tmp_path / "day", "--repr", "voxel", "--window", "20ms")
+    assert result.returncode == 0, result.stderr
+    cache = Cache(tmp_path / "day.zarr")
+    t, x, y, p = event_columns(bag)
+    t = t - t[0]
+    assert len(cache) == 6
+    for k, (us, pixels) in enumerate(bag.images):
+        end = T0_S * 1_000_000 + us - (event_columns(bag)[0][0])
+        inside = (t >= end - 20_000) & (t < end)
+        np.testing.assert_array_equal(cache.array("repr/voxel")[k],
+                                      VoxelGrid()(t[inside], x[inside], y[inside], np.where(p[inside] == 1, 1, -1), 346, 260))
+        np.testing.assert_array_equal(cache.array("aps")[k], pixels)
