@@ -8,7 +8,6 @@ is the block recorded as done. Memory is bounded by the block, not the recording
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import time
@@ -216,7 +215,7 @@ def _plan(input_path: Path, output: Path, spec: ConvertSpec, recording: Recordin
         window=window.params(),
         crop=list(spec.crop_rows) if spec.crop_rows else None,
         representations={rep.name: rep.params() for rep in spec.representations},
-        read_options=dataclasses.asdict(spec.read_options),
+        read_options=spec.read_options.key(),
         ground_truth=ground_truth.fingerprint if ground_truth else None,
         events=STORED_EVENTS if spec.events else None,
         float_dtype="float16" if spec.float16 else None,

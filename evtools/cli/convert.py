@@ -10,7 +10,7 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from evtools.cli.console import progress, stderr, stdout, warn
-from evtools.cli.options import OptionError, duration_us, row_range
+from evtools.cli.options import OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
 from evtools.cluster import convert_all
 from evtools.convert import ConvertResult, ConvertSpec, output_names
@@ -79,6 +79,7 @@ def convert(
     format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
     rotate180: Annotated[bool, typer.Option(help="DDD17: turn events and frames as the DDD17 tools do.")] = False,
+    sensor: Annotated[str | None, typer.Option("--sensor-size", help="WxH, e.g. 640x480, for formats that do not store it (DSEC, DAT, N-MNIST, EVT without a geometry line); events outside are dropped and counted.")] = None,
 ) -> None:
     """Convert recordings into Zarr caches of event representations, windowed on APS frames."""
     tau_us = duration_us("--tau", tau)
@@ -93,7 +94,8 @@ def convert(
         crop_rows=row_range("--crop-rows", crop_rows) if crop_rows else None,
         device=device,
         format=format,
-        read_options=ReadOptions(camera=camera, rotate180=rotate180),
+        read_options=ReadOptions(camera=camera, rotate180=rotate180,
+                                 sensor_size=sensor_size("--sensor-size", sensor) if sensor else None),
         overwrite=overwrite,
         codec=codec,
         float16=_float16(dtype),

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from evtools.cli.console import progress_bar, stdout, warn
+from evtools.cli.options import sensor_size
 from evtools.io import FORMATS, ReadOptions, open_recording
 from evtools.summary import CacheSummary, RecordingSummary, summarize, summarize_cache
 
@@ -21,6 +22,7 @@ def info(
         str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")
     ] = None,
     camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
+    sensor: Annotated[str | None, typer.Option("--sensor-size", help="WxH, e.g. 640x480, for formats that do not store it (DSEC, DAT, N-MNIST, EVT without a geometry line).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Caches: read every chunk of every array and check the counts.")] = False,
 ) -> None:
@@ -47,7 +49,8 @@ def info(
         else:
             stdout.print(_cache_table(cache))
         return
-    with open_recording(path, format, ReadOptions(camera=camera)) as recording:
+    options = ReadOptions(camera=camera, sensor_size=sensor_size("--sensor-size", sensor) if sensor else None)
+    with open_recording(path, format, options) as recording:
         with progress_bar(f"reading {path.name}") as progress:
             summary = summarize(recording, progress)
     if as_json:

@@ -19,6 +19,13 @@ def duration_us(option: str, text: str) -> int:
         raise OptionError(f"{option}: {err}") from None
 
 
+def sensor_size(option: str, text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or not (0 < int(match[1]) <= 65535 and 0 < int(match[2]) <= 65535):
+        raise OptionError(f"{option}: '{text}' is not a sensor size WxH with sides from 1 to 65535, such as 640x480")
+    return int(match[1]), int(match[2])
+
+
 def row_range(option: str, text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", text)
     if not match or int(match[1]) >= int(match[2]):

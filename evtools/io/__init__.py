@@ -75,4 +75,11 @@ def open_recording(path: str | Path, format: str | None = None, options: ReadOpt
             raise InputError(path, "no such file or directory")
         if not Path(path).is_dir() and not Path(path).is_file():
             raise InputError(path, "is neither a regular file nor a directory")
-        return READERS[name](path, options)
+        recording = READERS[name](path, options)
+        if options.sensor_size is not None:
+            try:
+                recording.use_sensor_size(options.sensor_size)
+            except BaseException:
+                recording.close()
+                raise
+        return recording

@@ -42,7 +42,9 @@ class DatRecording(Recording):
         n = size // EVENT_SIZE
         self._records = np.memmap(path, RECORD, "r", offset + 2, (n,)) if n else np.empty(0, RECORD)
         self._t_first = int(self._records["t"][0]) if n else 0
-        width, height = geometry(header, ATIS_GEOMETRY)
+        stored = geometry(header)
+        self.stores_sensor_size = stored is not None
+        width, height = stored or ATIS_GEOMETRY
         super().__init__(path, width=width, height=height, n_events=n, t0_us=self._t_first)
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:

@@ -26,6 +26,7 @@ def matches(h5: h5py.File) -> bool:
 
 class DsecRecording(Recording):
     format_name = "dsec"
+    stores_sensor_size = False  # 640x480 is assumed (DSEC's Prophesee Gen3.1), not stored
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         self._h5 = open_h5(path)

@@ -35,8 +35,11 @@ class _EvtRecording(DecodedRecording):
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         header, offset = read_header(path)
         size = geometry(header)
+        self.stores_sensor_size = size is not None
+        size = size or options.sensor_size
         if size is None:
-            raise CorruptFileError(path, "the header gives no sensor geometry and no known plugin name")
+            raise CorruptFileError(path, "the header gives no sensor geometry and no known plugin name; "
+                                         "give it with --sensor-size WxH")
         from evtools.io import evt_words
 
         words = np.fromfile(path, self.word, offset=offset)

@@ -19,6 +19,7 @@ NMNIST_SIZE = 34
 
 class NmnistRecording(Recording):
     format_name = "nmnist"
+    stores_sensor_size = False  # 34x34 (or what the events reach) is assumed
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         size = Path(path).stat().st_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, reading
+from evtools.errors import CorruptFileError, InputError, reading
 from evtools.events import Events, Selection, select_events
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
@@ -23,6 +24,18 @@ class ReadOptions:
 
     camera: str = "left"  # MVSEC: which DAVIS, left or right
     rotate180: bool = False  # DDD17: turn events and frames as the DDD17 authors' tools do
+    # (width, height) for formats that do not store it (DSEC, DAT, N-MNIST, EVT without geometry)
+    sensor_size: tuple[int, int] | None = None
+
+    def key(self) -> dict:
+        """The options as a cache key's JSON values; an unset sensor size is left out, so that
+        caches made before the option existed keep their key."""
+        values = dataclasses.asdict(self)
+        if self.sensor_size is None:
+            del values["sensor_size"]
+        else:
+            values["sensor_size"] = list(self.sensor_size)
+        return values
 
 
 class TimedImages(Sequence):
@@ -63,6 +76,9 @@ class Recording(ABC):
     """
 
     format_name: ClassVar[str]
+    # whether the file gives the sensor size; where it does not, ReadOptions.sensor_size replaces
+    # the reader's assumption (a reader may decide per file: a header with or without geometry)
+    stores_sensor_size: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -85,6 +101,17 @@ class Recording(ABC):
         self.labels = labels
         self.signals: Mapping[str, np.ndarray] = signals if signals is not None else {}
         self.dropped_outside_sensor = 0
+
+    def use_sensor_size(self, size: tuple[int, int]) -> None:
+        """The sensor size the user gave: replaces an assumed one, must agree with a stored one."""
+        width, height = size
+        if self.stores_sensor_size and (width, height) != (self.width, self.height):
+            raise InputError(self.path, f"--sensor-size {width}x{height} contradicts the {self.width}x{self.height} "
+                                        "sensor the file gives")
+        if self.frames is not None and self.frames.shape != (height, width):
+            raise InputError(self.path, f"--sensor-size {width}x{height} differs from the frames' "
+                                        f"{self.frames.shape[1]}x{self.frames.shape[0]}")
+        self.width, self.height = width, height
 
     # Each reader provides the raw decoded columns of an index range, with t already in
     # microseconds relative to the first event; x, y, p may be of any numeric dtype.
