@@ -19,8 +19,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from evtools import cache
-from evtools.convert import (BLOCK_WINDOWS, ConvertResult, ConvertSpec, check_request, convert, conversion_result,
-                             cache_path, convert_range, prepare, range_task)
+from evtools.convert import (BLOCK_WINDOWS, ConvertResult, ConvertSpec, cache_path, check_request, conversion_result,
+                             convert, convert_range, events_after_last_window, prepare, range_task)
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.io import open_recording
 from evtools.progress import Progress, report
@@ -91,6 +91,7 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
                 job, group, done = prepared
                 windows = client.scatter(job.windows, broadcast=True)
                 state = _RecordingRanges(job.output, group, len(job.windows), done)
+                state.after_last_window = events_after_last_window(job)
                 states[i] = state
                 for first in range(done, len(job.windows), range_windows):
                     stop = min(first + range_windows, len(job.windows))
@@ -133,6 +134,7 @@ class _RecordingRanges:
         self.done_windows = done
         self.events = 0
         self.dropped = 0
+        self.after_last_window = 0
 
     def range_done(self, first: int, stop: int, events: int, dropped: int) -> None:
         self.finished[first] = stop
@@ -147,4 +149,5 @@ class _RecordingRanges:
 
 def _finish(state: _RecordingRanges, started: float) -> ConvertResult:
     cache.finish(state.group, state.output)
-    return conversion_result(state.output, started, state.resumed_from, up_to_date=False, dropped=state.dropped)
+    return conversion_result(state.output, started, state.resumed_from, up_to_date=False, dropped=state.dropped,
+                             after_last_window=state.after_last_window)

@@ -71,6 +71,9 @@ class ConvertResult:
     resumed_from: int  # windows found already written by an interrupted run
     up_to_date: bool  # a finished cache with the same key was already there: nothing was done
     dropped_outside_sensor: int
+    # events after the last window's end (after the last frame in the frame-aligned modes): in
+    # no window, by definition of those modes; reported so that nothing is dropped silently
+    events_after_last_window: int = 0
 
 
 def cache_path(output: str | Path) -> Path:
@@ -172,7 +175,8 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
         job, group, resumed_from = prepared
         _write_windows(job, group, resumed_from, progress)
         cache.finish(group, output)
-        return conversion_result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor)
+        return conversion_result(output, started, resumed_from, up_to_date=False, dropped=recording.dropped_outside_sensor,
+                                 after_last_window=events_after_last_window(job))
 
 
 def prepare(input_path: Path, output: Path, spec: ConvertSpec, recording: Recording):
@@ -406,7 +410,12 @@ def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
     return image[crop[0] : crop[1]] if crop else image
 
 
-def conversion_result(output: Path, started: float, resumed_from: int, up_to_date: bool, dropped: int) -> ConvertResult:
+def events_after_last_window(job: _Conversion) -> int:
+    return job.recording.n_events - int(job.windows.stop.max()) if len(job.windows) else job.recording.n_events
+
+
+def conversion_result(output: Path, started: float, resumed_from: int, up_to_date: bool, dropped: int,
+                      after_last_window: int = 0) -> ConvertResult:
     opened = cache.Cache(output)
     uncompressed = cache.uncompressed_size(opened)
     return ConvertResult(
@@ -419,6 +428,7 @@ def conversion_result(output: Path, started: float, resumed_from: int, up_to_dat
         resumed_from=resumed_from,
         up_to_date=up_to_date,
         dropped_outside_sensor=dropped,
+        events_after_last_window=after_last_window,
     )
 
 

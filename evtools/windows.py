@@ -9,19 +9,24 @@ Four modes, one per class:
 - ``BetweenFrames()`` (``--between-frames``): f_{k-1} <= t < f_k; frame 0 takes every event before it.
 - ``Every(period_us)`` (``--every 50ms``): consecutive windows [k period, (k+1) period) over the
   whole recording, for recordings without frames.
+- ``AtTimes(ends_us, ...)`` (``--at FILE`` with ``--window 50ms`` or ``--window-events N``):
+  windows ending at given times, e.g. DSEC's flow and disparity timestamps or MVSEC's
+  ground-truth times.
 Frame-aligned modes give exactly one window per frame, empty windows included, so that window k
 always belongs to frame k.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from evtools.errors import EvtoolsError
+from evtools.errors import EvtoolsError, InputError
 from evtools.io.recording import Recording
 
 UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000}
@@ -81,6 +86,44 @@ class WindowSpec:
         return recording.frames.t_us
 
 
+def _spans_ending_at(recording: Recording, ends: np.ndarray, duration_us: int) -> tuple[np.ndarray, ...]:
+    """(start, stop, t_start, t_end) of the windows [end - duration, end)."""
+    t_start = ends - duration_us
+    bounds = recording.indices_at_times(np.concatenate([t_start, ends]))
+    return bounds[: len(ends)], bounds[len(ends) :], t_start, ends.copy()
+
+
+def _counts_ending_at(recording: Recording, ends: np.ndarray, n_events: int,
+                      rows: tuple[int, int] | None) -> tuple[np.ndarray, ...]:
+    """(start, stop, t_start, t_end) of the windows of the N events before each end (fewer near
+    the start of the recording; with a crop, N events of the kept rows)."""
+    stop = recording.indices_at_times(ends)
+    start = np.maximum(stop - n_events, 0) if rows is None else _starts_in_rows(recording, stop, n_events, rows)
+    t_start = ends.copy()  # an empty window starts and ends at its end
+    filled = start < stop
+    t_start[filled] = recording.times_at(start[filled])
+    return start, stop, t_start, ends.copy()
+
+
+def _starts_in_rows(recording: Recording, stops: np.ndarray, n_events: int, rows: tuple[int, int]) -> np.ndarray:
+    """Where each window starts so that it holds N events of the kept rows (fewer at the start):
+    the events before each stop are read back, twice as many again until N are kept."""
+    starts = np.zeros_like(stops)
+    for k, stop in enumerate(stops.tolist()):
+        span = n_events
+        while True:
+            start = max(stop - span, 0)
+            keep = recording.read(start, stop, rows, count_dropped=False).keep
+            kept = np.arange(stop - start) if keep is None else np.flatnonzero(keep)
+            if len(kept) >= n_events:  # the N-th kept event before the stop opens the window
+                starts[k] = start + int(kept[-n_events])
+                break
+            if start == 0:
+                break
+            span *= 2
+    return starts
+
+
 @dataclass(frozen=True)
 class BeforeFrame(WindowSpec):
     duration_us: int = 50_000
@@ -91,10 +134,7 @@ class BeforeFrame(WindowSpec):
 
     def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         frame_t = self._frame_times(recording)
-        t_start = frame_t - self.duration_us
-        bounds = recording.indices_at_times(np.concatenate([t_start, frame_t]))
-        k = len(frame_t)
-        return Windows(bounds[:k], bounds[k:], t_start, frame_t.copy(), np.arange(k))
+        return Windows(*_spans_ending_at(recording, frame_t, self.duration_us), np.arange(len(frame_t)))
 
 
 @dataclass(frozen=True)
@@ -107,31 +147,7 @@ class EventsBeforeFrame(WindowSpec):
 
     def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         frame_t = self._frame_times(recording)
-        stop = recording.indices_at_times(frame_t)
-        start = np.maximum(stop - self.n_events, 0) if rows is None else self._starts_in_rows(recording, stop, rows)
-        t_start = frame_t.copy()  # an empty window starts and ends at its frame
-        filled = start < stop
-        t_start[filled] = recording.times_at(start[filled])
-        return Windows(start, stop, t_start, frame_t.copy(), np.arange(len(frame_t)))
-
-
-    def _starts_in_rows(self, recording: Recording, stops: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
-        """Where each window starts so that it holds N events of the kept rows (fewer at the
-        start): the events before each stop are read back, twice as many again until N are kept."""
-        starts = np.zeros_like(stops)
-        for k, stop in enumerate(stops.tolist()):
-            span = self.n_events
-            while True:
-                start = max(stop - span, 0)
-                keep = recording.read(start, stop, rows, count_dropped=False).keep
-                kept = np.arange(stop - start) if keep is None else np.flatnonzero(keep)
-                if len(kept) >= self.n_events:  # the N-th kept event before the stop opens the window
-                    starts[k] = start + int(kept[-self.n_events])
-                    break
-                if start == 0:
-                    break
-                span *= 2
-        return starts
+        return Windows(*_counts_ending_at(recording, frame_t, self.n_events, rows), np.arange(len(frame_t)))
 
 
 @dataclass(frozen=True)
@@ -169,9 +185,53 @@ class Every(WindowSpec):
         return Windows(bounds[:-1], bounds[1:], edges[:-1], edges[1:], None)
 
 
-WINDOW_MODES: dict[str, type[WindowSpec]] = {cls.mode: cls for cls in (BeforeFrame, EventsBeforeFrame, BetweenFrames, Every)}
+@dataclass(frozen=True)
+class AtTimes(WindowSpec):
+    """Windows ending at given times (``--at FILE``): the ``duration_us`` before each, or its
+    ``n_events`` events. ``ends_us`` are on the recording's clock (absolute, as DSEC's and MVSEC's
+    timestamp files are) unless ``relative`` (to the first event). Windows keep the order given."""
+
+    ends_us: tuple[int, ...] = ()
+    relative: bool = False
+    duration_us: int | None = None
+    n_events: int | None = None
+    mode: ClassVar[str] = "at"
+    needs_frames: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if (self.duration_us is None) == (self.n_events is None):
+            raise ValueError("windows at given times need a length: a duration or a number of events, not both")
+
+    def params(self) -> dict:
+        """The times enter the cache key by their digest (they are stored as t_end_us)."""
+        digest = hashlib.sha256(np.asarray(self.ends_us, "<i8").tobytes()).hexdigest()
+        length = {"duration_us": self.duration_us} if self.duration_us is not None else {"n_events": self.n_events}
+        return {"mode": self.mode, "times": len(self.ends_us), "times_sha256": digest, "relative": self.relative, **length}
+
+    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+        ends = np.asarray(self.ends_us, np.int64) - (0 if self.relative else recording.t0_us)
+        if self.duration_us is not None:
+            return Windows(*_spans_ending_at(recording, ends, self.duration_us), None)
+        return Windows(*_counts_ending_at(recording, ends, self.n_events, rows), None)
 
 
-def window_from_params(params: dict) -> WindowSpec:
-    fields = {key: value for key, value in params.items() if key != "mode"}
-    return WINDOW_MODES[params["mode"]](**fields)
+def read_times(path: str | Path) -> tuple[int, ...]:
+    """Whole microseconds, one a line ('#' comments and blank lines skipped)."""
+    times = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(path, f"unreadable times file ({err})") from err
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise InputError(path, f"line {number}: '{text}' is not one whole number of microseconds "
+                                   "(one timestamp a line; cut other columns out first)")
+        times.append(int(text))
+    if not times:
+        raise InputError(path, "holds no timestamps")
+    if len(times) > MAX_WINDOWS:
+        raise InputError(path, f"holds {len(times):,} timestamps (more than {MAX_WINDOWS:,})")
+    return tuple(times)

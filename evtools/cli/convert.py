@@ -19,7 +19,7 @@ from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
 from evtools.progress import Progress as ProgressCallback, ProgressUpdate
 from evtools.representations import REPRESENTATIONS, Representation
-from evtools.windows import BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, WindowSpec
+from evtools.windows import AtTimes, BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, WindowSpec, read_times
 
 
 def _representation(name: str, **options) -> Representation:
@@ -37,9 +37,19 @@ def _float16(dtype: str) -> bool:
     return dtype == "float16"
 
 
-def _window(window: str | None, window_events: int | None, between_frames: bool, every: str | None) -> WindowSpec | None:
+def _window(window: str | None, window_events: int | None, between_frames: bool, every: str | None,
+            at: Path | None = None, at_relative: bool = False) -> WindowSpec | None:
     given = [name for name, value in (("--window", window), ("--window-events", window_events),
                                       ("--between-frames", between_frames or None), ("--every", every)) if value is not None]
+    if at is not None:
+        if given not in (["--window"], ["--window-events"]):
+            raise OptionError("--at: give the windows' length with --window (a duration) or --window-events (a count)")
+        if window_events is not None and window_events <= 0:
+            raise OptionError("--window-events: give a positive number of events")
+        return AtTimes(read_times(at), at_relative, duration_us("--window", window) if window is not None else None,
+                       window_events)
+    if at_relative:
+        raise OptionError("--at-relative: goes with --at FILE")
     if len(given) > 1:
         raise OptionError(f"give one window mode, not {' and '.join(given)}")
     if window is not None:
@@ -68,6 +78,8 @@ def convert(
     window_events: Annotated[int | None, typer.Option(help="The N events before each APS frame.")] = None,
     between_frames: Annotated[bool, typer.Option(help="The events between consecutive APS frames.")] = False,
     every: Annotated[str | None, typer.Option(help="Consecutive fixed windows, e.g. 50ms (recordings without frames).")] = None,
+    at: Annotated[Path | None, typer.Option(help="Windows ending at the times in this file (whole microseconds, one a line, on the recording's clock: DSEC's and MVSEC's timestamps), as long as --window or --window-events says.")] = None,
+    at_relative: Annotated[bool, typer.Option(help="--at: the times count from the recording's first event.")] = False,
     crop_rows: Annotated[str | None, typer.Option(help="Keep rows A..B-1 of events and frames, e.g. 0:200 for DDD17.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     jobs: Annotated[int, typer.Option(help="Worker processes of a local Dask cluster; ranges of windows and whole recordings run on them.")] = 1,
@@ -90,7 +102,7 @@ def convert(
                                               cutoff=cutoff, tau_us=float(tau_us))
                               for n in representation if n != "events"),
         events="events" in representation,
-        window=_window(window, window_events, between_frames, every),
+        window=_window(window, window_events, between_frames, every, at, at_relative),
         crop_rows=row_range("--crop-rows", crop_rows) if crop_rows else None,
         device=device,
         format=format,
@@ -123,6 +135,9 @@ def convert(
     for result in done:
         if result.dropped_outside_sensor:
             warn(f"{result.output}: {result.dropped_outside_sensor} events outside the sensor were dropped")
+        if result.events_after_last_window:
+            warn(f"{result.output}: the {result.events_after_last_window} events after the last window's end are in no "
+                 "window (after the last frame: use --every or --at to cover them)")
     for failure in failures:
         stderr.print(f"[red]error:[/red] {failure}", markup=True)
     if failures:
