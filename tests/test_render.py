@@ -1,6 +1,8 @@
+import av
 import cv2
 import numpy as np
 import pytest
+import zarr
 from cli import run_cli
 
 from evtools.cache import Cache
@@ -9,7 +11,7 @@ from evtools.errors import EvtoolsError
 from evtools.events import Events
 from evtools.io.writers.evh5 import write_evh5
 from evtools.labels import CLASS_COLOURS
-from evtools.render import GAP, TITLE_HEIGHT, labels_picture, render_window
+from evtools.render import GAP, TITLE_HEIGHT, VISIBLE, events_picture, labels_picture, legend, render_window
 from evtools.representations import EvImage, EvSegNet, Histogram, TimeSurface, VoxelGrid
 
 
@@ -25,12 +27,41 @@ def cache(tmp_path):
 
 def test_window_picture_layout_and_colours(cache):
     picture = render_window(cache, 0, "evimage")
-    assert picture.shape == (4 + TITLE_HEIGHT, 8 + GAP + 8, 3)
-    events = picture[TITLE_HEIGHT:, :8]
+    strip = legend(8 + GAP + 8, labelled=False)
+    assert picture.shape == (4 + TITLE_HEIGHT + strip.shape[0], 8 + GAP + 8, 3)
+    np.testing.assert_array_equal(picture[4 + TITLE_HEIGHT :], strip)
+    events = picture[TITLE_HEIGHT : TITLE_HEIGHT + 4, :8]
     np.testing.assert_array_equal(events[1, 2], [0, 0, 255])  # positive: red (BGR)
     np.testing.assert_array_equal(events[3, 5], [255, 0, 0])  # negative: blue
     assert events.sum() == 2 * 255
-    np.testing.assert_array_equal(picture[TITLE_HEIGHT:, 8 + GAP :], np.full((4, 8, 3), 77))
+    np.testing.assert_array_equal(picture[TITLE_HEIGHT : TITLE_HEIGHT + 4, 8 + GAP :], np.full((4, 8, 3), 77))
+
+
+def test_faint_activity_stays_visible():
+    positive = np.zeros((4, 4), np.float32)
+    positive[0, 0], positive[1, 1], positive[2, 2] = 100, 1, 2  # one busy pixel, two of single events
+    picture = events_picture(positive, np.zeros_like(positive))
+    red = picture[..., 2]
+    assert red[1, 1] >= VISIBLE and red[2, 2] > red[1, 1] and red[0, 0] == 255
+    assert (red > 0).sum() == 3 and picture[..., :2].sum() == 0
+
+
+def test_pseudo_labels_and_ground_truth_are_drawn_with_a_legend(cache):
+    group = zarr.open_group(cache.path, mode="r+")
+    labels = np.zeros((1, 4, 8), np.uint8)
+    labels[0, :, 4:] = 5  # vehicle on the right half
+    truth = np.full((1, 4, 8), 255, np.uint8)  # ignored everywhere but one pixel
+    truth[0, 0, 0] = 1
+    group.create_array("labels", data=labels)
+    group.create_array("gt_labels", data=truth)
+    picture = render_window(Cache(cache.path), 0, "evimage")
+    panel = 8 + GAP
+    pseudo = picture[TITLE_HEIGHT : TITLE_HEIGHT + 4, 2 * panel : 2 * panel + 8]
+    np.testing.assert_array_equal(pseudo[:, 4:], np.broadcast_to(CLASS_COLOURS[5], (4, 4, 3)))
+    gt = picture[TITLE_HEIGHT : TITLE_HEIGHT + 4, 3 * panel : 3 * panel + 8]
+    np.testing.assert_array_equal(gt[0, 0], CLASS_COLOURS[1])
+    assert picture.shape[1] == 4 * 8 + 3 * GAP
+    np.testing.assert_array_equal(picture[TITLE_HEIGHT + 4 :], legend(picture.shape[1], labelled=True))
 
 
 def test_activity_maps_of_each_representation():
@@ -62,7 +93,15 @@ def test_cli_picture_and_videos(cache, tmp_path):
         result = run_cli("render", cache.path, "-o", tmp_path / f"v.{suffix}")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / f"v.{suffix}").stat().st_size > 0
-    assert cv2.VideoCapture(str(tmp_path / "v.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 1
+    # H.264 in yuv420p, the sides padded to even numbers: what browsers, Jupyter and VS Code play
+    with av.open(str(tmp_path / "v.mp4")) as video:
+        stream = video.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        frames = [frame.to_ndarray(format="bgr24") for frame in video.decode(stream)]
+    expected = render_window(cache, 0)
+    assert len(frames) == 1 and frames[0].shape == (expected.shape[0] + expected.shape[0] % 2, expected.shape[1] + expected.shape[1] % 2, 3)
+    result = run_cli("render", cache.path, "-o", tmp_path / "v.avi")
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: --output: '.avi' is no picture or video type evtools writes (known: .png")
 
 
 def test_out_of_range_window(cache):

@@ -58,13 +58,40 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+# typer's classic placeholders, where typer 0.29 writes <int>, <list[Path]> or {inputs}
+_METAVARS = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "Path": "PATH", "bool": "BOOLEAN"}
+
+
+def _with_metavars(command):
+    """The app's command, every parameter without a metavar given one like typer's classic ones
+    (TEXT, PATH, INTEGER; NAME... for a repeated argument)."""
+    for sub in getattr(command, "commands", {}).values():
+        _with_metavars(sub)
+    for param in command.params:
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        if param.param_type_name == "argument":
+            # "INPUTS..." in the usage line and the Arguments list, without braces or a type
+            param.metavar = param.name.upper()
+            repeated = "..." if param.nargs == -1 else ""
+            param._usage_display_name = lambda name=param.metavar + repeated: name
+            param._rich_display_name = param._usage_display_name
+            param.display_type_rich = lambda ctx: None
+            continue
+        shown = param.display_type(None) or ""  # "<int>", "<list[Path]>", "<str>"
+        bare = shown.strip("<>").removeprefix("list[").removesuffix("]")
+        param.metavar = _METAVARS.get(bare, bare.upper())
+    return command
+
+
 def main() -> None:
     """Console-script entry: an EvtoolsError, an operating-system error (a full disk, a
     read-only or vanished folder) or a usage error (an unknown option, a value of the wrong
     type) becomes one line on stderr and exit code 2; Ctrl-C one line and exit code 130. A
     conversion stopped either way resumes when the same command runs again."""
     try:
-        code = app(standalone_mode=False, prog_name="evtools")  # click's errors come here instead of being printed
+        command = _with_metavars(typer.main.get_command(app))
+        code = command(standalone_mode=False, prog_name="evtools")  # click's errors come here instead of being printed
     except UsageError as err:
         if type(err).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click shows it
             err.show()

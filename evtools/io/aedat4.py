@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, MissingExtraError
+from evtools.errors import CorruptFileError, MissingExtraError, first_line
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -217,7 +217,7 @@ class Aedat4Recording(Recording):
             return _root(self._decompress(data), kind)
         except Exception as err:  # noqa: BLE001 - lz4, zstandard and the FlatBuffer each raise their own
             raise CorruptFileError(self.path, f"damaged {kind} packet at byte {packets.offsets[k] - 8} "
-                                              f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+                                              f"({first_line(err)})") from err
 
     def _event_elements(self, k: int) -> np.ndarray:
         table = self._payload(self._event_packets, k, "EVTS")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, InputError, MissingExtraError
+from evtools.errors import CorruptFileError, InputError, MissingExtraError, first_line
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 MAGIC = b"#ROSBAG V2.0\n"
@@ -79,17 +79,16 @@ class RosbagRecording(Recording):
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         try:
-            from rosbags.rosbag1 import Reader, ReaderError
+            from rosbags.rosbag1 import Reader
         except ImportError as err:
             raise MissingExtraError("ROS bags need the rosbags package: pip install 'evtools[rosbag]'") from err
         if options.camera not in CAMERAS:
             raise InputError(path, f"unknown MVSEC camera '{options.camera}' (choose left or right)")
-        self._errors = (ReaderError, ValueError, struct.error)
         try:
             self._reader = Reader(path)
             self._reader.open()
-        except self._errors as err:
-            raise CorruptFileError(path, f"unreadable ROS bag ({err})") from err
+        except Exception as err:  # noqa: BLE001 - rosbags meets damage with ReaderError, asserts, KeyError, ...
+            raise CorruptFileError(path, f"unreadable ROS bag ({first_line(err)})") from err
         try:
             self._open(Path(path), f"/davis/{options.camera}")
         except BaseException:
@@ -106,8 +105,8 @@ class RosbagRecording(Recording):
     def _messages(self, connections: list, start: int | None = None):
         try:
             yield from self._reader.messages(connections=connections, start=start)
-        except self._errors as err:
-            raise CorruptFileError(self.path, f"unreadable ROS bag ({err})") from err
+        except Exception as err:  # noqa: BLE001 - as in __init__: whatever a damaged bag makes rosbags raise
+            raise CorruptFileError(self.path, f"unreadable ROS bag ({first_line(err)})") from err
 
     def _open(self, path: Path, base: str) -> None:
         self.path = path
