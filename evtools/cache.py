@@ -299,10 +299,11 @@ WINDOW_COORDINATES = (CacheArray.T_START, CacheArray.T_END)
 
 def conversion_arrays(n_windows: int, width: int, height: int, representations: Sequence[Representation],
                       with_aps: bool, with_ground_truth: bool = False, condition_names: list[str] | None = None,
-                      event_capacity: int | None = None, float16: bool = False) -> dict[str, ArraySpec]:
+                      event_capacity: int | None = None, float16: bool = False, stack: int = 1) -> dict[str, ArraySpec]:
     """The arrays a conversion creates: per-window times and counts, the frames and their
-    ground truth when asked, each representation (its float ones in float16 when ``float16``),
-    and the stored events for windows of at most ``event_capacity`` events when that is given."""
+    ground truth when asked, each representation (its float ones in float16 when ``float16``;
+    (K, S, C, H, W) for a stack of S sub-windows, one window a chunk), and the stored events for
+    windows of at most ``event_capacity`` events when that is given."""
     k = n_windows
     int64, uint8 = np.dtype(np.int64), np.dtype(np.uint8)
     arrays = {name: ArraySpec((k,), int64) for name in (CacheArray.T_START, CacheArray.T_END, CacheArray.N_EVENTS)}
@@ -316,8 +317,10 @@ def conversion_arrays(n_windows: int, width: int, height: int, representations: 
     for rep in representations:
         dtype = np.dtype(np.float16) if float16 and rep.dtype.kind == "f" else rep.dtype
         # each representation's own channel axis: their channel counts differ
-        arrays[repr_array(rep.name)] = ArraySpec((k, *rep.shape(width, height)), dtype, {"name": rep.name, **rep.params()},
-                                                 dims=("window", f"{rep.name}_channel", "y", "x"))
+        stacked = (stack,) if stack > 1 else ()
+        arrays[repr_array(rep.name)] = ArraySpec((k, *stacked, *rep.shape(width, height)), dtype,
+                                                 {"name": rep.name, **rep.params()},
+                                                 dims=("window", *(("stack",) if stacked else ()), f"{rep.name}_channel", "y", "x"))
     if event_capacity is not None:
         shape = (k, max(event_capacity, 1))
         chunks = (1, min(shape[1], EVENT_CHUNK))

@@ -198,6 +198,9 @@ def check_request(input_path: Path, output: Path, spec: ConvertSpec) -> None:
     names = [rep.name for rep in spec.representations] + (["events"] if spec.events else [])
     if not names or len(set(names)) != len(names):
         raise EvtoolsError(f"give each representation once, at least one (got {', '.join(names) or 'none'})")
+    if spec.events and spec.window is not None and spec.window.stack > 1:
+        raise EvtoolsError("--stack does not combine with --repr events (the events are stored per window, and "
+                           "training computes any representation, stacks not yet, from them)")
     check_device(spec.device, kernels=True)
     if (input_path.is_dir() and not cache.is_remote(output)
             and output.absolute().resolve().is_relative_to(input_path.absolute().resolve())):
@@ -254,6 +257,7 @@ def _open_partial(job: _Conversion):
             # counted before the crop: at least enough
             int((windows.stop - windows.start).max(initial=0)) if spec.events else None,
             spec.float16,
+            job.window.stack,
         ),
         BLOCK_WINDOWS,
         spec.codec,
@@ -287,7 +291,8 @@ def _write_windows(job: _Conversion, group, done: int, progress: Progress | None
 def _block_buffers(spec: ConvertSpec, width: int, height: int) -> dict[str, np.ndarray]:
     """One block's output buffer per representation, reused block after block (page-locked for
     CUDA)."""
-    return {rep.name: host_buffer((BLOCK_WINDOWS, *rep.shape(width, height)), rep.dtype, spec.device)
+    stack = spec.window.stack if spec.window is not None else 1
+    return {rep.name: host_buffer((BLOCK_WINDOWS * stack, *rep.shape(width, height)), rep.dtype, spec.device)
             for rep in spec.representations}
 
 
@@ -308,12 +313,17 @@ def _compute_block(
         [selection.kept_before(windows.start[block] - lo), selection.kept_before(windows.stop[block] - lo)]
     )
     outputs = {CacheArray.N_EVENTS: ranges[:, 1] - ranges[:, 0]}
+    # a stack's sub-windows are windows to the kernels: (B * S) of them, reshaped to (B, S, ...)
+    kernel_ranges, ends = ranges, windows.t_end_us[block]
+    if windows.sub_bounds is not None:
+        bounds = selection.kept_before(windows.sub_bounds[block] - lo)
+        kernel_ranges = np.column_stack([bounds[:, :-1].ravel(), bounds[:, 1:].ravel()])
+        ends = windows.sub_t_end_us[block].ravel()
     for rep in spec.representations:
-        extra = {"ends_us": windows.t_end_us[block]} if rep.uses_window_end else {}
-        outputs[repr_array(rep.name)] = rep.batch(
-            events.t, events.x, events.y, events.p, ranges, width, height, spec.device,
-            out=buffers[rep.name][: len(ranges)], **extra,
-        )
+        extra = {"ends_us": ends} if rep.uses_window_end else {}
+        grids = rep.batch(events.t, events.x, events.y, events.p, kernel_ranges, width, height, spec.device,
+                          out=buffers[rep.name][: len(kernel_ranges)], **extra)
+        outputs[repr_array(rep.name)] = grids.reshape(len(ranges), -1, *grids.shape[1:]) if windows.sub_bounds is not None else grids
         if spec.float16 and rep.dtype.kind == "f":
             _check_half_range(recording, rep, outputs[repr_array(rep.name)], block.start)
     if spec.events:

@@ -15,7 +15,7 @@ from evtools.devices import check_device
 from evtools.labels import IGNORE
 from evtools.metrics import CONVENTIONS, Scores, confusion_matrix, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
-from evtools.tensors import WindowTensors
+from evtools.tensors import WindowTensors, require_unstacked
 
 
 
@@ -62,6 +62,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
     pictures: list[tuple] = []
     with torch.no_grad():
         for cache in opened:
+            require_unstacked(cache, repr_name)
             events, truth_of = WindowTensors(cache, repr_name), _truth_source(cache, truth)
             for start in range(0, len(cache), batch_size):
                 stop = min(start + batch_size, len(cache))
@@ -125,7 +126,7 @@ def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarr
     """Events, APS frame, truth and prediction side by side (BGR)."""
     from evtools.render import labels_picture, representation_picture, side_by_side
 
-    panels = [representation_picture(cache, index, repr_name)]
+    panels = [representation_picture(cache, index, repr_name)[0]]
     if cache.has(CacheArray.APS):
         panels.append(np.repeat(cache.array(CacheArray.APS)[index][..., None], 3, axis=2))
     panels += [labels_picture(truth), labels_picture(prediction)]

@@ -69,11 +69,16 @@ def _titled(picture: np.ndarray, title: str) -> np.ndarray:
     return canvas
 
 
-def representation_picture(cache: Cache, index: int, name: str) -> np.ndarray:
+def representation_picture(cache: Cache, index: int, name: str) -> tuple[np.ndarray, str]:
     """Window ``index`` of representation ``name`` as red (positive) and blue (negative) activity,
-    read from the cache or computed from its stored events."""
+    read from the cache or computed from its stored events, and a note for its title: of a stack
+    (--stack), the last sub-window, the one ending at the window's end."""
     tensors = WindowTensors(cache, name)
-    return events_picture(*tensors.representation.activity(tensors[index]))
+    tensor = tensors[index]
+    note = ""
+    if tensor.ndim == 4:
+        tensor, note = tensor[-1], f" (sub-window {len(tensor)} of {len(tensor)})"
+    return events_picture(*tensors.representation.activity(tensor)), note
 
 
 def legend(width: int, labelled: bool) -> np.ndarray:
@@ -107,7 +112,8 @@ def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarr
     if not 0 <= index < len(cache):
         raise EvtoolsError(f"{cache.path}: window {index} out of range (the cache has {len(cache)} windows)")
     n_events = int(cache.array(CacheArray.N_EVENTS)[index])
-    panels = [_titled(representation_picture(cache, index, name), f"#{index} {name}, {n_events} events")]
+    picture, note = representation_picture(cache, index, name)
+    panels = [_titled(picture, f"#{index} {name}{note}, {n_events} events")]
     if cache.has(CacheArray.APS):
         aps = cache.window(CacheArray.APS, index)
         t_ms = int(cache.array(CacheArray.FRAME_T)[index]) / 1000

@@ -35,6 +35,16 @@ def resolve_representation(cache: Cache, repr: str | Representation) -> tuple[Re
                                  "to compute it from (convert with --repr events)")
 
 
+def require_unstacked(cache: Cache, repr: str | Representation) -> None:
+    """The students take one window (C, H, W): a cache converted with --stack (K, S, C, H, W) is
+    for sequence models, refused here with its shape."""
+    representation, from_events = resolve_representation(cache, repr)
+    shape = () if from_events else cache.array(repr_array(representation.name)).shape
+    if len(shape) == 5:
+        raise CacheError(cache.path, f"holds stacks of sub-windows ({shape[1]} a window, --stack): the students take "
+                                     "one window; convert without --stack")
+
+
 def representation_batch(representation: Representation, windows: list[Events], ends_us: np.ndarray,
                          width: int, height: int, device: str = "cpu", out: np.ndarray | None = None) -> np.ndarray:
     """(K, C, H, W) of ``representation`` for K windows' events, in one kernel launch."""

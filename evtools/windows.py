@@ -18,9 +18,10 @@ always belongs to frame k.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -52,13 +53,16 @@ def parse_duration(text: str) -> int:
 
 @dataclass(frozen=True)
 class Windows:
-    """K windows: [start, stop) event indices, their time spans, and the frame each belongs to."""
+    """K windows: [start, stop) event indices, their time spans, and the frame each belongs to;
+    with a stack, each window's S consecutive sub-windows too."""
 
     start: np.ndarray  # (K,) int64 file event indices
     stop: np.ndarray
     t_start_us: np.ndarray  # (K,) int64, relative to the first event
     t_end_us: np.ndarray
     frame_index: np.ndarray | None  # (K,) int64 into the recording's frames, for frame-aligned modes
+    sub_bounds: np.ndarray | None = None  # (K, S + 1) int64 event indices: sub-window i is [b_i, b_i+1)
+    sub_t_end_us: np.ndarray | None = None  # (K, S) each sub-window's end (the time surface's reference)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -66,15 +70,57 @@ class Windows:
 
 @dataclass(frozen=True)
 class WindowSpec:
+    """A window mode. ``stack`` S > 1 makes each window a stack of S consecutive sub-windows: of
+    equal time where the mode cuts by time (``--window 50ms --stack 10``: ten 5 ms sub-windows
+    ending at the frame), of ``n_events`` each where it cuts by count (``--window-events 32000
+    --stack 20``: twenty of 32,000 events, ESS's DDD17 input)."""
+
+    stack: int = field(default=1, kw_only=True)
     mode: ClassVar[str]
     needs_frames: ClassVar[bool] = True
+    by_count: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stack, bool) or not isinstance(self.stack, int) or self.stack < 1:
+            raise ValueError(f"stack must be a positive whole number, got {self.stack!r}")
 
     def params(self) -> dict:
-        """The spec as a plain dict, for cache attributes."""
-        raise NotImplementedError
+        """The spec as a plain dict, for cache attributes (the stack only when there is one, so
+        that unstacked caches keep their keys)."""
+        return {"mode": self.mode, **self._mode_params(), **({"stack": self.stack} if self.stack > 1 else {})}
+
+    def _mode_params(self) -> dict:
+        return {}
 
     def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
         """The windows; ``rows``, the crop, matters only where a window is a count of events."""
+        windows = self._cut(recording, rows)
+        if self.stack == 1:
+            return windows
+        if self.by_count:
+            if rows is not None:
+                raise WindowError(f"{recording.path}: --stack with --window-events counts events of the whole sensor; "
+                                  "it does not combine with --crop-rows")
+            per = self._events_per_window() // self.stack
+            offsets = (np.arange(self.stack + 1) - self.stack) * per  # -S*n, ..., -n, 0 from the stop
+            bounds = np.maximum(windows.stop[:, None] + offsets, windows.start[:, None])
+            last = np.maximum(bounds[:, 1:] - 1, 0).ravel()
+            filled = (bounds[:, 1:] > bounds[:, :-1]).ravel()
+            ends = np.repeat(windows.t_end_us, self.stack)
+            ends[filled] = recording.times_at(last[filled])
+            sub_ends = ends.reshape(-1, self.stack)
+        else:
+            span = windows.t_end_us - windows.t_start_us
+            times = windows.t_start_us[:, None] + span[:, None] * np.arange(self.stack + 1) // self.stack
+            bounds = recording.indices_at_times(times.ravel()).reshape(times.shape)
+            bounds[:, 0], bounds[:, -1] = windows.start, windows.stop  # the window's own ends, exactly
+            sub_ends = times[:, 1:]
+        return dataclasses.replace(windows, sub_bounds=bounds, sub_t_end_us=sub_ends)
+
+    def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
+        raise NotImplementedError
+
+    def _events_per_window(self) -> int:
         raise NotImplementedError
 
     def _frame_times(self, recording: Recording) -> np.ndarray:
@@ -129,10 +175,10 @@ class BeforeFrame(WindowSpec):
     duration_us: int = 50_000
     mode: ClassVar[str] = "window"
 
-    def params(self) -> dict:
-        return {"mode": self.mode, "duration_us": self.duration_us}
+    def _mode_params(self) -> dict:
+        return {"duration_us": self.duration_us}
 
-    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+    def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         frame_t = self._frame_times(recording)
         return Windows(*_spans_ending_at(recording, frame_t, self.duration_us), np.arange(len(frame_t)))
 
@@ -141,23 +187,24 @@ class BeforeFrame(WindowSpec):
 class EventsBeforeFrame(WindowSpec):
     n_events: int = 32_000
     mode: ClassVar[str] = "window-events"
+    by_count: ClassVar[bool] = True
 
-    def params(self) -> dict:
-        return {"mode": self.mode, "n_events": self.n_events}
+    def _mode_params(self) -> dict:
+        return {"n_events": self.n_events}
 
-    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+    def _events_per_window(self) -> int:
+        return self.n_events * self.stack
+
+    def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         frame_t = self._frame_times(recording)
-        return Windows(*_counts_ending_at(recording, frame_t, self.n_events, rows), np.arange(len(frame_t)))
+        return Windows(*_counts_ending_at(recording, frame_t, self._events_per_window(), rows), np.arange(len(frame_t)))
 
 
 @dataclass(frozen=True)
 class BetweenFrames(WindowSpec):
     mode: ClassVar[str] = "between-frames"
 
-    def params(self) -> dict:
-        return {"mode": self.mode}
-
-    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+    def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         frame_t = self._frame_times(recording)
         stop = recording.indices_at_times(frame_t)
         start = np.concatenate([[0], stop[:-1]])
@@ -171,10 +218,10 @@ class Every(WindowSpec):
     mode: ClassVar[str] = "every"
     needs_frames: ClassVar[bool] = False
 
-    def params(self) -> dict:
-        return {"mode": self.mode, "period_us": self.period_us}
+    def _mode_params(self) -> dict:
+        return {"period_us": self.period_us}
 
-    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+    def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         count = recording.last_t_us // self.period_us + 1 if recording.n_events else 0
         if count > MAX_WINDOWS:
             raise WindowError(f"{recording.path}: --every {self.period_us}us over {recording.last_t_us / 1e6:.0f} s would "
@@ -199,20 +246,28 @@ class AtTimes(WindowSpec):
     needs_frames: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if (self.duration_us is None) == (self.n_events is None):
             raise ValueError("windows at given times need a length: a duration or a number of events, not both")
 
-    def params(self) -> dict:
+    @property
+    def by_count(self) -> bool:  # type: ignore[override]
+        return self.n_events is not None
+
+    def _mode_params(self) -> dict:
         """The times enter the cache key by their digest (they are stored as t_end_us)."""
         digest = hashlib.sha256(np.asarray(self.ends_us, "<i8").tobytes()).hexdigest()
         length = {"duration_us": self.duration_us} if self.duration_us is not None else {"n_events": self.n_events}
-        return {"mode": self.mode, "times": len(self.ends_us), "times_sha256": digest, "relative": self.relative, **length}
+        return {"times": len(self.ends_us), "times_sha256": digest, "relative": self.relative, **length}
 
-    def cut(self, recording: Recording, rows: tuple[int, int] | None = None) -> Windows:
+    def _events_per_window(self) -> int:
+        return self.n_events * self.stack
+
+    def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         ends = np.asarray(self.ends_us, np.int64) - (0 if self.relative else recording.t0_us)
         if self.duration_us is not None:
             return Windows(*_spans_ending_at(recording, ends, self.duration_us), None)
-        return Windows(*_counts_ending_at(recording, ends, self.n_events, rows), None)
+        return Windows(*_counts_ending_at(recording, ends, self._events_per_window(), rows), None)
 
 
 def read_times(path: str | Path) -> tuple[int, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -65,6 +66,14 @@ def _window(window: str | None, window_events: int | None, between_frames: bool,
     return None
 
 
+def _stacked(window: WindowSpec | None, stack: int) -> WindowSpec | None:
+    if stack < 1:
+        raise OptionError("--stack: give a positive number of sub-windows")
+    if stack == 1:
+        return window
+    return dataclasses.replace(window if window is not None else BeforeFrame(), stack=stack)
+
+
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings (files or ess_ddd17 directories).")],
     output: Annotated[str, typer.Option("--output", "-o", help="The cache (OUT.zarr); with several inputs, a folder of caches. A URL (s3://bucket/caches/rec) writes to that fsspec store.")],
@@ -80,6 +89,7 @@ def convert(
     every: Annotated[str | None, typer.Option(help="Consecutive fixed windows, e.g. 50ms (recordings without frames).")] = None,
     at: Annotated[Path | None, typer.Option(help="Windows ending at the times in this file (whole microseconds, one a line, on the recording's clock: DSEC's and MVSEC's timestamps), as long as --window or --window-events says.")] = None,
     at_relative: Annotated[bool, typer.Option(help="--at: the times count from the recording's first event.")] = False,
+    stack: Annotated[int, typer.Option(help="Each window as a stack of this many consecutive sub-windows, stored (K, S, C, H, W): equal spans of --window/--every/--between-frames, or --window-events events each.")] = 1,
     crop_rows: Annotated[str | None, typer.Option(help="Keep rows A..B-1 of events and frames, e.g. 0:200 for DDD17.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     jobs: Annotated[int, typer.Option(help="Worker processes of a local Dask cluster; ranges of windows and whole recordings run on them.")] = 1,
@@ -102,7 +112,7 @@ def convert(
                                               cutoff=cutoff, tau_us=float(tau_us))
                               for n in representation if n != "events"),
         events="events" in representation,
-        window=_window(window, window_events, between_frames, every, at, at_relative),
+        window=_stacked(_window(window, window_events, between_frames, every, at, at_relative), stack),
         crop_rows=row_range("--crop-rows", crop_rows) if crop_rows else None,
         device=device,
         format=format,

@@ -31,6 +31,7 @@ from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabV3Plus
 from evtools.progress import Progress, report
+from evtools.tensors import require_unstacked
 from evtools.train.common import (autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
                                   seed_everything, to_device)
 from evtools.train.config import StudentConfig, to_toml
@@ -95,6 +96,8 @@ class _Windows(torch.utils.data.Dataset):
 
     def __init__(self, parts: list[tuple[Path, slice]], **options):
         self.dataset = CacheDataset([p for p, _ in parts], **options)
+        for path in self.dataset.paths:
+            require_unstacked(Cache(path), options["repr"])
         self.indices = []
         for position, (_, window_range) in enumerate(parts):
             self.indices += list(self.dataset.windows_of(position)[window_range])
