@@ -74,3 +74,14 @@ def test_one_failing_input_leaves_the_other_and_a_missing_scheduler_is_one_line(
     assert_same_cache(Cache(results[1].output), serial["a"])
     with pytest.raises(EvtoolsError, match="--scheduler tcp://127.0.0.1:1: no Dask scheduler answers there"):
         convert_all([root / "a_data.hdf5"], [tmp_path / "x.zarr"], SPEC, scheduler="tcp://127.0.0.1:1")
+
+
+def test_stacks_on_two_workers_equal_the_serial_stacks(cluster, recordings, tmp_path):
+    from evtools.windows import BeforeFrame
+
+    root, _ = recordings
+    spec = ConvertSpec(representations=(VoxelGrid(bins=2),), window=BeforeFrame(40_000, stack=4))
+    serial = Cache(convert(root / "b_data.hdf5", tmp_path / "serial", spec).output)
+    [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], spec, range_windows=48)
+    assert Cache(result.output).array("repr/voxel").shape == (200, 4, 2, 64, 96)
+    assert_same_cache(Cache(result.output), serial)
