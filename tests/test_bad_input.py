@@ -147,7 +147,7 @@ def test_a_read_only_install_without_a_home_still_runs(tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["convert", "x.h5", "-o", "y", "--bins", "abc"], "Invalid value for '--bins': Input should be a valid integer, "
                                                       "unable to parse string as an integer (see evtools convert --help)"),
-    (["convert"], "Missing argument 'inputs'. (see evtools convert --help)"),
+    (["convert"], "Missing argument 'INPUTS'. (see evtools convert --help)"),
     (["frobnicate"], "No such command 'frobnicate'. (see evtools --help)"),
     (["info", "x.h5", "--nope"], "No such option: --nope (see evtools info --help)"),
 ])
