@@ -187,3 +187,39 @@ def test_info_on_the_real_file():
     summary = __import__("json").loads(result.stdout)
     assert (summary["x_range"], summary["y_range"], summary["n_events"]) == ([0, 319], [0, 239], 111_954)
     assert summary["signal_samples"] == [475] * 10
+
+
+def test_every_byte_of_imu_trigger_and_frame_packets_damaged_is_a_result_or_one_line(tmp_path):
+    import struct
+
+    from evtools.errors import EvtoolsError
+
+    spec = Aedat4(width=4, height=3, packets=[
+        ("events", [(T0, 1, 1, 1), (T0 + 5, 2, 2, 0)]),
+        ("frame", Frame(T0, T0, T0 + 3, np.arange(12, dtype=np.uint8).reshape(3, 4))),
+        ("imus", [[T0 + 1, 30.0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]),
+        ("triggers", [[T0 + 2, 6]])])
+    data = write_aedat4(tmp_path / "whole.aedat4", spec, "none").read_bytes()
+    starts = []  # each packet's payload range: after the magic, the header's length and the header
+    position = len(b"#!AER-DAT4.0\r\n") + 4 + struct.unpack_from("<I", data, 14)[0]
+    while position < len(data):
+        _, length = struct.unpack_from("<II", data, position)
+        starts.append((position + 8, position + 8 + length))
+        position += 8 + length
+    outcomes = set()
+    for first, stop in starts[1:]:  # the frame, IMU and trigger packets
+        for at in range(first, stop):
+            damaged = bytearray(data)
+            damaged[at] ^= 0xA5
+            path = tmp_path / "damaged.aedat4"
+            path.write_bytes(bytes(damaged))
+            try:
+                with open_recording(path) as rec:
+                    rec.read()
+                    if rec.frames is not None:
+                        assert len(rec.frames.t_us) == len([rec.frames[k] for k in range(len(rec.frames))])
+                outcomes.add("read")
+            except EvtoolsError as err:
+                assert "\n" not in str(err) and "damaged.aedat4" in str(err)
+                outcomes.add("one line")
+    assert outcomes == {"read", "one line"}

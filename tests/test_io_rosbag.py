@@ -95,3 +95,25 @@ def test_convert_a_bag_end_to_end(tmp_path):
         np.testing.assert_array_equal(cache.array("repr/voxel")[k],
                                       VoxelGrid()(t[inside], x[inside], y[inside], np.where(p[inside] == 1, 1, -1), 346, 260))
         np.testing.assert_array_equal(cache.array("aps")[k], pixels)
+
+
+def test_damaged_bytes_anywhere_give_a_result_or_one_line(tmp_path):
+    from evtools.errors import EvtoolsError
+
+    data = write_bag(tmp_path / "whole.bag", mvsec_bag(n_messages=3), other_camera=False).read_bytes()
+    outcomes = set()
+    for at in range(13, len(data), 29):  # after the magic, every 29th byte
+        damaged = bytearray(data)
+        damaged[at] ^= 0x5A
+        path = tmp_path / "damaged.bag"
+        path.write_bytes(bytes(damaged))
+        try:
+            with open_recording(path) as rec:
+                rec.read()
+                if rec.frames is not None:
+                    assert len(rec.frames.t_us) == len([rec.frames[k] for k in range(len(rec.frames))])
+            outcomes.add("read")
+        except EvtoolsError as err:
+            assert "\n" not in str(err) and "damaged.bag" in str(err)
+            outcomes.add("one line")
+    assert outcomes == {"read", "one line"}

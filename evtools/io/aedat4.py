@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import struct
 import xml.etree.ElementTree as ElementTree
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, MissingExtraError, first_line
+from evtools.errors import CorruptFileError, EvtoolsError, MissingExtraError, first_line
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -211,18 +212,22 @@ class Aedat4Recording(Recording):
             position += 8 + length
         return packets
 
-    def _payload(self, packets: _Packets, k: int, kind: str) -> _Table:
-        data = _pread(self._file, packets.offsets[k], packets.lengths[k])
+    @contextmanager
+    def _packet(self, packets: _Packets, k: int, kind: str):
+        """Packet k of a stream as its FlatBuffer; any failure to decode it or to read what it
+        holds (lz4, zstandard and the FlatBuffer each raise their own) is one line."""
         try:
-            return _root(self._decompress(data), kind)
-        except Exception as err:  # noqa: BLE001 - lz4, zstandard and the FlatBuffer each raise their own
+            yield _root(self._decompress(_pread(self._file, packets.offsets[k], packets.lengths[k])), kind)
+        except EvtoolsError:
+            raise
+        except Exception as err:  # noqa: BLE001 - see above
             raise CorruptFileError(self.path, f"damaged {kind} packet at byte {packets.offsets[k] - 8} "
                                               f"({first_line(err)})") from err
 
     def _event_elements(self, k: int) -> np.ndarray:
-        table = self._payload(self._event_packets, k, "EVTS")
-        first, count = table.vector(0, EVENT_DTYPE.itemsize)
-        return np.frombuffer(table.buffer, EVENT_DTYPE, count, first)
+        with self._packet(self._event_packets, k, "EVTS") as table:
+            first, count = table.vector(0, EVENT_DTYPE.itemsize)
+            return np.frombuffer(table.buffer, EVENT_DTYPE, count, first)
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         first = int(np.searchsorted(self._starts, start, side="right")) - 1
@@ -231,11 +236,11 @@ class Aedat4Recording(Recording):
         elements = elements[start - self._starts[first] : stop - self._starts[first]]
         return elements["t"] - self._t0, elements["x"], elements["y"], elements["on"]
 
-    def _frame_table(self, index: int) -> _Table:
-        return self._payload(self._frame_packets, index, "FRME")
-
     def _frame(self, index: int) -> np.ndarray:
-        table = self._frame_table(index)
+        with self._packet(self._frame_packets, index, "FRME") as table:
+            return self._frame_image(table, index)
+
+    def _frame_image(self, table: _Table, index: int) -> np.ndarray:
         channels = FRAME_CHANNELS.get(table.scalar(5, "<b", 0))
         if channels is None:
             raise CorruptFileError(self.path, f"frame {index} has the unknown pixel format {table.scalar(5, '<b')}")
@@ -258,9 +263,9 @@ class Aedat4Recording(Recording):
         """Each frame's end of exposure (its timestamp where none is recorded), relative."""
         times = []
         for index in range(len(self._frame_packets.offsets)):
-            table = self._frame_table(index)
-            exposure_end = table.scalar(4, "<q", 0)
-            times.append((exposure_end if exposure_end else table.scalar(0, "<q", 0)) - self._t0)
+            with self._packet(self._frame_packets, index, "FRME") as table:
+                exposure_end = table.scalar(4, "<q", 0)
+                times.append((exposure_end if exposure_end else table.scalar(0, "<q", 0)) - self._t0)
         return np.array(times, np.int64)
 
     def _signals(self, packets: dict[int, _Packets]) -> dict[str, np.ndarray]:
@@ -271,12 +276,13 @@ class Aedat4Recording(Recording):
                 continue
             rows = []
             for k in range(len(packets[stream.id].offsets)):
-                for element in self._payload(packets[stream.id], k, stream.kind).tables(0):
-                    if stream.kind == "IMUS":
-                        rows.append([element.scalar(0, "<q") - self._t0,
-                                     *(element.scalar(1 + i, "<f", 0.0) for i in range(len(IMU_FIELDS)))])
-                    else:
-                        rows.append([element.scalar(0, "<q") - self._t0, element.scalar(1, "<b", 0)])
+                with self._packet(packets[stream.id], k, stream.kind) as table:
+                    for element in table.tables(0):
+                        if stream.kind == "IMUS":
+                            rows.append([element.scalar(0, "<q") - self._t0,
+                                         *(element.scalar(1 + i, "<f", 0.0) for i in range(len(IMU_FIELDS)))])
+                        else:
+                            rows.append([element.scalar(0, "<q") - self._t0, element.scalar(1, "<b", 0)])
             table = np.array(rows, np.float64).reshape(-1, 1 + (len(IMU_FIELDS) if stream.kind == "IMUS" else 1))
             if stream.kind == "IMUS":
                 signals.update({f"imu_{name}": table[:, [0, 1 + i]] for i, name in enumerate(IMU_FIELDS)})
