@@ -169,16 +169,15 @@ class Aedat4Recording(Recording):
         frames = next((s for s in self.streams.values() if s.kind == "FRME"), None)
         packets = self._scan(data_table)
         self._event_packets = packets.get(events.id, _Packets([], []))
-        counts, firsts, lasts = [], [], []
+        counts, t0 = [], None
         for k in range(len(self._event_packets.offsets)):
             elements = self._event_elements(k)
             counts.append(len(elements))
-            firsts.append(int(elements["t"][0]) if len(elements) else 0)
-            lasts.append(int(elements["t"][-1]) if len(elements) else 0)
+            if t0 is None and len(elements):
+                t0 = int(elements["t"][0])
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         n_events = int(self._starts[-1])
-        t0 = next((first for first, count in zip(firsts, counts) if count), 0)
-        self._t0 = t0
+        self._t0 = t0 = t0 or 0
         frame_images = None
         if frames is not None and frames.id in packets:
             self._frame_packets = packets[frames.id]
