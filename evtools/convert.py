@@ -76,6 +76,15 @@ class ConvertResult:
     events_after_last_window: int = 0
 
 
+def kernel_threads_sleep_between_calls() -> None:
+    """Asks OpenMP, before Numba first loads it, for threads that sleep between kernel calls, so
+    that they leave the cores to the compressing threads; by default they spin after each call
+    (measured: 2.50 against 2.35 s for 20 M events on 2 cores). The conversion command does this
+    (its --jobs workers inherit it); single calls from Python keep the default, which wakes about
+    15 us faster a call. It does nothing once OpenMP is loaded."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def cache_path(output: str | Path) -> Path:
     """``OUT`` names the cache ``OUT.zarr`` (given with or without the suffix); a URL
     (``s3://bucket/caches/rec``) names one in that fsspec store."""

@@ -220,3 +220,16 @@ def test_float16_refuses_values_beyond_its_range(tmp_path):
     path = write_evh5(tmp_path / "hot.h5", [events], width=4, height=3)
     with pytest.raises(InputError, match=r"window 0: a voxel value of 70000 is beyond float16's range \(65504\)"):
         convert(path, tmp_path / "hot", ConvertSpec(window=Every(100_000), float16=True, representations=(VoxelGrid(bins=1),)))
+
+
+def test_the_command_asks_for_sleeping_kernel_threads_unless_the_user_chose(monkeypatch):
+    import os
+
+    from evtools.convert import kernel_threads_sleep_between_calls
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    kernel_threads_sleep_between_calls()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    kernel_threads_sleep_between_calls()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -14,7 +14,7 @@ from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
 from evtools.cluster import convert_all
-from evtools.convert import ConvertResult, ConvertSpec, output_names
+from evtools.convert import ConvertResult, ConvertSpec, kernel_threads_sleep_between_calls, output_names
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
@@ -104,6 +104,7 @@ def convert(
     sensor: Annotated[str | None, typer.Option("--sensor-size", help="WxH, e.g. 640x480, for formats that do not store it (DSEC, DAT, N-MNIST, EVT without a geometry line); events outside are dropped and counted.")] = None,
 ) -> None:
     """Convert recordings into Zarr caches of event representations, windowed on APS frames."""
+    kernel_threads_sleep_between_calls()
     tau_us = duration_us("--tau", tau)
     if len(set(representation)) != len(representation):
         raise OptionError(f"--repr: give each representation once (got {', '.join(representation)})")
