@@ -90,8 +90,7 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
                     continue
                 job, group, done = prepared
                 windows = client.scatter(job.windows, broadcast=True)
-                state = _RecordingRanges(job.output, group, len(job.windows), done)
-                state.after_last_window = events_after_last_window(job)
+                state = _RecordingRanges(job.output, group, len(job.windows), done, events_after_last_window(job))
                 states[i] = state
                 for first in range(done, len(job.windows), range_windows):
                     stop = min(first + range_windows, len(job.windows))
@@ -126,15 +125,15 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
 class _RecordingRanges:
     """One recording's ranges as they end: the windows done from the start on, for resuming."""
 
-    def __init__(self, output: Path, group, total: int, done: int):
+    def __init__(self, output: Path, group, total: int, done: int, after_last_window: int):
         self.output, self.group, self.total, self.resumed_from = output, group, total, done
+        self.after_last_window = after_last_window
         self.finished: dict[int, int] = {}  # first window of a finished range -> its stop
         self.prefix = done
         self.pending = 0
         self.done_windows = done
         self.events = 0
         self.dropped = 0
-        self.after_last_window = 0
 
     def range_done(self, first: int, stop: int, events: int, dropped: int) -> None:
         self.finished[first] = stop

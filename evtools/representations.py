@@ -28,6 +28,7 @@ from evtools.kernels import histogram as histogram_kernels
 from evtools.kernels import timesurface as timesurface_kernels
 from evtools.kernels import voxel as voxel_kernels
 from evtools.kernels.launch import as_windows, device_view, first_invalid_events
+from evtools.kernels.select import on_sensor
 
 DEVICES = ("cpu", "cuda")
 
@@ -66,7 +67,7 @@ def _check_events(t, x, y, windows: np.ndarray, width: int, height: int) -> None
     k = int(bad[0])
     i = int(found[k])
     event = f"event {i - windows[k, 0]} of the window"
-    if not (0 <= x[i] < width and 0 <= y[i] < height):
+    if not on_sensor(x[i], y[i], width, height):
         raise ValueError(f"event coordinates outside the {width}x{height} sensor in window {k} ({event}: "
                          f"x {x[i]}, y {y[i]})")
     raise ValueError(f"event times go backwards inside window {k} ({event}: {t[i - 1]} then {t[i]}); "

@@ -77,8 +77,7 @@ class WindowSpec:
 
     stack: int = field(default=1, kw_only=True)
     mode: ClassVar[str]
-    needs_frames: ClassVar[bool] = True
-    by_count: ClassVar[bool] = False
+    by_count: ClassVar[bool] = False  # the modes that count ``n_events``, which they then have
 
     def __post_init__(self) -> None:
         if isinstance(self.stack, bool) or not isinstance(self.stack, int) or self.stack < 1:
@@ -101,8 +100,7 @@ class WindowSpec:
             if rows is not None:
                 raise WindowError(f"{recording.path}: --stack with --window-events counts events of the whole sensor; "
                                   "it does not combine with --crop-rows")
-            per = self._events_per_window() // self.stack
-            offsets = (np.arange(self.stack + 1) - self.stack) * per  # -S*n, ..., -n, 0 from the stop
+            offsets = (np.arange(self.stack + 1) - self.stack) * self.n_events  # -S*n, ..., -n, 0 from the stop
             bounds = np.maximum(windows.stop[:, None] + offsets, windows.start[:, None])
             last = np.maximum(bounds[:, 1:] - 1, 0).ravel()
             filled = (bounds[:, 1:] > bounds[:, :-1]).ravel()
@@ -121,7 +119,8 @@ class WindowSpec:
         raise NotImplementedError
 
     def _events_per_window(self) -> int:
-        raise NotImplementedError
+        """A count mode's window: its stack of sub-windows of ``n_events`` each."""
+        return self.n_events * self.stack
 
     def _frame_times(self, recording: Recording) -> np.ndarray:
         if recording.frames is None or not len(recording.frames):
@@ -192,9 +191,6 @@ class EventsBeforeFrame(WindowSpec):
     def _mode_params(self) -> dict:
         return {"n_events": self.n_events}
 
-    def _events_per_window(self) -> int:
-        return self.n_events * self.stack
-
     def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         frame_t = self._frame_times(recording)
         return Windows(*_counts_ending_at(recording, frame_t, self._events_per_window(), rows), np.arange(len(frame_t)))
@@ -216,7 +212,6 @@ class BetweenFrames(WindowSpec):
 class Every(WindowSpec):
     period_us: int = 50_000
     mode: ClassVar[str] = "every"
-    needs_frames: ClassVar[bool] = False
 
     def _mode_params(self) -> dict:
         return {"period_us": self.period_us}
@@ -243,7 +238,6 @@ class AtTimes(WindowSpec):
     duration_us: int | None = None
     n_events: int | None = None
     mode: ClassVar[str] = "at"
-    needs_frames: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -259,9 +253,6 @@ class AtTimes(WindowSpec):
         digest = hashlib.sha256(np.asarray(self.ends_us, "<i8").tobytes()).hexdigest()
         length = {"duration_us": self.duration_us} if self.duration_us is not None else {"n_events": self.n_events}
         return {"times": len(self.ends_us), "times_sha256": digest, "relative": self.relative, **length}
-
-    def _events_per_window(self) -> int:
-        return self.n_events * self.stack
 
     def _cut(self, recording: Recording, rows: tuple[int, int] | None) -> Windows:
         ends = np.asarray(self.ends_us, np.int64) - (0 if self.relative else recording.t0_us)

@@ -60,6 +60,30 @@ def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=6
     return events, frames_t, images
 
 
+def damage_outcomes(data: bytes, positions, flip: int, path) -> set[str]:
+    """Each byte of ``positions`` in ``data`` flipped by ``flip`` in turn, written to ``path`` and
+    opened and read whole, frames included: {"read", "one line"} for what happened; an error of
+    more than one line, or one that does not name the file, fails the calling test."""
+    from evtools.errors import EvtoolsError
+    from evtools.io import open_recording
+
+    outcomes = set()
+    for at in positions:
+        damaged = bytearray(data)
+        damaged[at] ^= flip
+        path.write_bytes(bytes(damaged))
+        try:
+            with open_recording(path) as rec:
+                rec.read()
+                if rec.frames is not None:
+                    assert len(rec.frames.t_us) == len([rec.frames[k] for k in range(len(rec.frames))])
+            outcomes.add("read")
+        except EvtoolsError as err:
+            assert "\n" not in str(err) and path.name in str(err)
+            outcomes.add("one line")
+    return outcomes
+
+
 def assert_same_cache(actual, expected):
     names = sorted(name for name, _ in expected.group.arrays()) + [f"repr/{n}" for n in expected.representations]
     if expected.has_events:

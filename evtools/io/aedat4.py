@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.errors import CorruptFileError, EvtoolsError, MissingExtraError, first_line
-from evtools.io.recording import ReadOptions, Recording, TimedImages
+from evtools.io.recording import ReadOptions, Recording, TimedImages, packets_holding
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSIONS = {0: None, 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
@@ -229,10 +229,8 @@ class Aedat4Recording(Recording):
             return np.frombuffer(table.buffer, EVENT_DTYPE, count, first)
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
-        first = int(np.searchsorted(self._starts, start, side="right")) - 1
-        last = int(np.searchsorted(self._starts, stop, side="left"))
-        elements = np.concatenate([self._event_elements(k) for k in range(first, last)])
-        elements = elements[start - self._starts[first] : stop - self._starts[first]]
+        packets, wanted = packets_holding(self._starts, start, stop)
+        elements = np.concatenate([self._event_elements(k) for k in packets])[wanted]
         return elements["t"] - self._t0, elements["x"], elements["y"], elements["on"]
 
     def _frame(self, index: int) -> np.ndarray:

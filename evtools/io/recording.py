@@ -68,6 +68,15 @@ class TimedImages(Sequence):
         return times
 
 
+def packets_holding(starts: np.ndarray, start: int, stop: int) -> tuple[range, slice]:
+    """For events stored in packets (AEDAT4 packets, bag messages) whose first events have the
+    indices ``starts`` (cumulative counts, ``starts[-1]`` the total): the packets that hold the
+    events [start, stop) of a non-empty range, and where those events lie in their concatenation."""
+    first = int(np.searchsorted(starts, start, side="right")) - 1
+    last = int(np.searchsorted(starts, stop, side="left"))
+    return range(first, last), slice(start - int(starts[first]), stop - int(starts[first]))
+
+
 class Recording(ABC):
     """One opened recording. Use as a context manager, or call ``close()``.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError, MissingExtraError, first_line
-from evtools.io.recording import ReadOptions, Recording, TimedImages
+from evtools.io.recording import ReadOptions, Recording, TimedImages, packets_holding
 
 MAGIC = b"#ROSBAG V2.0\n"
 CAMERAS = ("left", "right")
@@ -152,12 +152,9 @@ class RosbagRecording(Recording):
                 yield data
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
-        first = int(np.searchsorted(self._starts, start, side="right")) - 1
-        last = int(np.searchsorted(self._starts, stop, side="left"))
-        parts = []
-        for k, data in zip(range(first, last), self._nth(self._events, self._bag_times, first)):
-            parts.append(self._parse(parse_event_array, data, k)[0])
-        events = np.concatenate(parts)[start - self._starts[first] : stop - self._starts[first]]
+        messages, wanted = packets_holding(self._starts, start, stop)
+        events = np.concatenate([self._parse(parse_event_array, data, k)[0]
+                                 for k, data in zip(messages, self._nth(self._events, self._bag_times, messages.start))])[wanted]
         return (_microseconds(events["secs"], events["nsecs"]) - self._t0, events["x"], events["y"],
                 events["polarity"])
 

@@ -7,7 +7,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, run_cpu, run_cuda
+from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, place, run_cpu, run_cuda
 
 
 @numba.njit(parallel=True, cache=True)
@@ -24,7 +24,7 @@ def _fill(t, x, y, p, windows, grids, invalid):
         for first in range(0, len(t_w), CHUNK):
             t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
             for j in range(len(t_c)):
-                index[j] = (0 if p_c[j] > 0 else plane) + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                index[j] = place(0 if p_c[j] > 0 else 1, plane, x_c[j], y_c[j], width)
             for j in range(len(t_c)):
                 grid[index[j]] += np.float32(1.0)
         for channel in range(2):  # counts (exact in float32 below 2^24) over the channel's maximum

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import CHUNK, cut, per_window_grid, run_cpu, run_cuda, time_span, window_is_invalid
+from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, place, run_cpu, run_cuda, time_span
 
 # The kernels accumulate per polarity (count, sum of tn, sum of tn^2) in float64, in the six
 # channels' places; the standard deviation from these sums needs float64 to stay accurate.
@@ -24,11 +24,10 @@ def _fill(t, x, y, p, windows, out, invalid):
     plane = height * width
     flat_out = out.reshape(out.shape[0], -1)
     for k in numba.prange(len(windows)):
-        t_w, x_w, y_w, p_w = cut(t, x, y, p, windows[k, 0], windows[k, 1])
-        invalid[k] = window_is_invalid(t_w, x_w, y_w, width, height)
+        sums = np.empty(2 * SUMS * plane, np.float64)
+        t_w, x_w, y_w, p_w, invalid[k] = open_window(t, x, y, p, windows[k], sums, width, height)
         if invalid[k]:
             continue
-        sums = np.zeros(2 * SUMS * plane, np.float64)
         if len(t_w):
             t_first, span = time_span(t_w)
             index = np.empty(CHUNK, np.intp)
@@ -36,7 +35,7 @@ def _fill(t, x, y, p, windows, out, invalid):
             for first in range(0, len(t_w), CHUNK):
                 t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
                 for j in range(len(t_c)):
-                    index[j] = (0 if p_c[j] > 0 else SUMS * plane) + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                    index[j] = place(0 if p_c[j] > 0 else SUMS, plane, x_c[j], y_c[j], width)
                     tn[j] = (t_c[j] - t_first) / span
                 for j in range(len(t_c)):
                     sums[index[j]] += 1.0

@@ -11,8 +11,8 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import (CHUNK, CUDA_THREADS, cut, elementwise_blocks, open_window, run_cpu, run_cuda,
-                                    time_span)
+from evtools.kernels.launch import (CHUNK, CUDA_THREADS, cut, elementwise_blocks, open_window, place, run_cpu,
+                                    run_cuda, time_span)
 
 UINT8_MAX = 255
 
@@ -50,7 +50,7 @@ def _fill(t, x, y, p, windows, bins, limit, grids, invalid):
             t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
             for j in range(len(t_c)):
                 channel = (bins if p_c[j] > 0 else 0) + time_bin(t_c[j] - t_first, bins, span, inverse_span)
-                index[j] = channel * plane + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                index[j] = place(channel, plane, x_c[j], y_c[j], width)
             for j in range(len(t_c)):
                 # saturating: equal to clipping the final count
                 grid[index[j]] += np.uint8(grid[index[j]] < limit)

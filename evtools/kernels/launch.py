@@ -13,6 +13,8 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
+from evtools.kernels.select import on_sensor
+
 
 # Events a CPU kernel takes per pass: a branch-free pass over CHUNK events works out each one's
 # place and weight (vectorised by LLVM), then a second pass scatters them; the scratch stays in
@@ -35,7 +37,8 @@ def window_is_invalid(t, x, y, width, height):
     for i in range(len(x)):
         x_lo, x_hi = min(x_lo, x[i]), max(x_hi, x[i])
         y_lo, y_hi = min(y_lo, y[i]), max(y_hi, y[i])
-    return descents > 0 or x_lo < 0 or x_hi >= width or y_lo < 0 or y_hi >= height
+    # the corners of the events' bounding box (a minimum and maximum vectorise; a test per event does not)
+    return descents > 0 or not (on_sensor(x_lo, y_lo, width, height) and on_sensor(x_hi, y_hi, width, height))
 
 
 @numba.njit(cache=True)
@@ -54,6 +57,12 @@ def open_window(t, x, y, p, window, grid, width, height):
 
 
 @numba.njit(cache=True)
+def place(channel, plane, x, y, width):
+    """An event's index in a flat (C, H, W) grid: flat indices cost less than 3-D ones."""
+    return channel * plane + np.intp(y) * width + np.intp(x)
+
+
+@numba.njit(cache=True)
 def time_span(t):
     """A non-empty window's first time and its span (t_last - t_first, at least 1)."""
     return t[0], max(t[-1] - t[0], 1)
@@ -67,7 +76,7 @@ def first_invalid_events(t, x, y, windows, width, height):
     for k in numba.prange(len(windows)):
         start = windows[k, 0]
         for i in range(start, windows[k, 1]):
-            if not (0 <= x[i] < width and 0 <= y[i] < height) or (i > start and t[i] < t[i - 1]):
+            if not on_sensor(x[i], y[i], width, height) or (i > start and t[i] < t[i - 1]):
                 found[k] = i
                 break
     return found

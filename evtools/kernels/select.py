@@ -9,6 +9,12 @@ import numpy as np
 
 
 @numba.njit(cache=True)
+def on_sensor(x, y, width, height):
+    """Whether an event at (x, y), raw values of any numeric type, lies on the width x height sensor."""
+    return (x >= 0) & (x < width) & (y >= 0) & (y < height)
+
+
+@numba.njit(cache=True)
 def keep_on_sensor(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out, y_out, p_out, keep):
     """Writes the kept events (on the width x height sensor, rows row_lo..row_hi-1, y shifted by
     row_lo; p as -1/+1) to the front of the ``*_out`` arrays and marks them in ``keep``. Returns
@@ -17,7 +23,7 @@ def keep_on_sensor(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out, y_ou
     coordinate cannot wrap onto the sensor."""
     n_kept, n_outside, bad_polarity = 0, 0, -1
     for i in range(len(t)):
-        inside = (x[i] >= 0) & (x[i] < width) & (y[i] >= 0) & (y[i] < height)
+        inside = on_sensor(x[i], y[i], width, height)
         kept = inside & (y[i] >= row_lo) & (y[i] < row_hi)
         n_outside += np.int64(not inside)
         keep[i] = kept

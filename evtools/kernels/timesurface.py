@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import CHUNK, cut, open_window, run_cpu, run_cuda
+from evtools.kernels.launch import CHUNK, cut, open_window, place, run_cpu, run_cuda
 
 
 @numba.njit(parallel=True, cache=True)
@@ -32,7 +32,7 @@ def _fill(t, x, y, p, windows, ends, tau_us, grids, invalid):
         for first in range(0, len(t_w), CHUNK):
             t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
             for j in range(len(t_c)):
-                index[j] = (0 if p_c[j] > 0 else plane) + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                index[j] = place(0 if p_c[j] > 0 else 1, plane, x_c[j], y_c[j], width)
                 value[j] = math.exp(-(ends[k] - t_c[j]) / tau_us)
             for j in range(len(t_c)):
                 grid[index[j]] = max(grid[index[j]], value[j])

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, run_cpu, run_cuda, time_span
+from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, place, run_cpu, run_cuda, time_span
 
 
 @numba.njit(parallel=True, cache=True)
@@ -45,7 +45,7 @@ def _fill(t, x, y, p, windows, bins, separate, grids, invalid):
                 frac = np.float32(t_star - lower)
                 weight = np.float32(1.0) if separate else np.float32(p_c[j])
                 channel = lower + bins if separate and p_c[j] < 0 else lower
-                index[j] = channel * plane + np.intp(y_c[j]) * width + np.intp(x_c[j])
+                index[j] = place(channel, plane, x_c[j], y_c[j], width)
                 lower_weight[j] = weight * (np.float32(1.0) - frac)
                 upper_weight[j] = weight * frac
             for j in range(len(t_c)):
