@@ -6,9 +6,10 @@ is documented in docs/cache-format.md, which a test checks against these names. 
 
     NAME.zarr/                      zarr.json: the attributes (CacheAttr), "complete" last
       t_start_us  t_end_us  n_events  frame_t_us         (K,)          per window
-      aps  gt_labels                                     (K, H, W)     uint8, a chunk a window
+      aps  gt_labels                                     (K, H, W)     uint8, a chunk a window,
+                                                                       a file (shard) per 16
       gt_condition                                       (K,)          uint8
-      repr/<name>                                        (K, C, H, W)  a chunk a window
+      repr/<name>                                        (K, C, H, W)  the same
       events/dt  events/xyp                              (K, N)        uint32, chunks (1, 65536)
       labels  labels_confidence                          (K, H, W)     added by evtools pseudolabel
     NAME.zarr.partial/              the same while a conversion writes it
@@ -36,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import google_crc32c
 import numcodecs
 import numpy as np
 import zarr
@@ -109,10 +111,19 @@ SHUFFLES = {BloscShuffle.noshuffle: numcodecs.Blosc.NOSHUFFLE, BloscShuffle.shuf
             BloscShuffle.bitshuffle: numcodecs.Blosc.BITSHUFFLE}
 
 
+# Blosc splits a chunk into blocks compressed one by one; its default for zstd level 1 (32 KiB
+# here) restarts zstd every few kilobytes. 1 MiB zstd blocks (a 50 ms 5-bin voxel window is
+# 1.8 MB) compress and decode about 35% faster for the same ratio (measured on voxel grids and
+# histograms of the conversion benchmark's data, one thread: 450 -> 610 MB/s and 720 -> 1000
+# MB/s); lz4 is fastest with Blosc's own choice (0: 1260 against 1030 MB/s with 1 MiB).
+BLOSC_BLOCK_BYTES = {"zstd": 1 << 20, "lz4": 0}
+
+
 def compressor(codec: str = "zstd", shuffle: bool = False) -> BloscCodec:
     if codec not in CODECS:
         raise EvtoolsError(f"unknown codec '{codec}' (known: {', '.join(CODECS)})")
-    return BloscCodec(cname=codec, clevel=1, shuffle=BloscShuffle.shuffle if shuffle else BloscShuffle.noshuffle)
+    return BloscCodec(cname=codec, clevel=1, shuffle=BloscShuffle.shuffle if shuffle else BloscShuffle.noshuffle,
+                      blocksize=BLOSC_BLOCK_BYTES[codec])
 
 
 class CacheError(InputError):
@@ -353,7 +364,7 @@ def create_partial(
     for name, spec in arrays.items():
         _create_array(group, name, spec, codec, windows_per_block)
     for name, values in (initial or {}).items():
-        group[name][:] = values
+        write_windows(group, name, 0, values)
     group.attrs.update(
         {
             CacheAttr.EVTOOLS: {"schema": SCHEMA, "version": __version__},
@@ -370,17 +381,22 @@ def create_partial(
 def _create_array(group: zarr.Group, name: str, spec: ArraySpec, codec: str = "zstd", windows_per_block: int = 16,
                   overwrite: bool = False) -> None:
     shape = spec.shape
+    window_chunked = len(shape) > 1 and spec.chunks is None
     group.create_array(
         name,
         shape=shape,
         chunks=spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,)),
+        # a file (a zarr shard) per block of windows, each window still a chunk of its own inside
+        # it: one file per window made creating inodes a fifth of a conversion's CPU time, and a
+        # DDD17 recording would leave millions of files
+        shards=(windows_per_block, *shape[1:]) if window_chunked else None,
         dtype=spec.dtype,
         compressors=compressor(codec, spec.shuffle),
         fill_value=0,
         attributes=_with_coordinates(name, spec.attributes),
         dimension_names=spec.dimension_names,
         # chunk files side by side in the array's folder ("c.12.0.0.0"), not one nested folder
-        # per window: a folder costs an inode, and creating them took a fifth of a conversion
+        # per chunk: a folder costs an inode
         chunk_key_encoding={"name": "default", "separator": "."},
         overwrite=overwrite,
         # skips zarr's all-fill check of every chunk: windows are rarely all zero, and an
@@ -407,25 +423,67 @@ def consolidate(path: Path) -> None:
 
 
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> None:
-    """Stores ``values`` as windows first, first + 1, ... of a window-chunked array of ``group``,
+    """Stores ``values`` as windows first, first + 1, ... of an array of ``group`` (window first),
     the windows compressed in parallel on ``pool``'s threads when one is given.
 
-    Each window is encoded with the array's own Blosc settings and written as the chunk file the
-    array's key encoding names (``<array>/c.<k>.0.0...``), which zarr then reads as
-    usual. This skips zarr's per-chunk write machinery, which costs as much again as the
-    compression itself (measured: 400 against 750 MB/s for 50 ms voxel grids with lz4).
-    Blosc releases the GIL, so threads compress on every core; off the main thread numcodecs
-    runs Blosc single-threaded, which is why one writer thread alone used one core.
+    In a local store the files are written here as zarr would write them, each window encoded
+    with the array's own Blosc settings: a shard of ``shards[0]`` windows
+    (``<array>/c.<shard>.0.0...``; in caches from before shards, a file a window), or a chunk of
+    per-window scalars. This skips zarr's per-chunk write machinery, which costs as much again as
+    the compression itself (measured: 400 against 750 MB/s for 50 ms voxel grids with lz4; 10 ms
+    a block for a chunk of scalars). Blosc releases the GIL, so threads compress on every core;
+    off the main thread numcodecs runs Blosc single-threaded, which is why one writer thread
+    alone used one core. In a remote store zarr writes the windows.
     """
     array = group[name]
-    encoder = _encoder(array)
     windows = np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))
-    zeros = [0] * (array.ndim - 1)
+    if getattr(array.store, "root", None) is None:
+        array[first : first + len(windows)] = windows
+        return
+    encoder = _encoder(array)
+    if array.ndim == 1:
+        _write_scalars(array, first, windows, encoder)
+    elif array.shards is None:
+        def write(offset: int) -> None:
+            _write_chunk(array, (first + offset, *(0,) * (array.ndim - 1)), encoder, windows[offset])
 
-    def write(offset: int) -> None:
-        _write_chunk(array, (first + offset, *zeros), encoder, windows[offset])
+        list((pool.map if pool is not None else map)(write, range(len(windows))))
+    else:
+        _write_shards(array, first, windows, encoder, pool)
 
-    list((pool.map if pool is not None else map)(write, range(len(windows))))
+
+def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int, int]]:
+    """(file's first window, first and stop of windows [first, stop) in it) for each file of
+    ``per_file`` windows that the range touches."""
+    for start in range(first - first % per_file, stop, per_file):
+        yield start, max(start, first), min(start + per_file, stop)
+
+
+def _write_shards(array: zarr.Array, first: int, windows: np.ndarray, encoder, pool: Executor | None) -> None:
+    """Windows of a sharded array. A shard's file is replaced whole, never rewritten in place: the
+    windows already in it (an earlier block's, recorded as done, when a block ended early) are
+    kept and survive a kill midway."""
+    encoded = list((pool.map if pool is not None else map)(encoder.encode, windows))
+    per_shard, zeros = array.shards[0], (0,) * (array.ndim - 1)
+    for start, low, high in _file_spans(first, first + len(windows), per_shard):
+        path = _chunk_file(array, (start, *zeros))
+        chunks = _shard_chunks(path, per_shard) if low > start else {}
+        chunks.update({k - start: encoded[k - first] for k in range(low, high)})
+        _write_file(path, _shard_bytes(chunks, per_shard), replace=low > start)
+
+
+def _write_scalars(array: zarr.Array, first: int, values: np.ndarray, encoder) -> None:
+    """Windows of a (K,) array chunked by several windows: the chunks they fill whole as files,
+    an edge chunk padded with the fill value as zarr stores it; a chunk filled in part through
+    zarr, which keeps the values already there."""
+    per_chunk = array.chunks[0]
+    for start, low, high in _file_spans(first, first + len(values), per_chunk):
+        if low == start and high == min(start + per_chunk, array.shape[0]):
+            whole = np.zeros(per_chunk, values.dtype)
+            whole[: high - low] = values[low - first : high - first]
+            _write_file(_chunk_file(array, (start // per_chunk,)), encoder.encode(whole))
+        else:
+            array[low:high] = values[low - first : high - first]
 
 
 def write_window_events(group: zarr.Group, k: int, packed: tuple[np.ndarray, np.ndarray]) -> None:
@@ -442,22 +500,65 @@ def write_window_events(group: zarr.Group, k: int, packed: tuple[np.ndarray, np.
 
 def _encoder(array: zarr.Array) -> numcodecs.Blosc:
     """A numcodecs Blosc with the array's own settings (the bytes zarr itself would write)."""
-    bytes_codec, blosc = array.metadata.codecs
+    codecs = array.metadata.codecs
+    bytes_codec, blosc = codecs[0].codecs if array.shards is not None else codecs
     return numcodecs.Blosc(
         cname=blosc.cname.value, clevel=blosc.clevel, shuffle=SHUFFLES[blosc.shuffle], blocksize=blosc.blocksize
     )
 
 
+# zarr's sharding format: the inner chunks' bytes one after the other, then the index, (offset,
+# length) as little-endian uint64 per inner chunk (2^64 - 1 twice for an absent one) followed by
+# its CRC-32C; the index at the end, as zarr writes it by default
+ABSENT_CHUNK = np.iinfo(np.uint64).max
+
+
+def _shard_bytes(chunks: dict[int, bytes], per_shard: int) -> bytes:
+    """The bytes of a shard of ``per_shard`` windows holding ``chunks`` ({inner index: encoded})."""
+    index = np.full((per_shard, 2), ABSENT_CHUNK, np.dtype("<u8"))
+    offset = 0
+    for i in sorted(chunks):
+        index[i] = offset, len(chunks[i])
+        offset += len(chunks[i])
+    index_bytes = index.tobytes()
+    return b"".join([*(chunks[i] for i in sorted(chunks)), index_bytes,
+                     np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes()])
+
+
+def _shard_chunks(path: Path, per_shard: int) -> dict[int, bytes]:
+    """The encoded inner chunks that a shard file holds ({inner index: bytes}), checked against
+    its index's CRC-32C."""
+    data = path.read_bytes()
+    index_size = per_shard * 16
+    index_bytes, crc = data[-index_size - 4 : -4], data[-4:]
+    if len(data) < index_size + 4 or np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes() != crc:
+        raise CacheError(path, "a shard written earlier is damaged (its index does not match its checksum)")
+    index = np.frombuffer(index_bytes, np.dtype("<u8")).reshape(per_shard, 2)
+    return {i: data[int(offset) : int(offset + length)] for i, (offset, length) in enumerate(index) if offset != ABSENT_CHUNK}
+
+
+def _write_file(path: Path, data: bytes, replace: bool = False) -> None:
+    """Writes a chunk or shard file; ``replace``: under a temporary name, then renamed over the
+    old one, so that a kill midway leaves the old file whole."""
+    if not path.parent.is_dir():  # a nested key ("c/12/0/0/0", caches before the flat keys)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if not replace:
+        path.write_bytes(data)
+        return
+    temporary = path.with_name(path.name + PARTIAL_SUFFIX)
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
 def _write_chunk(array: zarr.Array, index: tuple[int, ...], encoder: numcodecs.Blosc, values: np.ndarray) -> None:
-    """One chunk's values (the whole chunk): as a file in a local store, else through zarr."""
+    """One chunk's values (the whole chunk) in an unsharded array: as a file in a local store,
+    else through zarr."""
     chunk = _chunk_file(array, index)
     if chunk is None:
         selection = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, array.chunks, array.shape))
         array[selection] = values.reshape(array.chunks)[tuple(slice(0, s.stop - s.start) for s in selection)]
         return
-    if not chunk.parent.is_dir():  # a nested key ("c/12/0/0/0", caches before the flat keys)
-        chunk.parent.mkdir(parents=True, exist_ok=True)
-    chunk.write_bytes(encoder.encode(values))
+    _write_file(chunk, encoder.encode(values))
 
 
 class AddedArrays:
@@ -523,10 +624,13 @@ def finish(group: zarr.Group, path: Path) -> None:
 
 
 def _chunk_file(array: zarr.Array, index: tuple[int, ...]) -> Path | None:
-    """The file of one chunk in a local store (its key in the array's own encoding), else None."""
+    """The file that holds chunk ``index`` in a local store (the chunk's own file, or its shard's;
+    its key in the array's own encoding), else None."""
     root = getattr(array.store, "root", None)
     if root is None:
         return None
+    if array.shards is not None:
+        index = tuple(i * c // s for i, c, s in zip(index, array.chunks, array.shards))
     return Path(root) / array.path / array.metadata.chunk_key_encoding.encode_chunk_key(index)
 
 
@@ -627,7 +731,7 @@ class Cache:
         for index in _window_chunks(array, k, length):
             chunk = _chunk_file(array, index)
             if chunk is not None and not chunk.exists():
-                raise CacheError(self.path, f"window {k} of '{name}' is missing (its chunk file was deleted); "
+                raise CacheError(self.path, f"window {k} of '{name}' is missing (the file that holds it was deleted); "
                                             "evtools info --verify lists every problem")
         return self._decoded(name, f"window {k}", lambda: array[k] if length is None else array[k, :length])
 

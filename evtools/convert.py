@@ -118,21 +118,24 @@ def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> 
     return None
 
 
-FILE_BLOCK_BYTES = 4096  # the least a chunk file takes on common file systems
+FILE_BLOCK_BYTES = 4096  # the least a file takes on common file systems
+STORED_WINDOW_BYTES = 32  # the least a window takes in a shard: Blosc's 16-byte header, 16 of index
 
 
 def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: int, height: int) -> None:
-    """Refuses a conversion that cannot fit: every window of every representation is one chunk
-    file, each taking at least a file-system block, and a window of n events holds at most n
-    values per channel (compressed to at least a byte each). A lower bound: a conversion refused
-    here would certainly fill the disk (``--every 1us``, a corrupt last timestamp)."""
+    """Refuses a conversion that cannot fit: every window of every representation takes at least
+    a Blosc header and its shard-index entry, each shard file at least a file-system block, and a
+    window of n events holds at most n values per channel (compressed to at least a byte each).
+    A lower bound: a conversion refused here would certainly fill the disk (``--every 1us``, a
+    corrupt last timestamp)."""
     if cache.is_remote(output):
         return  # a remote store's free space is not known here
     counts = windows.stop - windows.start
+    shards = -(-len(windows) // BLOCK_WINDOWS)
     need = 0
     for rep in spec.representations:
         channels, dense = rep.channels, rep.channels * height * width * rep.dtype.itemsize
-        need += int(np.maximum(np.minimum(counts * channels, dense), FILE_BLOCK_BYTES).sum())
+        need += int(np.maximum(np.minimum(counts * channels, dense), STORED_WINDOW_BYTES).sum()) + shards * FILE_BLOCK_BYTES
     if spec.events:  # two arrays, a chunk file each per EVENT_CHUNK events
         need += 2 * int(np.maximum(counts, FILE_BLOCK_BYTES).sum())
     folder = next(p for p in output.absolute().parents if p.exists())
@@ -241,8 +244,14 @@ def _plan(input_path: Path, output: Path, spec: ConvertSpec, recording: Recordin
 
 def _cut_windows(job: _Conversion) -> None:
     """The windows, from time-ordered events, refused when the output cannot fit the disk."""
+    # after the cut, whose search over the times checks their order on the way (this then reads
+    # nothing); a descent is what explains a cut that failed, so it is reported first
+    try:
+        job.windows = job.window.cut(job.recording, job.spec.crop_rows)
+    except Exception:
+        job.recording.check_time_order()
+        raise
     job.recording.check_time_order()
-    job.windows = job.window.cut(job.recording, job.spec.crop_rows)
     _check_free_space(job.output, job.windows, job.spec, job.width, job.height)
     if job.windows.frame_index is None:
         job.ground_truth = None  # masks belong to frames: windows without frames get none
@@ -409,10 +418,8 @@ def _write_block(group, block: slice, outputs: dict[str, np.ndarray], compressor
         if name == STORED_EVENTS_OUTPUT:
             for offset, packed in enumerate(values):
                 cache.write_window_events(group, block.start + offset, packed)
-        elif values.ndim > 1:
-            cache.write_windows(group, name, block.start, values, compressors)
         else:
-            group[name][block] = values
+            cache.write_windows(group, name, block.start, values, compressors)
     if mark:
         cache.mark_progress(group, block.stop)  # only once the block's data is stored
 

@@ -119,7 +119,8 @@ def test_a_conversion_that_cannot_fit_is_refused_before_writing(recording, tmp_p
     path, _ = recording
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**9, 10**9 - 100_000, 100_000))
-    # 120 windows x 2 representations x at least one 4 KiB file block each: 983,040 bytes
+    # 120 windows x 2 representations: at least a byte per event and channel (or 32 bytes a
+    # window) and a 4 KiB file block per shard of 16 windows, far beyond 100,000 bytes
     with pytest.raises(InputError, match=r"120 windows need at least 0.0 GB, and 0.0 GB are free there"):
         convert(path, tmp_path / "full.zarr", SPEC)
     assert list(tmp_path.iterdir()) == []

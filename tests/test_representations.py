@@ -5,7 +5,7 @@ plus random windows against the numpy references."""
 import numba
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from conftest import make_events
 
@@ -116,6 +116,24 @@ def test_timesurface(device):
     got = R.timesurface(*events, W, H, tau_us=100.0, t_end_us=200, device=device)
     check(got, grid(2, (0, 0, 0, np.exp(-1.5)), (1, 0, 1, np.exp(-1.0))))
     check(R.timesurface(*ev(), W, H, device=device), grid(2))
+
+
+@settings(deadline=None)  # the first example compiles the kernel
+@example(tau_us=50_000.0, span_us=50_000, after_last_us=0, seed=1)  # tables
+@example(tau_us=1e9, span_us=2**40, after_last_us=0, seed=1)  # beyond the tables: exp per event
+@example(tau_us=1.0, span_us=2**40, after_last_us=2**20, seed=1)  # nearly all 0
+@given(tau_us=st.floats(0.5, 1e9), span_us=st.integers(0, 2**40), after_last_us=st.integers(0, 2**20),
+       seed=st.integers(0, 2**31))
+def test_timesurface_decay_equals_exp_over_any_span_and_tau(tau_us, span_us, after_last_us, seed):
+    # the CPU kernel's decay comes from two tables (exp of d's low and high bits): equal to the
+    # reference's exp wherever it is not 0, and 0 exactly where float32 underflows
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, span_us + 1, 300)).astype(np.int64)
+    x, y = rng.integers(0, W, 300).astype(np.uint16), rng.integers(0, H, 300).astype(np.uint16)
+    p = rng.choice(np.array([-1, 1], np.int8), 300)
+    end = int(t[-1]) + after_last_us
+    got = R.timesurface(t, x, y, p, W, H, tau_us=tau_us, t_end_us=end)
+    np.testing.assert_allclose(got, reference.timesurface(t, x, y, p, W, H, tau_us=tau_us, t_end_us=end), rtol=1e-6, atol=0)
 
 
 REFERENCES = [

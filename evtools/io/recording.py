@@ -110,6 +110,7 @@ class Recording(ABC):
         self.labels = labels
         self.signals: Mapping[str, np.ndarray] = signals if signals is not None else {}
         self.dropped_outside_sensor = 0
+        self._time_order_checked = False
 
     def use_sensor_size(self, size: tuple[int, int]) -> None:
         """The sensor size the user gave: replaces an assumed one, must agree with a stored one."""
@@ -174,22 +175,32 @@ class Recording(ABC):
             yield self.events(begin, min(begin + chunk_events, stop))
 
     def check_time_order(self, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> None:
-        """Refuses a recording whose event times go backwards anywhere (one pass over the times):
-        windows are cut by searching times, which a decrease makes meaningless."""
+        """Refuses a recording whose event times go backwards anywhere (one pass over the times,
+        none when ``indices_at_times`` has made that pass already): windows are cut by searching
+        times, which a decrease makes meaningless."""
+        if self._time_order_checked:
+            return
         previous = None
         with reading(self.path):
             for start in range(0, self.n_events, chunk_events):
-                stamps = self._timestamps(start, min(start + chunk_events, self.n_events))
-                first = start  # the file index of stamps[0]
-                if previous is not None:  # the chunk's first event against the one before it
-                    stamps, first = np.concatenate([[previous], stamps]), start - 1
-                descents = np.flatnonzero(stamps[1:] < stamps[:-1])
-                if len(descents):
-                    i = int(descents[0])
-                    raise CorruptFileError(
-                        self.path, f"event {first + i + 1}: time goes backwards ({stamps[i]} us, then {stamps[i + 1]} us "
-                        "after the first event); evtools cuts windows from time-ordered events only")
-                previous = stamps[-1]
+                previous = self._refuse_descent(self._timestamps(start, min(start + chunk_events, self.n_events)),
+                                                start, previous)
+        self._time_order_checked = True
+
+    def _refuse_descent(self, stamps: np.ndarray, start: int, previous) -> int:
+        """Refuses the times of events start, start + 1, ... when they go backwards, within
+        themselves or from ``previous`` (the time of the event before, None for the first);
+        returns the last of them."""
+        first = start  # the file index of stamps[0]
+        if previous is not None:  # the chunk's first event against the one before it
+            stamps, first = np.concatenate([[previous], stamps]), start - 1
+        descents = np.flatnonzero(stamps[1:] < stamps[:-1])
+        if len(descents):
+            i = int(descents[0])
+            raise CorruptFileError(
+                self.path, f"event {first + i + 1}: time goes backwards ({stamps[i]} us, then {stamps[i + 1]} us "
+                "after the first event); evtools cuts windows from time-ordered events only")
+        return stamps[-1]
 
     def index_at_time(self, t_us: int) -> int:
         """The index of the first event with t >= t_us, assuming timestamps that do not decrease."""
@@ -210,22 +221,29 @@ class Recording(ABC):
 
     def indices_at_times(self, times_us: np.ndarray, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> np.ndarray:
         """``index_at_time`` for many times at once, in one pass over the timestamps from the
-        earliest time on (readers with an index of their own override this)."""
+        earliest time on (readers with an index of their own override this). The first such
+        search reads every timestamp and checks the time order on the way (``check_time_order``
+        then has nothing left to do): a conversion reads the times once, not twice."""
         times = np.asarray(times_us, np.int64)
         order = np.argsort(times, kind="stable")
         wanted = times[order]
         found = np.full(len(times), self.n_events, np.int64)
-        if not len(times):
+        checking = not self._time_order_checked
+        if not len(times) and not checking:
             return found
-        resolved = 0
+        resolved, previous = 0, None
         with reading(self.path):
-            for start in range(self.index_at_time(int(wanted[0])), self.n_events, chunk_events):
+            first = 0 if checking else self.index_at_time(int(wanted[0]))
+            for start in range(first, self.n_events, chunk_events):
                 stamps = self._timestamps(start, min(start + chunk_events, self.n_events))
+                if checking:
+                    previous = self._refuse_descent(stamps, start, previous)
                 upto = int(np.searchsorted(wanted, stamps[-1], side="right"))
                 found[order[resolved:upto]] = start + np.searchsorted(stamps, wanted[resolved:upto], side="left")
                 resolved = upto
-                if resolved == len(wanted):
+                if resolved == len(wanted) and not checking:
                     break
+        self._time_order_checked = True
         return found
 
     def events_between(self, t_start_us: int, t_stop_us: int) -> Events:
