@@ -379,10 +379,10 @@ def create_partial(
 
 
 def _create_array(group: zarr.Group, name: str, spec: ArraySpec, codec: str = "zstd", windows_per_block: int = 16,
-                  overwrite: bool = False) -> None:
+                  overwrite: bool = False) -> zarr.Array:
     shape = spec.shape
     window_chunked = len(shape) > 1 and spec.chunks is None
-    group.create_array(
+    return group.create_array(
         name,
         shape=shape,
         chunks=spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,)),

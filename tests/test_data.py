@@ -21,7 +21,7 @@ def caches(tmp_path):
         labels = np.tile((np.arange(64) % 7).astype(np.uint8), (6, 48, 1))
         labels[:, :, :3] = 255
         group = zarr.open_group(result.output, mode="r+")
-        group.create_array("labels", data=labels, chunks=(1, 48, 64))
+        group.create_array("labels", shape=labels.shape, dtype=labels.dtype, chunks=(1, 48, 64))[:] = labels
         paths.append(result.output)
     return paths
 
