@@ -528,7 +528,10 @@ def _shard_bytes(chunks: dict[int, bytes], per_shard: int) -> bytes:
 def _shard_chunks(path: Path, per_shard: int) -> dict[int, bytes]:
     """The encoded inner chunks that a shard file holds ({inner index: bytes}), checked against
     its index's CRC-32C."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CacheError(path, "a shard written earlier is missing") from None
     index_size = per_shard * 16
     index_bytes, crc = data[-index_size - 4 : -4], data[-4:]
     if len(data) < index_size + 4 or np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes() != crc:

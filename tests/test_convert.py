@@ -117,6 +117,44 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     assert_same_cache(Cache(resumed.output), clean)
 
 
+def test_blocks_that_end_early_and_a_resume_inside_a_shard_write_the_clean_files(tmp_path, monkeypatch):
+    # blocks of about 3 windows (each holds ~330 events): every 16-window shard is written in
+    # pieces, each piece keeping the windows already there; interrupted inside a shard, resumed
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    spec = ConvertSpec(representations=(VoxelGrid(), EvSegNet()))
+    clean = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", spec).output)
+    monkeypatch.setattr("evtools.convert.MAX_BLOCK_EVENTS", 1000)
+
+    def stop_inside_the_second_shard(update):
+        if update.done >= 20:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec, progress=stop_inside_the_second_shard)
+    done = zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"]
+    assert 16 < done < 32 and done % 16
+    resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
+    assert resumed.resumed_from == done
+    files = [{p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("c.*")} for root in (clean.path, resumed.output)]
+    assert files[0] == files[1] and "repr/voxel/c.1.0.0.0" in files[0]  # byte for byte, shard by shard
+
+
+def test_a_resume_whose_shard_was_deleted_is_one_line(tmp_path, monkeypatch):
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    monkeypatch.setattr("evtools.convert.MAX_BLOCK_EVENTS", 1000)
+
+    def stop_inside_the_second_shard(update):
+        if update.done >= 20:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec(), progress=stop_inside_the_second_shard)
+    shard = tmp_path / "r.zarr.partial" / "repr" / "voxel" / "c.1.0.0.0"
+    shard.unlink()
+    with pytest.raises(CacheError, match=r"c\.1\.0\.0\.0: a shard written earlier is missing"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+
+
 def test_kill_9_midway_then_resume(tmp_path):
     write_recording(tmp_path / "rec_data.hdf5", n_events=200_000, n_frames=200, span_us=10_000_000, width=346, height=260)
     args = ["convert", tmp_path / "rec_data.hdf5", "--repr", "voxel", "--repr", "evimage"]
