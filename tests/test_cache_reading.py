@@ -4,12 +4,16 @@
 import shutil
 
 import pytest
+import numpy as np
 from cli import run_cli
-from conftest import write_recording
+from conftest import T0_US, make_events, write_recording
 
 from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert
 from evtools.data import CacheDataset
+from evtools.events import Events
+from evtools.io.writers.mvsec import write_mvsec
+from evtools.windows import Every
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +58,16 @@ def test_a_corrupt_chunk_and_a_garbled_array_are_named(damaged):
     (damaged / "repr" / "voxel" / "zarr.json").write_text("{not json")
     with pytest.raises(CacheError, match=r"array 'repr/voxel' is unreadable"):
         Cache(damaged).array("repr/voxel")
+
+
+def test_windows_without_events_are_stored_not_missing(tmp_path):
+    # a 2 s pause in the recording: 40 empty 50 ms windows, whole 16-window chunks of zero counts
+    # and all-zero voxel grids among them, every one stored (zarr alone leaves all-zero chunks out,
+    # which would read as damage)
+    first, second = make_events(500, 64, 48, 200_000, seed=1), make_events(500, 64, 48, 200_000, seed=2)
+    events = Events(*(np.concatenate([getattr(first, c), getattr(second, c)]) for c in "txyp"))
+    events.t[500:] += 2_200_000
+    write_mvsec(tmp_path / "gap_data.hdf5", [events], t0_us=T0_US)
+    cache = Cache(convert(tmp_path / "gap_data.hdf5", tmp_path / "gap", ConvertSpec(window=Every(50_000))).output)
+    assert (cache.n_events[4:44] == 0).all() and cache.verify() == []  # windows 16-31: a whole chunk
+    assert not CacheDataset(cache.path)[20]["events"].any()
