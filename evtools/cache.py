@@ -459,7 +459,8 @@ def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int
         yield start, max(start, first), min(start + per_file, stop)
 
 
-def _write_shards(array: zarr.Array, first: int, windows: np.ndarray, encoder, pool: Executor | None) -> None:
+def _write_shards(array: zarr.Array, first: int, windows: np.ndarray, encoder: numcodecs.Blosc,
+                  pool: Executor | None) -> None:
     """Windows of a sharded array. A shard's file is replaced whole, never rewritten in place: the
     windows already in it (an earlier block's, recorded as done, when a block ended early) are
     kept and survive a kill midway."""
@@ -472,7 +473,7 @@ def _write_shards(array: zarr.Array, first: int, windows: np.ndarray, encoder, p
         _write_file(path, _shard_bytes(chunks, per_shard), replace=low > start)
 
 
-def _write_scalars(array: zarr.Array, first: int, values: np.ndarray, encoder) -> None:
+def _write_scalars(array: zarr.Array, first: int, values: np.ndarray, encoder: numcodecs.Blosc) -> None:
     """Windows of a (K,) array chunked by several windows: the chunks they fill whole as files,
     an edge chunk padded with the fill value as zarr stores it; a chunk filled in part through
     zarr, which keeps the values already there."""
