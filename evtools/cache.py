@@ -522,8 +522,12 @@ def _shard_bytes(chunks: dict[int, bytes], per_shard: int) -> bytes:
         index[i] = offset, len(chunks[i])
         offset += len(chunks[i])
     index_bytes = index.tobytes()
-    return b"".join([*(chunks[i] for i in sorted(chunks)), index_bytes,
-                     np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes()])
+    return b"".join([*(chunks[i] for i in sorted(chunks)), index_bytes, _crc32c(index_bytes)])
+
+
+def _crc32c(data: bytes) -> bytes:
+    """The CRC-32C of ``data`` as zarr stores it: 4 bytes, little-endian."""
+    return np.uint32(google_crc32c.value(data)).astype("<u4").tobytes()
 
 
 def _shard_chunks(path: Path, per_shard: int) -> dict[int, bytes]:
@@ -535,7 +539,7 @@ def _shard_chunks(path: Path, per_shard: int) -> dict[int, bytes]:
         raise CacheError(path, "a shard written earlier is missing") from None
     index_size = per_shard * 16
     index_bytes, crc = data[-index_size - 4 : -4], data[-4:]
-    if len(data) < index_size + 4 or np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes() != crc:
+    if len(data) < index_size + 4 or _crc32c(index_bytes) != crc:
         raise CacheError(path, "a shard written earlier is damaged (its index does not match its checksum)")
     index = np.frombuffer(index_bytes, np.dtype("<u8")).reshape(per_shard, 2)
     return {i: data[int(offset) : int(offset + length)] for i, (offset, length) in enumerate(index) if offset != ABSENT_CHUNK}

@@ -34,15 +34,18 @@ FLOAT32_ZERO_BEYOND = 150 * math.log(2)
 MAX_HIGH_ENTRIES = 1 << 16
 
 
-def decay_tables(tau_us: float, longest_us: int) -> tuple[np.ndarray, np.ndarray] | None:
+NO_TABLES = (np.empty(0), np.empty(0))  # what the kernel takes as "call exp for each event"
+
+
+def decay_tables(tau_us: float, longest_us: int) -> tuple[np.ndarray, np.ndarray]:
     """exp(-l/tau) for l < 1024, and exp(-1024 h/tau) for every h up to the longest d's
     (``longest_us``) high part or up to where the decay is 0 in float32, whichever comes first:
-    the kernel looks up min(h, last) and the last entry is then 0 as the true value is. None when
-    that would pass MAX_HIGH_ENTRIES."""
+    the kernel looks up min(h, last) and the last entry is then 0 as the true value is.
+    NO_TABLES when that would pass MAX_HIGH_ENTRIES."""
     zero_from = math.ceil(FLOAT32_ZERO_BEYOND * tau_us / (LOW_MASK + 1))
     needed = min(max(longest_us, 0) >> LOW_BITS, zero_from) + 1
     if needed > MAX_HIGH_ENTRIES:
-        return None
+        return NO_TABLES
     # a power of two, so that calls with similar windows share one cached pair of tables
     return _tables(float(tau_us), min(1 << (needed - 1).bit_length(), zero_from + 1))
 
@@ -117,9 +120,8 @@ def cpu(t, x, y, p, windows, out, tau_us=50_000.0, ends_us=None):
     ends = window_ends(t, windows, ends_us)
     filled = windows[:, 1] > windows[:, 0]
     longest = int((ends[filled] - t[windows[filled, 0]]).max()) if filled.any() else 0
-    tables = decay_tables(float(tau_us), longest)
-    low, high = tables if tables is not None else (np.empty(0), np.empty(0))  # empty: exp per event
-    return run_cpu(_fill, (t, x, y, p), windows, out, ends, float(tau_us), low, high)
+    tau_us = float(tau_us)
+    return run_cpu(_fill, (t, x, y, p), windows, out, ends, tau_us, *decay_tables(tau_us, longest))
 
 
 def cuda(t, x, y, p, windows, out, tau_us=50_000.0, ends_us=None):
