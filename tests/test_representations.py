@@ -172,6 +172,21 @@ def test_batch_equals_windows_one_by_one(rep, device):
     assert not got[2].any()
 
 
+@pytest.mark.parametrize("device, n_events", [("cpu", 5_000), ("cuda", 300)])
+@pytest.mark.parametrize("rep, ref, params", REFERENCES, ids=lambda v: getattr(v, "name", ""))
+def test_an_output_buffer_holding_other_values_is_overwritten_whole(rep, ref, params, device, n_events):
+    # conversion reuses one buffer block after block, and the voxel kernel clears each bin only
+    # when its events reach it: every value must still be rewritten (windows of several
+    # 1,024-event chunks, an empty one, one event)
+    e = make_events(n_events, 16, 12, span_us=10_000, seed=5)
+    windows = np.array([[0, n_events], [0, 0], [n_events - 1, n_events], [n_events // 5, n_events * 7 // 10]])
+    used = np.full((len(windows), *rep.shape(16, 12)), 7, rep.dtype)
+    assert rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, device, out=used) is used
+    for k, (start, stop) in enumerate(windows):
+        expected = ref(e.t[start:stop], e.x[start:stop], e.y[start:stop], e.p[start:stop], 16, 12, **params)
+        np.testing.assert_allclose(used[k], expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
 def test_cuda_output_left_on_the_device_equals_the_cpu(rep):
     from numba import cuda

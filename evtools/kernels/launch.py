@@ -48,12 +48,18 @@ def cut(t, x, y, p, first, last):
 
 
 @numba.njit(cache=True)
-def open_window(t, x, y, p, window, grid, width, height):
-    """Clears a window's (flat) grid and returns views of its events and whether they are
-    invalid (``window_is_invalid``): how every CPU kernel begins a window."""
-    grid[:] = 0
+def window_events(t, x, y, p, window, width, height):
+    """Views of a window's events and whether they are invalid (``window_is_invalid``)."""
     t_w, x_w, y_w, p_w = cut(t, x, y, p, window[0], window[1])
     return t_w, x_w, y_w, p_w, window_is_invalid(t_w, x_w, y_w, width, height)
+
+
+@numba.njit(cache=True)
+def open_window(t, x, y, p, window, grid, width, height):
+    """Clears a window's (flat) grid and returns ``window_events``: how the CPU kernels begin a
+    window (the voxel grid clears its bins as the events reach them instead)."""
+    grid[:] = 0
+    return window_events(t, x, y, p, window, width, height)
 
 
 @numba.njit(cache=True)

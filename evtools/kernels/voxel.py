@@ -15,7 +15,15 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, place, run_cpu, run_cuda, time_span
+from evtools.kernels.launch import (CHUNK, cut, per_window_grid, place, run_cpu, run_cuda, time_span,
+                                    window_events)
+
+
+@numba.njit(cache=True)
+def _clear_bins(grid, first, stop, bins, groups, plane):
+    """Zeroes bins [first, stop) of each of the grid's ``groups`` runs of ``bins`` planes."""
+    for group in range(groups):
+        grid[(group * bins + first) * plane : (group * bins + stop) * plane] = 0
 
 
 @numba.njit(parallel=True, cache=True)
@@ -23,34 +31,44 @@ def _fill(t, x, y, p, windows, bins, separate, grids, invalid):
     height, width = grids.shape[2], grids.shape[3]
     plane = height * width
     flat_grids = grids.reshape(grids.shape[0], -1)
+    groups = 2 if separate else 1
     # an event's lower bin is at most bins - 2, so its upper one always exists: the last event
     # (t* = bins - 1) then gives all its weight to the upper bin, as the definition does
     top = max(bins - 2, 0)
     upper_plane = plane if bins > 1 else 0
     for k in numba.prange(len(windows)):
         grid = flat_grids[k]
-        t_w, x_w, y_w, p_w, invalid[k] = open_window(t, x, y, p, windows[k], grid, width, height)
-        if invalid[k] or len(t_w) == 0:
-            continue
-        t_first, span = time_span(t_w)
-        scale = (bins - 1) / span
-        index = np.empty(CHUNK, np.intp)
-        lower_weight = np.empty(CHUNK, np.float32)
-        upper_weight = np.empty(CHUNK, np.float32)
-        for first in range(0, len(t_w), CHUNK):
-            t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
-            for j in range(len(t_c)):
-                t_star = (t_c[j] - t_first) * scale
-                lower = min(np.intp(t_star), top)
-                frac = np.float32(t_star - lower)
-                weight = np.float32(1.0) if separate else np.float32(p_c[j])
-                channel = lower + bins if separate and p_c[j] < 0 else lower
-                index[j] = place(channel, plane, x_c[j], y_c[j], width)
-                lower_weight[j] = weight * (np.float32(1.0) - frac)
-                upper_weight[j] = weight * frac
-            for j in range(len(t_c)):
-                grid[index[j]] += lower_weight[j]
-                grid[index[j] + upper_plane] += upper_weight[j]
+        t_w, x_w, y_w, p_w, invalid[k] = window_events(t, x, y, p, windows[k], width, height)
+        # Bins [0, cleared) hold zeros. A window's events reach its bins in time order, so each
+        # bin is cleared just before the first chunk that adds to it, and is still in the cache
+        # when the events come (clearing the whole 1.8 MB grid first left the first bins evicted
+        # by the time they were filled: 25% slower in blocks of 16 windows).
+        cleared = 0
+        if not invalid[k] and len(t_w):
+            t_first, span = time_span(t_w)
+            scale = (bins - 1) / span
+            index = np.empty(CHUNK, np.intp)
+            lower_weight = np.empty(CHUNK, np.float32)
+            upper_weight = np.empty(CHUNK, np.float32)
+            for first in range(0, len(t_w), CHUNK):
+                t_c, x_c, y_c, p_c = cut(t_w, x_w, y_w, p_w, first, first + CHUNK)
+                # the chunk's last event has its highest lower bin (times ascend in a valid window)
+                reached = min(min(np.intp((t_c[-1] - t_first) * scale), top) + 2, bins)
+                _clear_bins(grid, cleared, reached, bins, groups, plane)
+                cleared = max(cleared, reached)
+                for j in range(len(t_c)):
+                    t_star = (t_c[j] - t_first) * scale
+                    lower = min(np.intp(t_star), top)
+                    frac = np.float32(t_star - lower)
+                    weight = np.float32(1.0) if separate else np.float32(p_c[j])
+                    channel = lower + bins if separate and p_c[j] < 0 else lower
+                    index[j] = place(channel, plane, x_c[j], y_c[j], width)
+                    lower_weight[j] = weight * (np.float32(1.0) - frac)
+                    upper_weight[j] = weight * frac
+                for j in range(len(t_c)):
+                    grid[index[j]] += lower_weight[j]
+                    grid[index[j] + upper_plane] += upper_weight[j]
+        _clear_bins(grid, cleared, bins, bins, groups, plane)
 
 
 @numba_cuda.jit
