@@ -82,6 +82,8 @@ def test_fields_outside_the_description_are_refused(tmp_path):
         "nan polarity": (np.where(np.arange(12).reshape(3, 4) == 7, np.nan, good),
                          r"event 1 has x 2.0, y 5.0, p nan: expected whole pixel coordinates and a polarity of -1, 0 or 1"),
         "fractional x": (np.where(np.arange(12).reshape(3, 4) == 8, 3.5, good), r"event 2 has x 3.5"),
+        "two unusual rows": (np.where(np.arange(12).reshape(3, 4) == 8, 3.5, np.where(np.arange(12).reshape(3, 4) == 7, 2, good)),
+                             r"event 1 has x 2.0, y 5.0, p 2.0: "),
         "infinite time": (np.where(np.arange(12).reshape(3, 4) == 10, np.inf, good), r"event 2 has the time inf s"),
     }
     for name, (table, message) in cases.items():

@@ -113,10 +113,21 @@ def _relative_microseconds(seconds, t_first_s, out):
 
 
 @numba.njit(cache=True)
+def _is_unusual(x, y, p):
+    """Whether x or y is not a whole number or p is not -1, 0 or 1 (NaN included)."""
+    return not ((x == np.floor(x)) & (y == np.floor(y)) & ((p == 1) | (p == -1) | (p == 0)))
+
+
+@numba.njit(cache=True)
 def _first_unusual_event(block):
-    """The first row whose x or y is not a whole number or whose p is not -1, 0 or 1, else -1."""
+    """The first row that ``_is_unusual``, else -1. A branch-free count first, which LLVM
+    vectorises (a search that stops at the first took four times as long on valid blocks, which
+    all are in practice); the search only when the count finds one."""
+    unusual = 0
     for i in range(block.shape[0]):
-        x, y, p = block[i, X], block[i, Y], block[i, P]
-        if not (x == np.floor(x) and y == np.floor(y) and (p == 1 or p == -1 or p == 0)):
-            return i
+        unusual += np.int64(_is_unusual(block[i, X], block[i, Y], block[i, P]))
+    if unusual:
+        for i in range(block.shape[0]):
+            if _is_unusual(block[i, X], block[i, Y], block[i, P]):
+                return i
     return -1
