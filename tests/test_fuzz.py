@@ -48,12 +48,6 @@ def test_damaged_recordings_and_caches(tmp_path):
     assert sum(v for k, v in outcomes.items() if k.endswith("one-line error")) > 40
 
 
-# Damage that HDF5's C library itself loops on (seen: a zeroed region of a DDD17 file's global heap,
-# seed 13, while reading a variable-length row): no Python code can interrupt it or check it
-# cheaply beforehand. Every other kind of defect fails this test.
-HDF5_HANG = "stuck for 60 s, uninterruptibly, at File"
-
-
 @pytest.mark.slow
 def test_many_damaged_recordings_and_caches(tmp_path):
     defects = []
@@ -61,5 +55,4 @@ def test_many_damaged_recordings_and_caches(tmp_path):
         outcomes, found = damaged_inputs(seed, seed + 1, tmp_path / str(seed))
         assert outcomes, seed
         defects += found
-    unexplained = [d for d in defects if not (HDF5_HANG in d and "h5py" in d)]
-    assert unexplained == []
+    assert defects == []  # a hang included: the one HDF5 loops on (seed 13) is refused before it reads

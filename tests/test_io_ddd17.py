@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+from cli import run_cli
 from conftest import assert_same_events, frame_row, header, polarity_row, special_row, write_rows
 
 from evtools.errors import CorruptFileError
@@ -155,3 +156,17 @@ def test_writer_invalid_events_and_slack(tmp_path):
         events = rec.events()
         np.testing.assert_array_equal(events.t, [0, 20])
         np.testing.assert_array_equal(events.x, [1, 3])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "chunked"])
+def test_a_damaged_global_heap_is_one_line_not_a_hang(tmp_path, hand_built, events, layout):
+    # HDF5 itself walks a collection whose object header is zeroed for ever (its size steps by 0)
+    path = hand_built if layout == "contiguous" else write_ddd17(tmp_path / "w.hdf5", packets_from_events(events, t0_us=0))
+    data = bytearray(path.read_bytes())
+    collection = data.find(b"GCOL")  # the first collection; its first object's header follows its 16-byte one
+    data[collection + 16 : collection + 48] = bytes(32)
+    path.write_bytes(data)
+    done = run_cli("info", path)  # in a child process: before this check, it never returned
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {path}: 'dvs/data' row 0: its data's HDF5 global heap at byte {collection} "
+                                   f"is damaged (the object header at byte {collection + 16} gives a size that does not fit)")

@@ -29,6 +29,7 @@ import numpy as np
 
 from evtools.errors import CorruptFileError
 from evtools.io.hdf5 import open_h5, require
+from evtools.io.hdf5_heap import GlobalHeapCheck
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 HEADER_DTYPE = np.dtype(
@@ -161,6 +162,7 @@ class Ddd17Recording(Recording):
                 raise CorruptFileError(
                     path, f"'dvs/data' is {self._data.dtype} {self._data.shape}, expected (R, 3) variable-length rows"
                 )
+            self._heap = GlobalHeapCheck(self._data)
             self._rotate180 = options.rotate180
             rows, headers = self._scan_headers()
             polarity = headers["type"] == POLARITY
@@ -196,6 +198,11 @@ class Ddd17Recording(Recording):
             self._h5.close()
             raise
 
+    def _rows(self, rows: slice, column: int) -> np.ndarray:
+        """One column of rows of ``dvs/data``, their global heap checked before HDF5 reads it."""
+        self._heap.check(rows, column)
+        return self._data[rows, column]
+
     def _fail(self, row: int, err: PacketError) -> CorruptFileError:
         return CorruptFileError(self._h5.filename, f"dvs/data row {row}: {err}")
 
@@ -203,7 +210,7 @@ class Ddd17Recording(Recording):
         """Row numbers and headers of every non-empty row, read in blocks of rows."""
         rows, headers = [], []
         for begin in range(0, self._data.shape[0], SCAN_ROWS):
-            block = self._data[begin : begin + SCAN_ROWS, HEADER]
+            block = self._rows(slice(begin, begin + SCAN_ROWS), HEADER)
             lengths = np.fromiter((len(h) for h in block), np.int64, len(block))
             filled = np.flatnonzero(lengths)
             bad = filled[lengths[filled] != HEADER_DTYPE.itemsize]
@@ -225,7 +232,7 @@ class Ddd17Recording(Recording):
     def _decode_packets(self, first: int, last: int) -> tuple[np.ndarray, ...]:
         """Concatenated valid events (absolute t, x, y, polarity bit) of polarity packets [first, last)."""
         rows = self._pol_rows[first:last]
-        bodies = self._data[rows[0] : rows[-1] + 1, BODY]
+        bodies = self._rows(slice(int(rows[0]), int(rows[-1]) + 1), BODY)
         parts = []
         for row, header in zip(rows, self._pol_headers[first:last]):
             try:
@@ -249,7 +256,7 @@ class Ddd17Recording(Recording):
         packet = int(np.searchsorted(self._frame_offsets, index, side="right")) - 1
         row = int(self._frame_rows[packet])
         try:
-            t_abs, image = decode_frames(self._data[row, BODY], self._frame_headers[packet])[
+            t_abs, image = decode_frames(self._rows(slice(row, row + 1), BODY)[0], self._frame_headers[packet])[
                 index - int(self._frame_offsets[packet])
             ]
         except PacketError as err:
