@@ -40,7 +40,7 @@ from rosbag_files import mvsec_bag, write_bag
 from evtools.summary import summarize
 from evtools.windows import Every
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+GOLDEN = Path(__file__).resolve().parent / "golden"
 W, H = 346, 260
 MUTATIONS = ("truncate", "flip", "overwrite", "zero", "append")
 # HDF5 layouts only: one dataset replaced by what the layout does not allow
@@ -72,11 +72,11 @@ def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
         "aedat4": (write_aedat4(folder / "s.aedat4", aedat4_sample(ev, frames, frame_t)), None),
         "rosbag": (write_bag(folder / "s.bag", mvsec_bag(n_messages=8), other_camera=False), None),
     }
-    real = {"dat": (REALDATA / "atis-nmnist-ncars" / "ncars_sample_a.dat", None),
-            "nmnist": (REALDATA / "atis-nmnist-ncars" / "nmnist_sample.bin", "nmnist")}
-    for name, (path, fmt) in real.items():
-        if path.exists():
-            made[name] = (Path(shutil.copy(path, folder / path.name)), fmt)
+    # samples cut from real recordings (tests/golden)
+    real = {"dat": ("ncars.dat", None), "nmnist": ("nmnist.bin", "nmnist"), "evt2": ("spinner_evt2.raw", None),
+            "evt3": ("street_evt3.raw", None)}
+    for name, (file_name, fmt) in real.items():
+        made[name] = (Path(shutil.copy(GOLDEN / file_name, folder / file_name)), fmt)
     return made
 
 
