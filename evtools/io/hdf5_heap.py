@@ -73,6 +73,14 @@ def stalled_object(data, address, size_of_lengths, header_bytes, object_header_b
     return -1
 
 
+def _mapped(path: str) -> np.ndarray | None:
+    """The file's bytes, mapped; None where the file system cannot map it (the check is then off)."""
+    try:
+        return np.memmap(path, np.uint8, mode="r")
+    except (OSError, ValueError):
+        return None
+
+
 class GlobalHeapCheck:
     """Checks, before they are read, the collections that rows of a variable-length dataset
     point to (``check``). Inactive where the dataset's stored elements cannot be located."""
@@ -90,7 +98,7 @@ class GlobalHeapCheck:
                      and size_of_offsets in (4, 8) and layout in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS)
                      and (layout == h5py.h5d.CHUNKED
                           or dataset.id.get_storage_size() == dataset.size * self._element.itemsize))
-        self._file = np.memmap(dataset.file.filename, np.uint8, mode="r") if locatable else None
+        self._file = _mapped(dataset.file.filename) if locatable else None
         self._chunked = layout == h5py.h5d.CHUNKED
 
     def check(self, rows: slice, column: int) -> None:
