@@ -61,15 +61,18 @@ def stalled_object(data, address, size_of_lengths, header_bytes, object_header_b
     while position < end:
         if position + object_header_bytes > end:
             break  # too little left for an object header: padding
-        index = _little_endian(data, position, 2)
+        rest = end - position
         size = _little_endian(data, position + 8, size_of_lengths)
-        if index > 0:
-            step = object_header_bytes + (size + np.uint64(7)) // np.uint64(8) * np.uint64(8)
-        else:
-            step = size  # the free space, header included
-        if step == 0 or step > np.uint64(end - position):
+        # no object's size exceeds the rest of its collection (the free space's is the rest); this
+        # also keeps the sums below in int64 (numba takes int64 with uint64 to float64)
+        if size > np.uint64(rest):
             return position
-        position += np.int64(step)
+        step = np.int64(size)
+        if _little_endian(data, position, 2) > 0:
+            step = object_header_bytes + (step + 7) // 8 * 8
+        if step == 0 or step > rest:
+            return position
+        position += step
     return -1
 
 
