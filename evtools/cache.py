@@ -34,6 +34,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -434,22 +435,43 @@ def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, 
     a block for a chunk of scalars). Blosc releases the GIL, so threads compress on every core;
     off the main thread numcodecs runs Blosc single-threaded, which is why one writer thread
     alone used one core. In a remote store zarr writes the windows.
+
+    ``values`` may be one zero broadcast to every window (``zero_windows``: a block without
+    events); their encoding is then made once for all, not once a window.
     """
     array = group[name]
-    windows = np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))
     if getattr(array.store, "root", None) is None:
-        array[first : first + len(windows)] = windows
+        array[first : first + len(values)] = values
         return
     encoder = _encoder(array)
     if array.ndim == 1:
-        _write_scalars(array, first, windows, encoder)
-    elif array.shards is None:
-        def write(offset: int) -> None:
-            _write_chunk(array, (first + offset, *(0,) * (array.ndim - 1)), encoder, windows[offset])
-
-        list((pool.map if pool is not None else map)(write, range(len(windows))))
+        _write_scalars(array, first, np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<")), encoder)
+        return
+    if values.size and not any(values.strides) and not values.flat[0]:  # one zero for every window
+        encoded = [_encoded_zeros(encoder, array.chunks[1:], array.dtype.newbyteorder("<").str)] * len(values)
     else:
-        _write_shards(array, first, windows, encoder, pool)
+        windows = np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))
+        encoded = list((pool.map if pool is not None else map)(encoder.encode, windows))
+    if array.shards is None:
+        for offset, chunk in enumerate(encoded):
+            _write_file(_chunk_file(array, (first + offset, *(0,) * (array.ndim - 1))), chunk)
+    else:
+        _write_shards(array, first, encoded)
+
+
+def zero_windows(count: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """``count`` windows of zeros without their bytes: one zero, broadcast (read-only)."""
+    return np.broadcast_to(np.zeros((), dtype), (count, *shape))
+
+
+def _encoded_zeros(encoder: numcodecs.Blosc, shape: tuple[int, ...], dtype: str) -> bytes:
+    """The encoding of a window of zeros, made once per setting."""
+    return _zeros_encoding(tuple(sorted(encoder.get_config().items())), shape, dtype)
+
+
+@lru_cache(maxsize=32)
+def _zeros_encoding(encoder_config: tuple, shape: tuple[int, ...], dtype: str) -> bytes:
+    return numcodecs.get_codec(dict(encoder_config)).encode(np.zeros(shape, dtype))
 
 
 def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int, int]]:
@@ -459,14 +481,12 @@ def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int
         yield start, max(start, first), min(start + per_file, stop)
 
 
-def _write_shards(array: zarr.Array, first: int, windows: np.ndarray, encoder: numcodecs.Blosc,
-                  pool: Executor | None) -> None:
-    """Windows of a sharded array. A shard's file is replaced whole, never rewritten in place: the
-    windows already in it (an earlier block's, recorded as done, when a block ended early) are
-    kept and survive a kill midway."""
-    encoded = list((pool.map if pool is not None else map)(encoder.encode, windows))
+def _write_shards(array: zarr.Array, first: int, encoded: list[bytes]) -> None:
+    """Encoded windows of a sharded array. A shard's file is replaced whole, never rewritten in
+    place: the windows already in it (an earlier block's, recorded as done, when a block ended
+    early) are kept and survive a kill midway."""
     per_shard, zeros = array.shards[0], (0,) * (array.ndim - 1)
-    for start, low, high in _file_spans(first, first + len(windows), per_shard):
+    for start, low, high in _file_spans(first, first + len(encoded), per_shard):
         path = _chunk_file(array, (start, *zeros))
         chunks = _shard_chunks(path, per_shard) if low > start else {}
         chunks.update({k - start: encoded[k - first] for k in range(low, high)})

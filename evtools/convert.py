@@ -338,10 +338,16 @@ def _compute_block(
         kernel_ranges = np.column_stack([bounds[:, :-1].ravel(), bounds[:, 1:].ravel()])
         ends = windows.sub_t_end_us[block].ravel()
     for rep in spec.representations:
+        shape = buffers[rep.name].shape[1:]
+        if windows.sub_bounds is not None:
+            shape = (windows.sub_bounds.shape[1] - 1, *shape)  # a stack's sub-windows
+        if not len(events):  # every representation of no events is zero: not computed, encoded once
+            outputs[repr_array(rep.name)] = cache.zero_windows(len(ranges), shape, rep.dtype)
+            continue
         extra = {"ends_us": ends} if rep.uses_window_end else {}
         grids = rep.batch(events.t, events.x, events.y, events.p, kernel_ranges, width, height, spec.device,
                           out=buffers[rep.name][: len(kernel_ranges)], **extra)
-        outputs[repr_array(rep.name)] = grids.reshape(len(ranges), -1, *grids.shape[1:]) if windows.sub_bounds is not None else grids
+        outputs[repr_array(rep.name)] = grids.reshape(len(ranges), *shape)
         if spec.float16 and rep.dtype.kind == "f":
             _check_half_range(recording, rep, outputs[repr_array(rep.name)], block.start)
     if spec.events:

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import numpy as np
+import zarr
 from cli import run_cli
 from conftest import T0_US, make_events, write_recording
 
@@ -71,3 +72,6 @@ def test_windows_without_events_are_stored_not_missing(tmp_path):
     cache = Cache(convert(tmp_path / "gap_data.hdf5", tmp_path / "gap", ConvertSpec(window=Every(50_000))).output)
     assert (cache.n_events[4:44] == 0).all() and cache.verify() == []  # windows 16-31: a whole chunk
     assert not CacheDataset(cache.path)[20]["events"].any()
+    # the block of windows 16-31 holds no events: its grids are stored without being computed
+    grids = zarr.open_array(cache.path / "repr" / "voxel", mode="r")[:]
+    assert not grids[4:44].any() and grids[:4].any() and grids[44:].any()
