@@ -32,6 +32,7 @@ from evtools.representations import Representation, VoxelGrid
 from evtools.windows import BeforeFrame, Windows, WindowSpec, WindowError
 
 BLOCK_WINDOWS = 16
+EMPTY_RUN_WINDOWS = 64 * BLOCK_WINDOWS
 MAX_BLOCK_EVENTS = 1 << 22
 # how stored events are encoded, part of the cache key (a new encoding makes old caches stale)
 STORED_EVENTS = {"encoding": "dt-xyp-uint32", "chunk_events": cache.EVENT_CHUNK}
@@ -146,7 +147,10 @@ def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: 
 
 
 def _blocks(windows: Windows, first: int, stop: int | None = None) -> Iterator[slice]:
-    """Consecutive blocks of windows from ``first`` to ``stop``, bounded in windows and in events."""
+    """Consecutive blocks of windows from ``first`` to ``stop``, bounded in windows and in events.
+    A run of windows without events and without frames (a pause, a time jump) makes blocks of up
+    to EMPTY_RUN_WINDOWS, whole multiples of BLOCK_WINDOWS: nothing is computed for them, and
+    one block is one call to store them and one record of progress instead of 64."""
     k, stop = first, len(windows) if stop is None else stop
     while k < stop:
         end = k + 1
@@ -155,6 +159,11 @@ def _blocks(windows: Windows, first: int, stop: int | None = None) -> Iterator[s
             if span > MAX_BLOCK_EVENTS:
                 break
             end += 1
+        if end - k == BLOCK_WINDOWS and windows.frame_index is None:
+            ahead = slice(k, min(k + EMPTY_RUN_WINDOWS, stop))
+            empty = windows.start[ahead] == windows.stop[ahead]
+            run = len(empty) if empty.all() else int(np.argmin(empty))
+            end = max(end, k + run - run % BLOCK_WINDOWS)
         yield slice(k, end)
         k = end
 

@@ -271,3 +271,20 @@ def test_the_command_asks_for_sleeping_kernel_threads_unless_the_user_chose(monk
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     kernel_threads_sleep_between_calls()
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_runs_of_windows_without_events_make_long_blocks_of_whole_shards():
+    from evtools.convert import _blocks
+    from evtools.windows import Windows
+
+    # 16 windows with 10 events each, 100 without events, 20 with events again
+    counts = np.array([10] * 16 + [0] * 100 + [10] * 20)
+    stop = np.cumsum(counts)
+    times = np.arange(len(counts), dtype=np.int64)
+    windows = Windows(stop - counts, stop, times, times + 1, frame_index=None)
+    spans = [(b.start, b.stop) for b in _blocks(windows, 0)]
+    # the empty run 16..115 as one block of 96 windows (six shards); its last 4 windows start a usual block
+    assert spans == [(0, 16), (16, 112), (112, 128), (128, 136)]
+    assert [(b.start, b.stop) for b in _blocks(windows, 20, 60)] == [(20, 52), (52, 60)]  # within a cluster's range
+    framed = Windows(windows.start, windows.stop, times, times + 1, frame_index=np.arange(len(counts)))
+    assert [(b.start, b.stop) for b in _blocks(framed, 0)][:3] == [(0, 16), (16, 32), (32, 48)]  # frames: 16 a block
