@@ -307,6 +307,7 @@ class ArraySpec:
 DIMENSION_NAMES = {1: ("window",), 2: ("window", "event"), 3: ("window", "y", "x"), 4: ("window", "channel", "y", "x")}
 # the per-window times, which xarray shows as coordinates of every other array of the group
 WINDOW_COORDINATES = (CacheArray.T_START, CacheArray.T_END)
+TIMES_CHUNK = 1 << 16
 
 
 def conversion_arrays(n_windows: int, width: int, height: int, representations: Sequence[Representation],
@@ -318,9 +319,12 @@ def conversion_arrays(n_windows: int, width: int, height: int, representations: 
     windows of at most ``event_capacity`` events when that is given."""
     k = n_windows
     int64, uint8 = np.dtype(np.int64), np.dtype(np.uint8)
-    arrays = {name: ArraySpec((k,), int64) for name in (CacheArray.T_START, CacheArray.T_END, CacheArray.N_EVENTS)}
+    # the window times are written once, with the partial cache: in chunks of up to TIMES_CHUNK
+    # windows (a file per 16 windows made 108,000 files for a 12-hour DDD17 recording)
+    times = ArraySpec((k,), int64, chunks=(max(1, min(k, TIMES_CHUNK)),))
+    arrays = {CacheArray.T_START: times, CacheArray.T_END: times, CacheArray.N_EVENTS: ArraySpec((k,), int64)}
     if with_aps:
-        arrays[CacheArray.FRAME_T] = ArraySpec((k,), int64)
+        arrays[CacheArray.FRAME_T] = times
         arrays[CacheArray.APS] = ArraySpec((k, height, width), uint8)
     if with_ground_truth:
         arrays[CacheArray.GT_LABELS] = ArraySpec((k, height, width), uint8, {"ignore": IGNORE})

@@ -75,3 +75,6 @@ def test_windows_without_events_are_stored_not_missing(tmp_path):
     # the block of windows 16-31 holds no events: its grids are stored without being computed
     grids = zarr.open_array(cache.path / "repr" / "voxel", mode="r")[:]
     assert not grids[4:44].any() and grids[:4].any() and grids[44:].any()
+    # the window times are one chunk here (written once), the counts one a block of 16 windows
+    times, counts = (zarr.open_array(cache.path / name, mode="r") for name in ("t_start_us", "n_events"))
+    assert times.chunks == (len(cache),) and counts.chunks == (16,)
