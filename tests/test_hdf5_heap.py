@@ -22,7 +22,7 @@ def collection(*objects: tuple[int, int, bytes], size: int | None = None, tail: 
 
 
 def walk(data: np.ndarray) -> int:
-    return stalled_object(data, AT, 8, 16, 16)
+    return stalled_object(data, AT, 8)
 
 
 def test_a_whole_collection_walks_to_its_end():
@@ -49,4 +49,4 @@ def test_what_is_no_collection_is_left_to_hdf5():
     data[AT : AT + 4] = np.frombuffer(b"GCOX", np.uint8)
     assert walk(data) == -1  # HDF5 refuses the signature itself
     assert walk(collection((0, 0, bytes(16)), size=1 << 40)) == -1  # beyond the file's end: HDF5 refuses it
-    assert stalled_object(collection(), len(collection()) - 8, 8, 16, 16) == -1  # a header cut by the file's end
+    assert stalled_object(collection(), len(collection()) - 8, 8) == -1  # a header cut by the file's end

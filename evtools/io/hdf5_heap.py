@@ -28,11 +28,6 @@ import numpy as np
 from evtools.errors import CorruptFileError
 
 SIGNATURE = np.frombuffer(b"GCOL", np.uint8)
-ALIGNMENT = 8
-
-
-def _aligned(n: int) -> int:
-    return -(-n // ALIGNMENT) * ALIGNMENT
 
 
 @numba.njit(cache=True)
@@ -44,10 +39,12 @@ def _little_endian(data, at, size):
 
 
 @numba.njit(cache=True)
-def stalled_object(data, address, size_of_lengths, header_bytes, object_header_bytes):
+def stalled_object(data, address, size_of_lengths):
     """Where HDF5's walk over the collection at ``address`` of ``data`` (the file's bytes) stalls
     or steps past the collection's end: the object's position, or -1 (also for anything that is
     not a collection wholly inside the file, which HDF5 refuses itself)."""
+    # the collection's header and each object's are 8 bytes and a length, padded to 8
+    header_bytes = (8 + size_of_lengths + 7) // 8 * 8
     if address < 0 or address + header_bytes > len(data):
         return -1
     for i in range(4):
@@ -59,7 +56,7 @@ def stalled_object(data, address, size_of_lengths, header_bytes, object_header_b
     end = address + np.int64(collection_bytes)
     position = address + header_bytes
     while position < end:
-        if position + object_header_bytes > end:
+        if position + header_bytes > end:
             break  # too little left for an object header: padding
         rest = end - position
         size = _little_endian(data, position + 8, size_of_lengths)
@@ -69,7 +66,7 @@ def stalled_object(data, address, size_of_lengths, header_bytes, object_header_b
             return position
         step = np.int64(size)
         if _little_endian(data, position, 2) > 0:
-            step = object_header_bytes + (step + 7) // 8 * 8
+            step = header_bytes + (step + 7) // 8 * 8
         if step == 0 or step > rest:
             return position
         position += step
@@ -91,18 +88,19 @@ class GlobalHeapCheck:
     def __init__(self, dataset: h5py.Dataset):
         self._dataset, self._checked = dataset, set()
         size_of_offsets, self._size_of_lengths = dataset.file.id.get_create_plist().get_sizes()
-        self._header_bytes = _aligned(8 + self._size_of_lengths)
-        self._object_header_bytes = _aligned(8 + self._size_of_lengths)
         self._element = np.dtype({"names": ["length", "address"], "formats": ["<u4", f"<u{size_of_offsets}"],
                                   "offsets": [0, 4], "itemsize": 8 + size_of_offsets})
-        layout = dataset.id.get_create_plist().get_layout()
-        # the stored bytes must be the elements themselves, of the size the layout above gives
-        locatable = (dataset.dtype.kind == "O" and dataset.id.get_create_plist().get_nfilters() == 0
-                     and size_of_offsets in (4, 8) and layout in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS)
-                     and (layout == h5py.h5d.CHUNKED
-                          or dataset.id.get_storage_size() == dataset.size * self._element.itemsize))
-        self._file = _mapped(dataset.file.filename) if locatable else None
+        plist = dataset.id.get_create_plist()
+        layout = plist.get_layout()
         self._chunked = layout == h5py.h5d.CHUNKED
+        try:
+            # the stored bytes must be the elements themselves, of the size the layout above gives
+            locatable = (dataset.ndim == 2 and dataset.dtype.kind == "O" and plist.get_nfilters() == 0
+                         and size_of_offsets in (4, 8) and layout in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS)
+                         and (self._chunked or dataset.id.get_storage_size() == dataset.size * self._element.itemsize))
+        except (OSError, RuntimeError, ValueError):  # a damaged layout: HDF5's own read reports it
+            locatable = False
+        self._file = _mapped(dataset.file.filename) if locatable else None
 
     def check(self, rows: slice, column: int) -> None:
         """Refuses rows [rows.start, rows.stop) of ``column`` when a collection holding their data
@@ -120,8 +118,7 @@ class GlobalHeapCheck:
             address = int(unique[k])
             if address in self._checked:
                 continue
-            position = stalled_object(self._file, address, self._size_of_lengths, self._header_bytes,
-                                      self._object_header_bytes)
+            position = stalled_object(self._file, address, self._size_of_lengths)
             if position >= 0:
                 raise CorruptFileError(self._dataset.file.filename,
                                        f"'{self._dataset.name.lstrip('/')}' row {row_numbers[first_use[k]]}: its data's "
@@ -133,7 +130,10 @@ class GlobalHeapCheck:
         """(first row, stored elements) of the rows' ``column``, piece by piece (chunk by chunk)."""
         shape, size = self._dataset.shape, self._element.itemsize
         if not self._chunked:
-            offset = self._dataset.id.get_offset()
+            try:
+                offset = self._dataset.id.get_offset()
+            except (OSError, RuntimeError, ValueError):
+                return
             if offset is None:
                 return
             elements = self._view(offset, int(np.prod(shape)), shape)
@@ -142,7 +142,10 @@ class GlobalHeapCheck:
         chunk_rows, chunk_columns = self._dataset.chunks
         for first in range(rows.start - rows.start % chunk_rows, rows.stop, chunk_rows):
             corner = (first, column - column % chunk_columns)
-            info = self._dataset.id.get_chunk_info_by_coord(corner)
+            try:
+                info = self._dataset.id.get_chunk_info_by_coord(corner)
+            except (OSError, RuntimeError, ValueError):  # a damaged chunk index: HDF5's own read reports it
+                continue
             if info.byte_offset is None or info.size != chunk_rows * chunk_columns * size:
                 continue
             elements = self._view(info.byte_offset, chunk_rows * chunk_columns, (chunk_rows, chunk_columns))
