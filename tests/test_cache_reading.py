@@ -62,19 +62,20 @@ def test_a_corrupt_chunk_and_a_garbled_array_are_named(damaged):
 
 
 def test_windows_without_events_are_stored_not_missing(tmp_path):
-    # a 2 s pause in the recording: 40 empty 50 ms windows, whole 16-window chunks of zero counts
+    # a 4 s pause in the recording: 80 empty 50 ms windows, whole 16-window chunks of zero counts
     # and all-zero voxel grids among them, every one stored (zarr alone leaves all-zero chunks out,
     # which would read as damage)
     first, second = make_events(500, 64, 48, 200_000, seed=1), make_events(500, 64, 48, 200_000, seed=2)
     events = Events(*(np.concatenate([getattr(first, c), getattr(second, c)]) for c in "txyp"))
-    events.t[500:] += 2_200_000
+    events.t[500:] += 4_200_000
     write_mvsec(tmp_path / "gap_data.hdf5", [events], t0_us=T0_US)
     cache = Cache(convert(tmp_path / "gap_data.hdf5", tmp_path / "gap", ConvertSpec(window=Every(50_000))).output)
-    assert (cache.n_events[4:44] == 0).all() and cache.verify() == []  # windows 16-31: a whole chunk
+    assert (cache.n_events[4:84] == 0).all() and cache.verify() == []
     assert not CacheDataset(cache.path)[20]["events"].any()
-    # the block of windows 16-31 holds no events: its grids are stored without being computed
+    # windows 16-79 are one block (four shards) without events: stored without being computed
     grids = zarr.open_array(cache.path / "repr" / "voxel", mode="r")[:]
-    assert not grids[4:44].any() and grids[:4].any() and grids[44:].any()
+    assert not grids[4:84].any() and grids[:4].any() and grids[84:].any()
+    assert all((cache.path / "repr" / "voxel" / f"c.{shard}.0.0.0").is_file() for shard in range(6))
     # the window times are one chunk here (written once), the counts one a block of 16 windows
     times, counts = (zarr.open_array(cache.path / name, mode="r") for name in ("t_start_us", "n_events"))
     assert times.chunks == (len(cache),) and counts.chunks == (16,)
