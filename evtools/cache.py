@@ -320,7 +320,7 @@ def conversion_arrays(n_windows: int, width: int, height: int, representations: 
     k = n_windows
     int64, uint8 = np.dtype(np.int64), np.dtype(np.uint8)
     # the window times are written once, with the partial cache: in chunks of up to TIMES_CHUNK
-    # windows (a file per 16 windows made 108,000 files for a 12-hour DDD17 recording)
+    # windows (a file per 16 windows made 54,000 files an array for a 12-hour DDD17 recording)
     times = ArraySpec((k,), int64, chunks=(max(1, min(k, TIMES_CHUNK)),))
     arrays = {CacheArray.T_START: times, CacheArray.T_END: times, CacheArray.N_EVENTS: ArraySpec((k,), int64)}
     if with_aps:

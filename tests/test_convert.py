@@ -17,12 +17,12 @@ from conftest import T0_US, assert_same_cache, make_events, write_recording
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
 from evtools.events import Events
-from evtools.convert import ConvertSpec, convert
+from evtools.convert import ConvertSpec, _blocks, convert
 from evtools.errors import EvtoolsError, InputError
 from evtools.io.fingerprint import fingerprint
 from evtools.io.writers.evh5 import write_evh5
 from evtools.representations import EvSegNet, Histogram, TimeSurface, VoxelGrid
-from evtools.windows import EventsBeforeFrame, Every
+from evtools.windows import EventsBeforeFrame, Every, Windows
 
 def test_values_match_the_kernels_on_each_window(tmp_path):
     events, frames_t, images = write_recording(tmp_path / "rec_data.hdf5")
@@ -274,9 +274,6 @@ def test_the_command_asks_for_sleeping_kernel_threads_unless_the_user_chose(monk
 
 
 def test_runs_of_windows_without_events_make_long_blocks_of_whole_shards():
-    from evtools.convert import _blocks
-    from evtools.windows import Windows
-
     # 16 windows with 10 events each, 100 without events, 20 with events again
     counts = np.array([10] * 16 + [0] * 100 + [10] * 20)
     stop = np.cumsum(counts)

@@ -42,7 +42,7 @@ def _fill(t, x, y, p, windows, bins, separate, grids, invalid):
         # Bins [0, cleared) hold zeros. A window's events reach its bins in time order, so each
         # bin is cleared just before the first chunk that adds to it, and is still in the cache
         # when the events come (clearing the whole 1.8 MB grid first left the first bins evicted
-        # by the time they were filled: 25% slower in blocks of 16 windows).
+        # by the time they were filled: 758 against 842 M events/s in blocks of 16 windows).
         cleared = 0
         if not invalid[k] and len(t_w):
             t_first, span = time_span(t_w)
