@@ -30,7 +30,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -429,9 +429,43 @@ def consolidate(path: Path) -> None:
 
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> None:
     """Stores ``values`` as windows first, first + 1, ... of an array of ``group`` (window first),
-    the windows compressed in parallel on ``pool``'s threads when one is given.
+    the windows compressed in parallel on ``pool``'s threads when one is given."""
+    start_write(group, name, first, values, pool).store()
 
-    In a local store the files are written here as zarr would write them, each window encoded
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """Windows of one array on their way into the store: ``store()`` writes them, once their
+    encodings (futures on a pool, or bytes; None where zarr encodes) are made."""
+
+    array: zarr.Array
+    first: int
+    values: np.ndarray
+    encodings: list | None
+
+    def store(self) -> None:
+        array, first = self.array, self.first
+        if self.encodings is None:
+            if array.ndim == 1 and _is_local(array):
+                _write_scalars(array, first, np.ascontiguousarray(self.values, dtype=array.dtype.newbyteorder("<")),
+                               _encoder(array))
+            else:
+                array[first : first + len(self.values)] = self.values
+            return
+        encoded = [item.result() if isinstance(item, Future) else item for item in self.encodings]
+        if array.shards is None:
+            for offset, chunk in enumerate(encoded):
+                _write_file(_chunk_file(array, (first + offset, *(0,) * (array.ndim - 1))), chunk)
+        else:
+            _write_shards(array, first, encoded)
+
+
+def start_write(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> PendingWrite:
+    """Starts storing ``values`` as windows first, first + 1, ... of an array of ``group``: with a
+    ``pool``, their encodings are queued on its threads at once, so that a caller can compute the
+    next windows meanwhile; ``values`` must then stay unchanged until ``store()`` has returned.
+
+    In a local store the files are written as zarr would write them, each window encoded
     with the array's own Blosc settings: a shard of ``shards[0]`` windows
     (``<array>/c.<shard>.0.0...``; in caches from before shards, a file a window), or a chunk of
     per-window scalars. This skips zarr's per-chunk write machinery, which costs as much again as
@@ -444,23 +478,20 @@ def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, 
     events); their encoding is then made once for all, not once a window.
     """
     array = group[name]
-    if getattr(array.store, "root", None) is None:
-        array[first : first + len(values)] = values
-        return
+    if not _is_local(array) or array.ndim == 1:
+        return PendingWrite(array, first, values, None)
     encoder = _encoder(array)
-    if array.ndim == 1:
-        _write_scalars(array, first, np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<")), encoder)
-        return
     if values.size and not any(values.strides) and not values.flat[0]:  # one zero for every window
-        encoded = [_encoded_zeros(encoder, array.chunks[1:], array.dtype.newbyteorder("<").str)] * len(values)
+        encodings = [_encoded_zeros(encoder, array.chunks[1:], array.dtype.newbyteorder("<").str)] * len(values)
     else:
         windows = np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))
-        encoded = list((pool.map if pool is not None else map)(encoder.encode, windows))
-    if array.shards is None:
-        for offset, chunk in enumerate(encoded):
-            _write_file(_chunk_file(array, (first + offset, *(0,) * (array.ndim - 1))), chunk)
-    else:
-        _write_shards(array, first, encoded)
+        encodings = [pool.submit(encoder.encode, window) for window in windows] if pool is not None else \
+            [encoder.encode(window) for window in windows]
+    return PendingWrite(array, first, values, encodings)
+
+
+def _is_local(array: zarr.Array) -> bool:
+    return getattr(array.store, "root", None) is not None
 
 
 def zero_windows(count: int, shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -296,23 +298,24 @@ def _open_partial(job: _Conversion):
 
 def _write_windows(job: _Conversion, group, done: int, progress: Progress | None) -> None:
     """Every window from ``done`` on, block by block. Two sets of buffers: the kernels fill one
-    while a writer thread compresses and stores the other, so computing and writing overlap; at
-    most one block is in flight."""
+    while the compressors encode the other, whose windows were queued on them as soon as they
+    were computed, so that the compressors never wait for a file to be written or the next block
+    to be handed over; a writer thread stores the blocks in order. At most two blocks in flight."""
     spec, windows = job.spec, job.windows
     events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
     buffer_sets = [_block_buffers(spec, job.width, job.height) for _ in range(2)]
-    in_flight: tuple[Future, slice, int] | None = None
-    # one writer thread keeps the blocks in order; it hands the windows to the compressors
+    in_flight: deque[tuple[Future, slice, int]] = deque()
     with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors:
         for number, block in enumerate(_blocks(windows, done)):
+            if len(in_flight) == len(buffer_sets):  # its buffers are the ones to fill now
+                events_done = _report(in_flight.popleft(), events_done, len(windows), progress)
             outputs = _compute_block(job.recording, windows, block, spec, job.width, job.height,
                                      buffer_sets[number % 2], job.ground_truth)
-            if in_flight:
-                events_done = _report(in_flight, events_done, len(windows), progress)
-            in_flight = (writer.submit(_write_block, group, block, outputs, compressors), block,
-                         int(outputs[CacheArray.N_EVENTS].sum()))
-        if in_flight:
-            _report(in_flight, events_done, len(windows), progress)
+            writes = _start_block(group, block, outputs, compressors)
+            in_flight.append((writer.submit(_store_block, group, block, writes), block,
+                              int(outputs[CacheArray.N_EVENTS].sum())))
+        while in_flight:
+            events_done = _report(in_flight.popleft(), events_done, len(windows), progress)
 
 
 def _block_buffers(spec: ConvertSpec, width: int, height: int) -> dict[str, np.ndarray]:
@@ -402,7 +405,7 @@ def convert_range(task: RangeTask, windows: Windows, first: int, stop: int) -> t
         with _compressors() as compressors:
             for block in _blocks(windows, first, stop):
                 outputs = _compute_block(recording, windows, block, spec, task.width, task.height, buffers, truth)
-                _write_block(group, block, outputs, compressors, mark=False)
+                _store_block(group, block, _start_block(group, block, outputs, compressors), mark=False)
                 events += int(outputs[CacheArray.N_EVENTS].sum())
         return events, recording.dropped_outside_sensor
 
@@ -426,15 +429,24 @@ def _check_half_range(recording: Recording, rep: Representation, values: np.ndar
                                          f"range ({FLOAT16_MAX:g}); convert without --dtype float16")
 
 
-def _write_block(group, block: slice, outputs: dict[str, np.ndarray], compressors: Executor, mark: bool = True) -> None:
-    """Stores a block's values; then, when ``mark``, records the windows up to its end as done
+def _start_block(group, block: slice, outputs: dict[str, np.ndarray], compressors: Executor) -> list[Callable[[], None]]:
+    """Queues the encodings of a block's values on the compressors; returns the calls that then
+    store them (the stored events, packed already, are written as they are)."""
+    return [partial(_store_events, group, block.start, values) if name == STORED_EVENTS_OUTPUT
+            else cache.start_write(group, name, block.start, values, compressors).store
+            for name, values in outputs.items()]
+
+
+def _store_events(group, first: int, packed: list) -> None:
+    for offset, window in enumerate(packed):
+        cache.write_window_events(group, first + offset, window)
+
+
+def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool = True) -> None:
+    """Stores a block's writes; then, when ``mark``, records the windows up to its end as done
     (a conversion in order; a cluster's client records ranges itself)."""
-    for name, values in outputs.items():
-        if name == STORED_EVENTS_OUTPUT:
-            for offset, packed in enumerate(values):
-                cache.write_window_events(group, block.start + offset, packed)
-        else:
-            cache.write_windows(group, name, block.start, values, compressors)
+    for store in writes:
+        store()
     if mark:
         cache.mark_progress(group, block.stop)  # only once the block's data is stored
 

@@ -112,8 +112,11 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     assert not (tmp_path / "r.zarr").exists()
     with pytest.raises(CacheError, match="incomplete cache"):
         Cache(tmp_path / "r.zarr.partial")
+    # the block after the reported ones was on its way to the store and may have been stored
+    done = zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"]
+    assert done in (32, 48)
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
-    assert resumed.resumed_from == 32
+    assert resumed.resumed_from == done
     assert_same_cache(Cache(resumed.output), clean)
 
 

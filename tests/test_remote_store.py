@@ -80,7 +80,7 @@ def test_an_interrupted_conversion_resumes_in_place(s3, recording):
     with pytest.raises(CacheError, match="incomplete cache"):
         Cache(f"{s3}/run2/rec.zarr")  # no rename in S3: the cache is where it will be, marked incomplete
     resumed = convert(path, f"{s3}/run2/rec", SPEC)
-    assert resumed.resumed_from == 16
+    assert resumed.resumed_from in (16, 32)  # the block after the reported one may have been stored
     assert_same_cache(Cache(resumed.output), local)
 
 
