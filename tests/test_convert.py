@@ -24,7 +24,29 @@ from evtools.io.writers.evh5 import write_evh5
 from evtools.representations import EvSegNet, Histogram, TimeSurface, VoxelGrid
 from evtools.windows import EventsBeforeFrame, Every, Windows
 
-def test_values_match_the_kernels_on_each_window(tmp_path):
+
+class SlowEncoder:
+    """A window's encoder that takes its time, as a busy core would."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def encode(self, values):
+        time.sleep(0.005)
+        return self.encoder.encode(values)
+
+    def get_config(self):
+        return self.encoder.get_config()
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one block", "a block a window, slow compressors"])
+def test_values_match_the_kernels_on_each_window(tmp_path, monkeypatch, pipelined):
+    if pipelined:
+        # twelve blocks and encodings that lag behind the kernels: a buffer refilled before its
+        # windows were encoded would store another window's values
+        monkeypatch.setattr("evtools.convert.MAX_BLOCK_EVENTS", 1000)
+        encoder = cache_module._encoder
+        monkeypatch.setattr("evtools.cache._encoder", lambda array: SlowEncoder(encoder(array)))
     events, frames_t, images = write_recording(tmp_path / "rec_data.hdf5")
     reps = (VoxelGrid(bins=3, normalize=True), Histogram(bins=2), EvSegNet(), TimeSurface(tau_us=20_000.0))
     result = convert(tmp_path / "rec_data.hdf5", tmp_path / "out", ConvertSpec(representations=reps))
