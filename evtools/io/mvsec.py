@@ -100,7 +100,7 @@ class MvsecRecording(Recording):
 
 
 # One pass each over a block's rows (numpy took six, with their temporaries).
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _relative_microseconds(seconds, t_first_s, out):
     """out = rint((seconds - t_first_s) * 1e6); returns the index of the first time that is not
     finite or not within the int64 range, else -1."""
@@ -118,7 +118,7 @@ def _is_unusual(x, y, p):
     return not ((x == np.floor(x)) & (y == np.floor(y)) & ((p == 1) | (p == -1) | (p == 0)))
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _first_unusual_event(block):
     """The first row that ``_is_unusual``, else -1. A branch-free count first, which LLVM
     vectorises (a search that stops at the first took four times as long on valid blocks, which

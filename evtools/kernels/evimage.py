@@ -10,7 +10,7 @@ from numba import cuda as numba_cuda
 from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, place, run_cpu, run_cuda
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _fill(t, x, y, p, windows, grids, invalid):
     height, width = grids.shape[2], grids.shape[3]
     plane = height * width

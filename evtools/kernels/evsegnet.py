@@ -18,7 +18,7 @@ from evtools.kernels.launch import CHUNK, cut, open_window, per_window_grid, pla
 SUMS = 3
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _fill(t, x, y, p, windows, out, invalid):
     height, width = out.shape[2], out.shape[3]
     plane = height * width

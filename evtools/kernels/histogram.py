@@ -33,7 +33,7 @@ def time_bin(dt, bins, span, inverse_span):
     return max(min(q, bins - 1), 0)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _fill(t, x, y, p, windows, bins, limit, grids, invalid):
     height, width = grids.shape[2], grids.shape[3]
     plane = height * width

@@ -14,7 +14,7 @@ def on_sensor(x, y, width, height):
     return (x >= 0) & (x < width) & (y >= 0) & (y < height)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def keep_on_sensor(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out, y_out, p_out, keep):
     """Writes the kept events (on the width x height sensor, rows row_lo..row_hi-1, y shifted by
     row_lo; p as -1/+1) to the front of the ``*_out`` arrays and marks them in ``keep``. Returns

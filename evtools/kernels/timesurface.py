@@ -58,7 +58,7 @@ def _tables(tau_us: float, high_entries: int) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _fill(t, x, y, p, windows, ends, tau_us, low, high, grids, invalid):
     height, width = grids.shape[2], grids.shape[3]
     plane = height * width

@@ -26,7 +26,7 @@ def _clear_bins(grid, first, stop, bins, groups, plane):
         grid[(group * bins + first) * plane : (group * bins + stop) * plane] = 0
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _fill(t, x, y, p, windows, bins, separate, grids, invalid):
     height, width = grids.shape[2], grids.shape[3]
     plane = height * width
