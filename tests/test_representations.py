@@ -2,6 +2,10 @@
 docs/representations.md, on the CPU kernels and on the CUDA kernels (Numba's simulator in CI),
 plus random windows against the numpy references."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -303,3 +307,50 @@ def test_refusals_name_the_problem():
             make()
     with pytest.raises(ValueError, match=r"window 0 ends at 15 us, before its last event \(20 us\)"):
         R.TimeSurface().batch(np.array([0, 20]), x[:2], y[:2], p[:2], [[0, 2]], 4, 4, ends_us=[15])
+
+
+CONCURRENT_CALLS = """
+import threading
+import numpy as np
+from evtools import representations as R
+rng = np.random.default_rng(0)
+t = np.sort(rng.integers(0, 50_000, 40_000))
+x, y = rng.integers(0, 64, 40_000), rng.integers(0, 48, 40_000)
+p = rng.choice(np.array([-1, 1], np.int8), 40_000)
+windows = [[0, 20_000], [20_000, 40_000]]
+failures = []
+def calls(rep):
+    try:
+        for _ in range(30):
+            rep.batch(t, x, y, p, windows, 64, 48)
+            try:  # the error path launches parallel code of its own
+                rep.batch(t[::-1].copy(), x, y, p, windows, 64, 48)
+            except ValueError:
+                pass
+    except Exception as err:
+        failures.append(err)
+def renders():  # the simulator's renderer is parallel code too
+    from evtools.simulate.scene import Scene, SceneConfig
+    scene = Scene.generate(SceneConfig())
+    try:
+        for k in range(30):
+            scene.render(k * 0.01)
+    except Exception as err:
+        failures.append(err)
+threads = [threading.Thread(target=calls, args=(rep(),)) for rep in R.REPRESENTATIONS.values()]
+threads.append(threading.Thread(target=renders))
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+assert not failures, failures
+"""
+
+
+def test_kernels_called_from_several_threads_at_once_under_the_workqueue_layer():
+    # the kernels release the GIL; Numba's workqueue threading layer (no OpenMP, no TBB) aborts
+    # the process when two threads launch parallel code at once (kernels, their checks or the
+    # simulator's renderer), unless evtools keeps them apart
+    result = subprocess.run([sys.executable, "-c", CONCURRENT_CALLS], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"})
+    assert result.returncode == 0, result.stderr

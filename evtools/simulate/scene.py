@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from evtools.kernels.launch import PARALLEL_LAUNCH_LOCK
 from evtools.labels import CONSTRUCTION_SKY, FLAT, HUMAN, NATURE, OBJECT, VEHICLE
 
 WIDTH, HEIGHT = 346, 260
@@ -130,8 +131,9 @@ class Scene:
         intensity = np.empty((HEIGHT, WIDTH), np.float32)
         classes = np.empty((HEIGHT, WIDTH), np.uint8)
         ill = self.illumination
-        _render_background(cam_x, cam_z, t_s * self.config.wind_mps, self.blocks, ill.ground, ill.sky, ill.contrast,
-                           intensity, classes)
+        with PARALLEL_LAUNCH_LOCK:
+            _render_background(cam_x, cam_z, t_s * self.config.wind_mps, self.blocks, ill.ground, ill.sky,
+                               ill.contrast, intensity, classes)
         _render_billboards(cam_x, cam_z, t_s, self.billboards, ill.ground, ill.contrast, intensity, classes)
         return intensity, classes
 
