@@ -13,6 +13,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -297,25 +298,43 @@ def _open_partial(job: _Conversion):
 
 
 def _write_windows(job: _Conversion, group, done: int, progress: Progress | None) -> None:
-    """Every window from ``done`` on, block by block. Two sets of buffers: the kernels fill one
+    """Every window from ``done`` on, block by block, each recorded as done once stored."""
+    events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
+    stored = _stored_blocks(job.recording, job.windows, _blocks(job.windows, done), job.spec, job.width, job.height,
+                            job.ground_truth, group, mark=True)
+    with closing(stored):
+        for block, n_events in stored:
+            events_done += n_events
+            report(progress, block.stop, len(job.windows), events=events_done)
+
+
+def _stored_blocks(recording: Recording, windows: Windows, blocks: Iterator[slice], spec: ConvertSpec, width: int,
+                   height: int, ground_truth: GroundTruth | None, group, mark: bool) -> Iterator[tuple[slice, int]]:
+    """Computes and stores ``blocks`` in order, yielding each block and its number of events once
+    it is stored (and, when ``mark``, recorded as done). Two sets of buffers: the kernels fill one
     while the compressors encode the other, whose windows were queued on them as soon as they
     were computed, so that the compressors never wait for a file to be written or the next block
-    to be handed over; a writer thread stores the blocks in order. At most two blocks in flight."""
-    spec, windows = job.spec, job.windows
-    events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
-    buffer_sets = [_block_buffers(spec, job.width, job.height) for _ in range(2)]
+    to be handed over; a writer thread stores the blocks in order. At most two blocks in flight.
+    Close the generator when leaving it early: closing waits for the blocks in flight."""
+    buffer_sets = [_block_buffers(spec, width, height) for _ in range(2)]
     in_flight: deque[tuple[Future, slice, int]] = deque()
     with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors:
-        for number, block in enumerate(_blocks(windows, done)):
+        for number, block in enumerate(blocks):
             if len(in_flight) == len(buffer_sets):  # its buffers are the ones to fill now
-                events_done = _report(in_flight.popleft(), events_done, len(windows), progress)
-            outputs = _compute_block(job.recording, windows, block, spec, job.width, job.height,
-                                     buffer_sets[number % 2], job.ground_truth)
+                yield _when_stored(in_flight.popleft())
+            outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2],
+                                     ground_truth)
             writes = _start_block(group, block, outputs, compressors)
-            in_flight.append((writer.submit(_store_block, group, block, writes), block,
+            in_flight.append((writer.submit(_store_block, group, block, writes, mark), block,
                               int(outputs[CacheArray.N_EVENTS].sum())))
         while in_flight:
-            events_done = _report(in_flight.popleft(), events_done, len(windows), progress)
+            yield _when_stored(in_flight.popleft())
+
+
+def _when_stored(in_flight: tuple[Future, slice, int]) -> tuple[slice, int]:
+    future, block, n_events = in_flight
+    future.result()
+    return block, n_events
 
 
 def _block_buffers(spec: ConvertSpec, width: int, height: int) -> dict[str, np.ndarray]:
@@ -399,14 +418,10 @@ def convert_range(task: RangeTask, windows: Windows, first: int, stop: int) -> t
     spec = task.spec
     with open_recording(task.input_path, spec.format, spec.read_options) as recording:
         truth = _ground_truth(recording, task.input_path, spec) if windows.frame_index is not None else None
-        group = cache.open_partial(task.output)
-        buffers = _block_buffers(spec, task.width, task.height)
-        events = 0
-        with _compressors() as compressors:
-            for block in _blocks(windows, first, stop):
-                outputs = _compute_block(recording, windows, block, spec, task.width, task.height, buffers, truth)
-                _store_block(group, block, _start_block(group, block, outputs, compressors), mark=False)
-                events += int(outputs[CacheArray.N_EVENTS].sum())
+        stored = _stored_blocks(recording, windows, _blocks(windows, first, stop), spec, task.width, task.height,
+                                truth, cache.open_partial(task.output), mark=False)
+        with closing(stored):
+            events = sum(n_events for _, n_events in stored)
         return events, recording.dropped_outside_sensor
 
 
@@ -449,14 +464,6 @@ def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bo
         store()
     if mark:
         cache.mark_progress(group, block.stop)  # only once the block's data is stored
-
-
-def _report(in_flight: tuple[Future, slice, int], events_done: int, total: int, progress: Progress | None) -> int:
-    future, block, n_events = in_flight
-    future.result()
-    events_done += n_events
-    report(progress, block.stop, total, events=events_done)
-    return events_done
 
 
 def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:

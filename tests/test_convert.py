@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -140,6 +141,22 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
     assert resumed.resumed_from == done
     assert_same_cache(Cache(resumed.output), clean)
+
+
+def test_an_interrupted_conversion_leaves_no_thread_behind(tmp_path):
+    # the blocks in flight are stored before the error leaves convert (which then releases the
+    # cache's lock), not later by threads that outlive it
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    before = set(threading.enumerate())
+
+    def stop_at_once(update):
+        raise Interrupt
+
+    with pytest.raises(Interrupt) as interrupted:  # the traceback, kept, holds every frame it passed
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec(), progress=stop_at_once)
+    left = [thread.name for thread in set(threading.enumerate()) - before]
+    assert not [name for name in left if name.startswith("ThreadPoolExecutor")], left  # zarr's own may start
+    assert isinstance(interrupted.value, Interrupt)
 
 
 def test_blocks_that_end_early_and_a_resume_inside_a_shard_write_the_clean_files(tmp_path, monkeypatch):
