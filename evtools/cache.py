@@ -430,7 +430,7 @@ def consolidate(path: Path) -> None:
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> None:
     """Stores ``values`` as windows first, first + 1, ... of an array of ``group`` (window first),
     the windows compressed in parallel on ``pool``'s threads when one is given."""
-    start_write(group, name, first, values, pool).store()
+    start_write(group[name], first, values, pool).store()
 
 
 @dataclass(frozen=True)
@@ -460,8 +460,8 @@ class PendingWrite:
             _write_shards(array, first, encoded)
 
 
-def start_write(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> PendingWrite:
-    """Starts storing ``values`` as windows first, first + 1, ... of an array of ``group``: with a
+def start_write(array: zarr.Array, first: int, values: np.ndarray, pool: Executor | None = None) -> PendingWrite:
+    """Starts storing ``values`` as windows first, first + 1, ... of ``array``: with a
     ``pool``, their encodings are queued on its threads at once, so that a caller can compute the
     next windows meanwhile; ``values`` must then stay unchanged until ``store()`` has returned.
 
@@ -477,7 +477,6 @@ def start_write(group: zarr.Group, name: str, first: int, values: np.ndarray, po
     ``values`` may be one zero broadcast to every window (``zero_windows``: a block without
     events); their encoding is then made once for all, not once a window.
     """
-    array = group[name]
     if not _is_local(array) or array.ndim == 1:
         return PendingWrite(array, first, values, None)
     encoder = _encoder(array)
