@@ -541,11 +541,12 @@ def _write_scalars(array: zarr.Array, first: int, values: np.ndarray, encoder: n
             array[low:high] = values[low - first : high - first]
 
 
-def write_window_events(group: zarr.Group, k: int, packed: tuple[np.ndarray, np.ndarray]) -> None:
+def write_window_events(arrays, k: int, packed: tuple[np.ndarray, np.ndarray]) -> None:
     """Stores one window's packed events (``pack_window``'s dt, xyp) as row ``k`` of the event
-    arrays: only the chunks they fill, the last padded with zeros; the rest stay absent."""
+    arrays of ``arrays`` (the group, or a mapping of its arrays already looked up): only the
+    chunks they fill, the last padded with zeros; the rest stay absent."""
     for name, values in zip(EVENT_ARRAYS, packed):
-        array = group[name]
+        array = arrays[name]
         encoder, size = _encoder(array), array.chunks[1]
         for j, start in enumerate(range(0, len(values), size)):
             piece = np.zeros(size, array.dtype.newbyteorder("<"))

@@ -325,7 +325,7 @@ def _stored_blocks(recording: Recording, windows: Windows, blocks: Iterator[slic
                 yield _when_stored(in_flight.popleft())
             outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2],
                                      ground_truth)
-            writes = _start_block(group, arrays, block, outputs, compressors)
+            writes = _start_block(arrays, block, outputs, compressors)
             in_flight.append((writer.submit(_store_block, group, block, writes, mark), block,
                               int(outputs[CacheArray.N_EVENTS].sum())))
         while in_flight:
@@ -445,11 +445,11 @@ def _check_half_range(recording: Recording, rep: Representation, values: np.ndar
                                          f"range ({FLOAT16_MAX:g}); convert without --dtype float16")
 
 
-def _start_block(group, arrays: _Arrays, block: slice, outputs: dict[str, np.ndarray], compressors: Executor
+def _start_block(arrays: _Arrays, block: slice, outputs: dict[str, np.ndarray], compressors: Executor
                  ) -> list[Callable[[], None]]:
     """Queues the encodings of a block's values on the compressors; returns the calls that then
     store them (the stored events, packed already, are written as they are)."""
-    return [partial(_store_events, group, block.start, values) if name == STORED_EVENTS_OUTPUT
+    return [partial(_store_events, arrays, block.start, values) if name == STORED_EVENTS_OUTPUT
             else cache.start_write(arrays[name], block.start, values, compressors).store
             for name, values in outputs.items()]
 
@@ -467,12 +467,12 @@ class _Arrays(dict):
         return array
 
 
-def _store_events(group, first: int, packed: list) -> None:
+def _store_events(arrays: _Arrays, first: int, packed: list) -> None:
     for offset, window in enumerate(packed):
-        cache.write_window_events(group, first + offset, window)
+        cache.write_window_events(arrays, first + offset, window)
 
 
-def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool = True) -> None:
+def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool) -> None:
     """Stores a block's writes; then, when ``mark``, records the windows up to its end as done
     (a conversion in order; a cluster's client records ranges itself)."""
     for store in writes:
