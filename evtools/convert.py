@@ -326,7 +326,8 @@ def _stored_blocks(recording: Recording, windows: Windows, blocks: Iterator[slic
             outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2],
                                      ground_truth)
             writes = _start_block(arrays, block, outputs, compressors)
-            in_flight.append((writer.submit(_store_block, group, block, writes, mark), block,
+            before = in_flight[-1][0] if in_flight else None
+            in_flight.append((writer.submit(_store_block, group, block, writes, mark, before), block,
                               int(outputs[CacheArray.N_EVENTS].sum())))
         while in_flight:
             yield _when_stored(in_flight.popleft())
@@ -472,9 +473,13 @@ def _store_events(arrays: _Arrays, first: int, packed: list) -> None:
         cache.write_window_events(arrays, first + offset, window)
 
 
-def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool) -> None:
+def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool, before: Future | None) -> None:
     """Stores a block's writes; then, when ``mark``, records the windows up to its end as done
-    (a conversion in order; a cluster's client records ranges itself)."""
+    (a conversion in order; a cluster's client records ranges itself). Nothing is stored after a
+    block ``before`` (stored first by the same writer thread) that failed: recording this block
+    as done would record that one too."""
+    if before is not None:
+        before.result()
     for store in writes:
         store()
     if mark:

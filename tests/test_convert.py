@@ -159,6 +159,30 @@ def test_an_interrupted_conversion_leaves_no_thread_behind(tmp_path):
     assert isinstance(interrupted.value, Interrupt)
 
 
+def test_no_block_is_recorded_as_done_after_one_that_failed_to_be_stored(tmp_path, monkeypatch):
+    # the disk fills while the second block is stored, slowly, with the third already computed
+    # and handed to the writer: the third must not be stored and recorded as done, which would
+    # record the second as done too
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    write_shards = cache_module._write_shards
+
+    def full_disk_at_the_second_shard(array, first, encoded):
+        if first == 16:
+            time.sleep(0.5)
+            raise OSError(28, "No space left on device")
+        write_shards(array, first, encoded)
+
+    monkeypatch.setattr("evtools.cache._write_shards", full_disk_at_the_second_shard)
+    with pytest.raises(OSError, match="No space left"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+    assert zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"] == 16
+    monkeypatch.setattr("evtools.cache._write_shards", write_shards)
+    resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+    assert resumed.resumed_from == 16
+    clean = convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", ConvertSpec())
+    assert_same_cache(Cache(resumed.output), Cache(clean.output))
+
+
 def test_blocks_that_end_early_and_a_resume_inside_a_shard_write_the_clean_files(tmp_path, monkeypatch):
     # blocks of about 3 windows (each holds ~330 events): every 16-window shard is written in
     # pieces, each piece keeping the windows already there; interrupted inside a shard, resumed
