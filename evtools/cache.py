@@ -29,12 +29,12 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -430,40 +430,15 @@ def consolidate(path: Path) -> None:
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> None:
     """Stores ``values`` as windows first, first + 1, ... of an array of ``group`` (window first),
     the windows compressed in parallel on ``pool``'s threads when one is given."""
-    start_write(group[name], first, values, pool).store()
+    start_write(group[name], first, values, pool)()
 
 
-@dataclass(frozen=True)
-class PendingWrite:
-    """Windows of one array on their way into the store: ``store()`` writes them, once their
-    encodings (futures on a pool, or bytes; None where zarr encodes) are made."""
-
-    array: zarr.Array
-    first: int
-    values: np.ndarray
-    encodings: list | None
-
-    def store(self) -> None:
-        array, first = self.array, self.first
-        if self.encodings is None:
-            if array.ndim == 1 and _is_local(array):
-                _write_scalars(array, first, np.ascontiguousarray(self.values, dtype=array.dtype.newbyteorder("<")),
-                               _encoder(array))
-            else:
-                array[first : first + len(self.values)] = self.values
-            return
-        encoded = [item.result() if isinstance(item, Future) else item for item in self.encodings]
-        if array.shards is None:
-            for offset, chunk in enumerate(encoded):
-                _write_file(_chunk_file(array, (first + offset, *(0,) * (array.ndim - 1))), chunk)
-        else:
-            _write_shards(array, first, encoded)
-
-
-def start_write(array: zarr.Array, first: int, values: np.ndarray, pool: Executor | None = None) -> PendingWrite:
-    """Starts storing ``values`` as windows first, first + 1, ... of ``array``: with a
-    ``pool``, their encodings are queued on its threads at once, so that a caller can compute the
-    next windows meanwhile; ``values`` must then stay unchanged until ``store()`` has returned.
+def start_write(array: zarr.Array, first: int, values: np.ndarray, pool: Executor | None = None
+                ) -> Callable[[], None]:
+    """Starts storing ``values`` as windows first, first + 1, ... of ``array`` and returns the call
+    that finishes it: with a ``pool``, their encodings are queued on its threads at once, so that a
+    caller can compute the next windows meanwhile; ``values`` must then stay unchanged until that
+    call has returned.
 
     In a local store the files are written as zarr would write them, each window encoded
     with the array's own Blosc settings: a shard of ``shards[0]`` windows
@@ -477,16 +452,30 @@ def start_write(array: zarr.Array, first: int, values: np.ndarray, pool: Executo
     ``values`` may be one zero broadcast to every window (``zero_windows``: a block without
     events); their encoding is then made once for all, not once a window.
     """
-    if not _is_local(array) or array.ndim == 1:
-        return PendingWrite(array, first, values, None)
+    if not _is_local(array):
+        return partial(array.__setitem__, slice(first, first + len(values)), values)
     encoder = _encoder(array)
+    if array.ndim == 1:
+        return partial(_write_scalars, array, first, np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<")),
+                       encoder)
     if values.size and not any(values.strides) and not values.flat[0]:  # one zero for every window
         encodings = [_encoded_zeros(encoder, array.chunks[1:], array.dtype.newbyteorder("<").str)] * len(values)
     else:
         windows = np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))
         encodings = [pool.submit(encoder.encode, window) for window in windows] if pool is not None else \
             [encoder.encode(window) for window in windows]
-    return PendingWrite(array, first, values, encodings)
+    return partial(_write_encoded, array, first, encodings)
+
+
+def _write_encoded(array: zarr.Array, first: int, encodings: list) -> None:
+    """Windows first, first + 1, ... of a tensor array from their encodings (bytes, or futures of
+    them): a file a shard, or a file a window in caches from before shards."""
+    encoded = [item.result() if isinstance(item, Future) else item for item in encodings]
+    if array.shards is None:
+        for offset, chunk in enumerate(encoded):
+            _write_file(_chunk_file(array, (first + offset, *(0,) * (array.ndim - 1))), chunk)
+    else:
+        _write_shards(array, first, encoded)
 
 
 def _is_local(array: zarr.Array) -> bool:

@@ -451,7 +451,7 @@ def _start_block(arrays: _Arrays, block: slice, outputs: dict[str, np.ndarray], 
     """Queues the encodings of a block's values on the compressors; returns the calls that then
     store them (the stored events, packed already, are written as they are)."""
     return [partial(_store_events, arrays, block.start, values) if name == STORED_EVENTS_OUTPUT
-            else cache.start_write(arrays[name], block.start, values, compressors).store
+            else cache.start_write(arrays[name], block.start, values, compressors)
             for name, values in outputs.items()]
 
 
