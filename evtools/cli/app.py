@@ -78,6 +78,8 @@ def _with_metavars(command):
             param._rich_display_name = param._usage_display_name
             param.display_type_rich = lambda ctx: None
             continue
+        if not hasattr(param, "display_type"):  # typer before 0.29 shows the classic placeholders itself
+            continue
         shown = param.display_type(None) or ""  # "<int>", "<list[Path]>", "<str>"
         bare = shown.strip("<>").removeprefix("list[").removesuffix("]")
         param.metavar = _METAVARS.get(bare, bare.upper())
