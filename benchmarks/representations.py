@@ -218,6 +218,10 @@ def main() -> None:
                    best_of(1, tonic[name]))
     if args.references:
         record("voxel", "evlib create_voxel_grid + densify", best_of(1, evlib_voxel(events, windows)))
+    if cuda_available():
+        # what the CUDA rows were bound by before their copies went through page-locked buffers
+        record("(copy)", "the event columns to the GPU from pageable memory, no kernel",
+               best_of(3, lambda: [numba.cuda.to_device(c) for c in columns]))
 
     result = {
         "machine": machine(),

@@ -205,6 +205,51 @@ def test_cuda_output_left_on_the_device_equals_the_cpu(rep):
         rep.batch(e.t, e.x, e.y, e.p, windows[:2], 16, 12, "cuda", out=on_device)
 
 
+def test_cuda_parts_hold_windows_of_at_most_the_part_events():
+    from evtools.kernels.launch import cuda_parts
+
+    windows = np.array([[0, 40], [40, 90], [90, 100], [100, 300], [300, 300], [250, 320], [0, 10]])
+    # a part ends where its span (first start to furthest stop) would pass 100 events; the
+    # 200-event window is a part of its own; the last window reaches back to event 0
+    assert cuda_parts(windows, 100) == [slice(0, 3), slice(3, 4), slice(4, 6), slice(6, 7)]
+    assert cuda_parts(windows[:0], 100) == []
+
+
+@pytest.mark.parametrize("on_device", [False, True], ids=["host-out", "device-out"])
+@pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
+def test_cuda_in_parts_equals_the_cpu(rep, on_device, monkeypatch):
+    """A call's windows go to the GPU part by part through two sets of staging buffers, each part
+    relative to its first event: five parts (the buffer sets reused), a window longer than a part,
+    windows out of order and overlapping, an empty one."""
+    from numba import cuda
+
+    from evtools.kernels import launch
+
+    monkeypatch.setattr(launch, "CUDA_PART_EVENTS", 60)
+    e = make_events(300, 16, 12, span_us=10_000, seed=8)
+    windows = np.array([[0, 50], [50, 100], [100, 230], [200, 260], [120, 120], [260, 300], [20, 70], [280, 300]])
+    expected = rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cpu")
+    if on_device:
+        out = cuda.device_array(expected.shape, rep.dtype)
+        rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cuda", out=out)
+        got = out.copy_to_host()
+    else:
+        got = rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cuda")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_time_surface_ends_follow_their_windows_across_parts(monkeypatch):
+    from evtools.kernels import launch
+
+    monkeypatch.setattr(launch, "CUDA_PART_EVENTS", 60)
+    e = make_events(300, 16, 12, span_us=10_000, seed=9)
+    windows = np.array([[0, 50], [50, 100], [100, 160], [160, 300]])
+    ends = e.t[windows[:, 1] - 1] + np.array([0, 500, 1_000, 2_000])
+    rep = R.TimeSurface(tau_us=1000.0)
+    np.testing.assert_allclose(rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cuda", ends_us=ends),
+                               rep.batch(e.t, e.x, e.y, e.p, windows, 16, 12, "cpu", ends_us=ends), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("rep", [r for r, _, _ in REFERENCES], ids=lambda r: r.name)
 def test_thread_count_changes_nothing(rep):
     # a window is one thread's work, so the sums run in event order whatever the threads

@@ -46,7 +46,7 @@ def largest_count(values):
     return np.array([peak], np.int32).view(np.float32)[0]
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_fill(t, x, y, p, windows, grids):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]
@@ -56,7 +56,7 @@ def _cuda_fill(t, x, y, p, windows, grids):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_channel_peaks(grids, peaks):
     """peaks[k, c] = the largest value of window k's channel c (window k on grid row k)."""
     k = numba_cuda.blockIdx.y
@@ -72,7 +72,7 @@ def _cuda_channel_peaks(grids, peaks):
         numba_cuda.atomic.max(peaks, (k, c), local[c])
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_divide(grids, peaks):
     k = numba_cuda.blockIdx.y
     channels, height, width = grids.shape[1], grids.shape[2], grids.shape[3]

@@ -59,7 +59,7 @@ def moments(sums, out, plane):
         std_out[pixel] = math.sqrt(max(squares[pixel] / divisor - mean * mean, 0.0))
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_fill(t, x, y, p, windows, sums):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]
@@ -77,7 +77,7 @@ def _cuda_fill(t, x, y, p, windows, sums):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_moments(sums, out):
     """The moments on the device: one thread a pixel of a window (window k on grid row k)."""
     k = numba_cuda.blockIdx.y

@@ -56,7 +56,7 @@ def _fill(t, x, y, p, windows, bins, limit, grids, invalid):
                 grid[index[j]] += np.uint8(grid[index[j]] < limit)
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_fill(t, x, y, p, windows, bins, counts):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]
@@ -71,7 +71,7 @@ def _cuda_fill(t, x, y, p, windows, bins, counts):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_clip(counts, limit, out):
     i = numba_cuda.grid(1)
     while i < counts.shape[0]:

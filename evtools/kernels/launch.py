@@ -145,7 +145,7 @@ def device_view(out):
     raise TypeError(f"out must be a numpy array or a CUDA array, got {type(out).__name__}")
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _zero(flat):
     i = numba_cuda.grid(1)
     while i < flat.shape[0]:
@@ -164,40 +164,124 @@ def per_window_grid(n_windows: int, per_window: int) -> tuple[tuple[int, int], i
     return (max(1, min(64, -(-per_window // CUDA_THREADS))), n_windows), CUDA_THREADS
 
 
-def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtype=None, finish=None) -> None:
-    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)``, window k on
-    grid row k (at most 65535 windows a launch), all on one stream, and delivers the result.
+# Events of one CUDA part: a call's windows go to the GPU in parts of about this many events, each
+# copied by the host into page-locked buffers (all cores) while the GPU copies and fills the part
+# before it (two buffer sets, a stream each).
+CUDA_PART_EVENTS = 1 << 21
 
-    The event columns, the windows and any array argument go to the device once per call (a
-    conversion's block); the grids (``grids_dtype``, default ``out``'s) are zeroed there.
-    ``finish(grids, result, stream)`` turns them into ``out``'s values on the device (a clip, a
-    normalisation) when given. A host ``out`` receives the result with one copy (pinned when it
-    comes from ``host_buffer``); a device ``out`` (see ``device_view``) is written in place, so a
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _copy_in_parallel(source, target):
+    """``target[:len(source)] = source`` over all cores: one core's memcpy does not keep up with
+    the GPU's copy from page-locked memory."""
+    n = len(source)
+    pieces = max(1, min(n >> 16, 64))
+    for piece in numba.prange(pieces):
+        first, last = n * piece // pieces, n * (piece + 1) // pieces
+        target[first:last] = source[first:last]
+
+
+class _Staging:
+    """Two sets of page-locked host buffers and device buffers for a part's columns and windows,
+    and a stream each, kept for the process's life: page-locking memory costs more than a part's
+    copy. ``lock`` makes one call at a time use them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.streams: list = []
+        self.buffers: list[dict] = [{}, {}]
+
+    def stream(self, which: int):
+        while len(self.streams) <= which:
+            self.streams.append(numba_cuda.stream())
+        return self.streams[which]
+
+    def to_device(self, which: int, slot: int, values: np.ndarray, stream):
+        """``values`` (1-D) on the device: copied into set ``which``'s page-locked buffer ``slot``
+        on all cores, then to the device on ``stream``. Returns the device view."""
+        held = self.buffers[which].get(slot)
+        if held is None or held[0].dtype != values.dtype or len(held[0]) < len(values):
+            capacity = max(len(values), CUDA_PART_EVENTS)
+            held = numba_cuda.pinned_array(capacity, values.dtype), numba_cuda.device_array(capacity, values.dtype)
+            self.buffers[which][slot] = held
+        pinned, device = held[0][: len(values)], held[1][: len(values)]
+        if len(values):
+            with PARALLEL_LAUNCH_LOCK:
+                _copy_in_parallel(values, pinned)
+            device.copy_to_device(pinned, stream=stream)
+        return device
+
+
+_STAGING = _Staging()
+
+
+def cuda_parts(windows: np.ndarray, part_events: int) -> list[slice]:
+    """Consecutive runs of windows whose events (from the first window's start to the furthest
+    stop) number about ``part_events`` at most (a longer window is a part of its own), and at
+    most CUDA_MAX_GRID_Y windows."""
+    parts, first = [], 0
+    while first < len(windows):
+        lo, hi, last = windows[first, 0], windows[first, 1], first + 1
+        while last < len(windows) and last - first < CUDA_MAX_GRID_Y:
+            lo_next, hi_next = min(lo, windows[last, 0]), max(hi, windows[last, 1])
+            if hi_next - lo_next > part_events:
+                break
+            lo, hi, last = lo_next, hi_next, last + 1
+        parts.append(slice(first, last))
+        first = last
+    return parts
+
+
+def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtype=None, finish=None) -> None:
+    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)`` for every part
+    of the windows (``cuda_parts``; window k of a part on grid row k, its indices relative to the
+    part's first event), and delivers the result.
+
+    A part's events and windows go to the GPU once, through page-locked buffers, on the stream of
+    one of two buffer sets, so that the host stages one part while the GPU copies and fills the
+    one before. Array arguments hold a value per window and are cut to each part's windows. The
+    grids (``grids_dtype``, default ``out``'s) are zeroed on the device; ``finish(grids, result,
+    stream)`` turns them into ``out``'s values there (a clip, a normalisation) when given. A host
+    ``out`` receives each part's result with one copy (asynchronous when ``out`` is page-locked,
+    as from ``host_buffer``); a device ``out`` (see ``device_view``) is written in place, so a
     torch CUDA tensor receives the representation without leaving the GPU."""
-    stream = numba_cuda.stream()
-    device_columns = [numba_cuda.to_device(np.ascontiguousarray(c), stream=stream) for c in columns]
-    device_args = [numba_cuda.to_device(np.ascontiguousarray(a), stream=stream) if isinstance(a, np.ndarray) else a
-                   for a in args]
-    device_windows = numba_cuda.to_device(windows, stream=stream)
     given = device_view(out)
-    result = given if given is not None else numba_cuda.device_array(out.shape, out.dtype, stream=stream)
-    # ``finish`` works in place when the grids have the output's dtype
-    in_place = grids_dtype is None or np.dtype(grids_dtype) == np.dtype(out.dtype)
-    grids = result if in_place else numba_cuda.device_array(out.shape, grids_dtype, stream=stream)
-    size = int(np.prod(out.shape))
-    if size:
-        _zero[elementwise_blocks(size), CUDA_THREADS, stream](grids.reshape(size))
-    longest = int((windows[:, 1] - windows[:, 0]).max()) if len(windows) else 0
-    blocks = max(1, min(CUDA_MAX_BLOCKS_X, -(-longest // CUDA_THREADS)))
-    for first in range(0, len(windows), CUDA_MAX_GRID_Y):
-        n = min(CUDA_MAX_GRID_Y, len(windows) - first)
-        part = slice(first, first + n)
-        kernel[(blocks, n), CUDA_THREADS, stream](*device_columns, device_windows[part], *device_args, grids[part])
-        if finish is not None:
-            finish(grids[part], result[part], stream)
-    if given is None:
-        result.copy_to_host(out, stream=stream)
-    stream.synchronize()
+    with _STAGING.lock:
+        result = given if given is not None else numba_cuda.device_array(out.shape, out.dtype)
+        # ``finish`` works in place when the grids have the output's dtype
+        in_place = grids_dtype is None or np.dtype(grids_dtype) == result.dtype
+        grids = result if in_place else numba_cuda.device_array(result.shape, grids_dtype)
+        per_window = int(np.prod(result.shape[1:]))
+        for number, part in enumerate(cuda_parts(windows, CUDA_PART_EVENTS)):
+            which = number % 2
+            stream = _STAGING.stream(which)
+            stream.synchronize()  # the part before last, which used this set's buffers, is done
+            part_windows = windows[part]
+            lo, hi = int(part_windows[:, 0].min()), int(part_windows[:, 1].max())
+            device_columns = [_STAGING.to_device(which, slot, np.ascontiguousarray(column[lo:hi]), stream)
+                              for slot, column in enumerate(columns)]
+            slot = len(columns)
+            flat_windows = _STAGING.to_device(which, slot, (part_windows - lo).reshape(-1), stream)
+            device_windows = flat_windows.reshape(len(part_windows), 2)
+            device_args = []
+            for arg in args:
+                if isinstance(arg, np.ndarray):
+                    slot += 1
+                    arg = _STAGING.to_device(which, slot, np.ascontiguousarray(arg[part]), stream)
+                device_args.append(arg)
+            n = len(part_windows)
+            if per_window:
+                part_grids = grids[part].reshape(n * per_window)
+                _zero[elementwise_blocks(n * per_window), CUDA_THREADS, stream](part_grids)
+            longest = int((part_windows[:, 1] - part_windows[:, 0]).max())
+            blocks = max(1, min(CUDA_MAX_BLOCKS_X, -(-longest // CUDA_THREADS)))
+            kernel[(blocks, n), CUDA_THREADS, stream](*device_columns, device_windows, *device_args, grids[part])
+            if finish is not None:
+                finish(grids[part], result[part], stream)
+            if given is None:
+                result[part].copy_to_host(out[part], stream=stream)
+        for stream in _STAGING.streams:
+            stream.synchronize()
 
 
 def host_buffer(shape: tuple[int, ...], dtype, device: str) -> np.ndarray:

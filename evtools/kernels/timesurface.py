@@ -88,7 +88,7 @@ def _fill(t, x, y, p, windows, ends, tau_us, low, high, grids, invalid):
                 grid[index[j]] = value[j]  # in time order: the last write is the most recent event
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_fill(t, x, y, p, windows, ends, tau_us, grids):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]

@@ -71,7 +71,7 @@ def _fill(t, x, y, p, windows, bins, separate, grids, invalid):
         _clear_bins(grid, cleared, bins, bins, groups, plane)
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_fill(t, x, y, p, windows, bins, separate, grids):
     k = numba_cuda.blockIdx.y
     start, stop = windows[k, 0], windows[k, 1]
@@ -95,7 +95,7 @@ def _cuda_fill(t, x, y, p, windows, bins, separate, grids):
         i += numba_cuda.gridDim.x * numba_cuda.blockDim.x
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_nonzero_sums(grids, stats, pass_number):
     """Per window k: pass 0 adds the count and sum of its nonzero values into stats[k, 0:2];
     pass 1 adds their squared deviations from the mean into stats[k, 2] (two passes, as numpy)."""
@@ -118,7 +118,7 @@ def _cuda_nonzero_sums(grids, stats, pass_number):
         numba_cuda.atomic.add(stats, (k, 2), squares)
 
 
-@numba_cuda.jit
+@numba_cuda.jit(cache=True)
 def _cuda_standardise(grids, stats):
     k = numba_cuda.blockIdx.y
     channels, height, width = grids.shape[1], grids.shape[2], grids.shape[3]
