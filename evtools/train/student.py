@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -149,9 +150,9 @@ class _Run:
 def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | Path, resume: bool = False,
                   progress: Progress | None = None) -> dict:
     """Trains one student; returns the last epoch's metrics."""
-    run = _start(config, inputs, Path(run_dir))
+    run = start_run(config, inputs, Path(run_dir))
     _load_data(run)
-    _build(run)
+    build_run(run)
     _resume_or_record(run, resume)
     metrics: dict = {}
     started = time.perf_counter()
@@ -164,7 +165,7 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     return metrics
 
 
-def _start(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _Run:
+def start_run(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _Run:
     """The device, threads, process group and seed; the inputs the method needs."""
     cfg = config.training
     check_device(cfg.device)
@@ -206,7 +207,7 @@ def _load_data(run: _Run) -> None:
         run.val_loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
 
-def _build(run: _Run) -> None:
+def build_run(run: _Run) -> None:
     """The models and their optimisers: the student's also trains E2I, the image head on the
     student's own decoder; I2E and the discriminator have their own."""
     cfg, parts = run.config.training, run.config.parts
@@ -251,38 +252,21 @@ def _resume_or_record(run: _Run, resume: bool) -> None:
 def _train_epoch(run: _Run, epoch: int, started: float, progress: Progress | None) -> tuple[dict[str, float], int]:
     """One epoch: every training window and every labelled image, the shorter stream repeated.
     Returns the loss terms summed over its steps, and the number of steps."""
-    config, cfg, method = run.config, run.config.training, run.method
-    optimizer, i2e_optimizer, d_optimizer = (run.optimizers[k] for k in ("optimizer", "i2e_optimizer", "d_optimizer"))
-    task, distribution = TaskLoss(), DistributionKD(cfg.temperature)
+    cfg = run.config.training
+    losses = BaselineLosses(TaskLoss(), DistributionKD(cfg.temperature))
     steps = max(len(run.loader), len(run.images) if run.images is not None else 0)
     total_steps = cfg.epochs * steps
     if run.sampler is not None:
         run.sampler.set_epoch(epoch)
-    for module in (run.student, method):
+    for module in (run.student, run.method):
         if module is not None:
             module.train()
     sums: dict[str, float] = {}
     image_batches = _repeated(run.images) if run.images is not None else itertools.repeat(None)
     for batch, image_batch in itertools.islice(zip(_repeated(run.loader), image_batches), steps):
-        for group in optimizer.param_groups:
+        for group in run.optimizers["optimizer"].param_groups:
             group["lr"] = poly_lr(cfg.lr, run.step, total_steps)
-        batch = to_device(batch, run.device, cfg.channels_last)
-        image_batch = to_device(image_batch, run.device, cfg.channels_last) if image_batch is not None else None
-        with autocast(run.device, cfg.precision):
-            if method is not None:
-                terms = method.losses(batch, image_batch, run.trained_student, run.trained_i2e)
-            else:
-                terms = _baseline_losses(config, batch, run.trained_student, run.teacher, task, distribution)
-        loss = sum(terms.values())
-        for opt in run.optimizers.values():
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if i2e_optimizer is not None:
-            i2e_optimizer.step()
-        if d_optimizer is not None:
-            method.discriminator_step(batch, image_batch, method.i2e, d_optimizer)
+        loss, terms = train_step(run, batch, image_batch, losses)
         run.step += 1
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
@@ -290,6 +274,41 @@ def _train_epoch(run: _Run, epoch: int, started: float, progress: Progress | Non
                rate=run.step * cfg.batch_size * run.world.world / (time.perf_counter() - started),
                terms={name: float(value.detach()) for name, value in terms.items()})
     return sums, steps
+
+
+class BaselineLosses(NamedTuple):
+    """The baselines' loss modules, made once per epoch."""
+
+    task: TaskLoss
+    distribution: DistributionKD
+
+
+def train_step(run: _Run, batch: dict, image_batch: dict | None, losses: BaselineLosses
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimisation step of every trained model on a batch of windows (and of labelled images
+    for EvDistill's BMR): the batches go to the run's device, the forward passes run under the
+    configured precision. Returns the loss and its weighted terms (benchmarks/training.py times
+    this same step)."""
+    config, cfg, method = run.config, run.config.training, run.method
+    optimizer, i2e_optimizer, d_optimizer = (run.optimizers[k] for k in ("optimizer", "i2e_optimizer", "d_optimizer"))
+    batch = to_device(batch, run.device, cfg.channels_last)
+    image_batch = to_device(image_batch, run.device, cfg.channels_last) if image_batch is not None else None
+    with autocast(run.device, cfg.precision):
+        if method is not None:
+            terms = method.losses(batch, image_batch, run.trained_student, run.trained_i2e)
+        else:
+            terms = _baseline_losses(config, batch, run.trained_student, run.teacher, *losses)
+    loss = sum(terms.values())
+    for opt in run.optimizers.values():
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if i2e_optimizer is not None:
+        i2e_optimizer.step()
+    if d_optimizer is not None:
+        method.discriminator_step(batch, image_batch, method.i2e, d_optimizer)
+    return loss, terms
 
 
 def _epoch_metrics(run: _Run, epoch: int, sums: dict[str, float], steps: int, started: float) -> dict:
