@@ -30,17 +30,16 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py && ../$(BIN)/python loading.py && ../$(BIN)/python cluster.py && ../$(BIN)/python simulator.py
 
 # make gpu-check, on a machine with an NVIDIA GPU whose python3 already holds torch with CUDA and
-# numba-cuda (as the lent GPU machines do): a venv over those packages (with the wheels in
-# $(WHEELS) for what that python lacks: zarr, numcodecs, donfig, crc32c, and for the cluster step
-# dask, distributed and theirs), then benchmarks/gpu_check.py, about 8 minutes.
-GPU_VENV ?= .venv-gpu
+# numba-cuda (as the lent GPU machines do): the wheels in $(WHEELS) for what that python lacks
+# (zarr, numcodecs, donfig, crc32c, numpy below 2.5, and for the cluster step dask, distributed and
+# theirs) go to $(GPU_SITE), ahead of its own packages on PYTHONPATH; then benchmarks/gpu_check.py,
+# at most $(GPU_BUDGET) seconds.
 WHEELS ?= .whl
+GPU_SITE ?= build/gpu-site
+GPU_BUDGET ?= 540
 gpu-check:
-	test -d $(GPU_VENV) || $(PYTHON) -m venv --system-site-packages $(GPU_VENV)
-	if [ -d $(WHEELS) ]; then $(GPU_VENV)/bin/python -m pip install -q --no-index --no-deps $(WHEELS)/*.whl; fi
-	$(GPU_VENV)/bin/python -m pip install -q --no-index --no-deps --no-build-isolation -e .
-	touch $(GPU_VENV)/.installed
-	$(GPU_VENV)/bin/python benchmarks/gpu_check.py --venv $(GPU_VENV)
+	if [ -d $(WHEELS) ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) $(WHEELS)/*.whl; fi
+	PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR) $(PYTHON) benchmarks/gpu_check.py --budget $(GPU_BUDGET) $(if $(GPU_STEPS),--only $(GPU_STEPS))
 
 # make demo (the main job on the embedded default), make ablation, make ddd17, make mvsec
 include pipelines/demo.mk
