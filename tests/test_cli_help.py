@@ -18,15 +18,17 @@ def test_help_placeholders_read_like_typers(command):
     assert re.search(r"\b(TEXT|PATH|INTEGER|FLOAT)\b", result.stdout)
 
 
-def test_options_of_typer_before_0_29_keep_their_own_placeholders():
-    """typer 0.27 (on the GPU machines) shows TEXT, INTEGER itself and its options have no
-    ``display_type``: the command must still start (it raised AttributeError there)."""
+def test_placeholders_from_click_types_as_typer_before_0_29_gives_them():
+    """typer 0.27 (on the lent GPU machines) has no ``display_type``: the command must still start
+    (it raised AttributeError there), options named by their types, a choice left as [a|b]."""
     import click
 
     from evtools.cli.app import _with_metavars
 
-    command = click.Command("convert", params=[click.Argument(["inputs"], nargs=-1), click.Option(["--bins"], type=int)])
+    command = click.Command("convert", params=[click.Argument(["inputs"], nargs=-1),
+                                               click.Option(["--bins"], type=int), click.Option(["--tau"]),
+                                               click.Option(["--codec"], type=click.Choice(["zstd", "lz4"]))])
     _with_metavars(command)
-    inputs, bins = command.params
-    assert (inputs.metavar, bins.metavar) == ("INPUTS", None)
-    assert "--bins INTEGER" in command.get_help(click.Context(command))
+    assert [p.metavar for p in command.params] == ["INPUTS", "INTEGER", "TEXT", None]
+    shown = command.get_help(click.Context(command))
+    assert "--bins INTEGER" in shown and "--tau TEXT" in shown and "--codec [zstd|lz4]" in shown

@@ -74,14 +74,17 @@ def _with_metavars(command):
             # "INPUTS..." in the usage line and the Arguments list, without braces or a type
             param.metavar = param.name.upper()
             repeated = "..." if param.nargs == -1 else ""
-            param._usage_display_name = lambda name=param.metavar + repeated: name
-            param._rich_display_name = param._usage_display_name
+            shown = lambda *args, name=param.metavar + repeated, **kwargs: name  # noqa: E731
+            # typer 0.29 asks the first two, typer 0.27 the last (and wraps a metavar in braces)
+            param._usage_display_name = param._rich_display_name = param.make_metavar = shown
             param.display_type_rich = lambda ctx: None
             continue
-        if not hasattr(param, "display_type"):  # typer before 0.29 shows the classic placeholders itself
+        if hasattr(param, "display_type"):  # typer 0.29: "<int>", "<list[Path]>", "<str>"
+            bare = (param.display_type(None) or "").strip("<>").removeprefix("list[").removesuffix("]")
+        elif hasattr(param.type, "choices"):  # a choice keeps its [a|b|c]
             continue
-        shown = param.display_type(None) or ""  # "<int>", "<list[Path]>", "<str>"
-        bare = shown.strip("<>").removeprefix("list[").removesuffix("]")
+        else:  # earlier typer: its click types' names ("int", "str", "path"; "integer", "text")
+            bare = param.type.name
         param.metavar = _METAVARS.get(bare, bare.upper())
     return command
 
