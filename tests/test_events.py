@@ -78,3 +78,15 @@ def test_selection_of_float_columns_with_nan_drops_them():
     assert selection.n_outside_sensor == 1
     np.testing.assert_array_equal(selection.events.x, [1, 2])
     np.testing.assert_array_equal(selection.events.p, [1, 1])
+
+
+def test_the_first_of_two_bad_polarities_is_named_in_a_long_block():
+    n = 200_000  # the pass runs on all cores
+    p = np.ones(n)
+    p[[150_002, 60_001]] = 0.5
+    with pytest.raises(ValueError, match=r"^polarity values must be 0/1, -1/\+1 or bool \(event 60001: 0.5\)$"):
+        select_events(np.arange(n), np.arange(n) % 346, np.arange(n) % 260, p, 346, 260)
+    p[[150_002, 60_001]] = 1
+    selection = select_events(np.arange(n), np.arange(n) % 346, np.arange(n) % 260, p, 346, 260)
+    assert selection.keep is None and selection.n_outside_sensor == 0
+    np.testing.assert_array_equal(selection.events.y, np.arange(n) % 260)

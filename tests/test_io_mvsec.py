@@ -101,6 +101,19 @@ def test_fields_outside_the_description_are_refused(tmp_path):
         open_recording(path)
 
 
+def test_the_first_of_two_bad_rows_is_named_in_a_long_table(tmp_path):
+    """The passes over a block run on all cores: the row named is still the first bad one."""
+    n = 200_000
+    table = np.column_stack([np.arange(n) % 346, np.arange(n) % 260, T0_S + np.arange(n) * 1e-6, np.ones(n)])
+    for name, column, value, message in (("time", 2, np.nan, r"event 60001 has the time nan s"),
+                                         ("polarity", 3, 0.5, r"event 60001 has x 143.0, y 201.0, p 0.5")):
+        bad = table.copy()
+        bad[[150_002, 60_001], column] = value
+        path = write_raw(tmp_path / f"{name}_data.hdf5", bad)
+        with pytest.raises(CorruptFileError, match=message), open_recording(path) as rec:
+            rec.events()
+
+
 def test_conversion_refuses_times_that_go_backwards(tmp_path):
     from evtools.convert import convert
 

@@ -19,6 +19,7 @@ import numpy as np
 from evtools.errors import CorruptFileError, InputError
 from evtools.io.hdf5 import check_stored, open_h5, require, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
+from evtools.kernels.parallel import PARALLEL_LAUNCH_LOCK
 
 CAMERAS = ("left", "right")
 SENSOR_WIDTH, SENSOR_HEIGHT = 346, 260
@@ -75,7 +76,8 @@ class MvsecRecording(Recording):
         """Relative integer microseconds; non-finite seconds are refused, naming the first (an
         event index when ``first_index`` is given, else an image)."""
         relative = np.empty(len(seconds), np.int64)
-        bad = _relative_microseconds(seconds, self._t_first_s, relative)
+        with PARALLEL_LAUNCH_LOCK:
+            bad = _relative_microseconds(seconds, self._t_first_s, relative)
         if bad >= 0:
             what = f"event {first_index + bad}" if first_index is not None else f"image {bad}"
             raise CorruptFileError(self.path, f"{what} has the time {float(seconds[bad])} s")
@@ -85,7 +87,8 @@ class MvsecRecording(Recording):
         block = self._events[start:stop]
         # whole pixel coordinates (those outside the sensor are dropped and counted later) and a
         # polarity of -1/+1 (0/1 in some conversions: positive means > 0 either way)
-        bad = _first_unusual_event(block)
+        with PARALLEL_LAUNCH_LOCK:
+            bad = _first_unusual_event(block)
         if bad >= 0:
             x, y, p = (float(v) for v in block[bad, [X, Y, P]])
             raise CorruptFileError(self.path, f"event {start + bad} has x {x}, y {y}, p {p}: "
@@ -99,17 +102,19 @@ class MvsecRecording(Recording):
         self._h5.close()
 
 
-# One pass each over a block's rows (numpy took six, with their temporaries).
-@numba.njit(nogil=True, cache=True)
+# One pass each over a block's rows (numpy took six, with their temporaries), on all cores.
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _relative_microseconds(seconds, t_first_s, out):
     """out = rint((seconds - t_first_s) * 1e6); returns the index of the first time that is not
-    finite or not within the int64 range, else -1."""
-    for i in range(len(seconds)):
+    finite or not within the int64 range (its ``out`` left 0), else -1."""
+    n = len(seconds)
+    bad = n
+    for i in numba.prange(n):
         relative = (seconds[i] - t_first_s) * 1e6
-        if not (abs(relative) < 2.0**62):  # also NaN
-            return i
-        out[i] = np.int64(np.rint(relative))
-    return -1
+        valid = abs(relative) < 2.0**62  # False for NaN too
+        out[i] = np.int64(np.rint(relative)) if valid else 0
+        bad = min(bad, n if valid else i)
+    return bad if bad < n else -1
 
 
 @numba.njit(cache=True)
@@ -118,13 +123,13 @@ def _is_unusual(x, y, p):
     return not ((x == np.floor(x)) & (y == np.floor(y)) & ((p == 1) | (p == -1) | (p == 0)))
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def _first_unusual_event(block):
-    """The first row that ``_is_unusual``, else -1. A branch-free count first, which LLVM
-    vectorises (a search that stops at the first took four times as long on valid blocks, which
-    all are in practice); the search only when the count finds one."""
+    """The first row that ``_is_unusual``, else -1. A count over all cores first (a search that
+    stops at the first took four times as long on valid blocks, which all are in practice); the
+    search only when the count finds one."""
     unusual = 0
-    for i in range(block.shape[0]):
+    for i in numba.prange(block.shape[0]):
         unusual += np.int64(_is_unusual(block[i, X], block[i, Y], block[i, P]))
     if unusual:
         for i in range(block.shape[0]):

@@ -14,6 +14,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
+from evtools.kernels.parallel import PARALLEL_LAUNCH_LOCK
 from evtools.kernels.select import on_sensor
 
 
@@ -73,14 +74,6 @@ def place(channel, plane, x, y, width):
 def time_span(t):
     """A non-empty window's first time and its span (t_last - t_first, at least 1)."""
     return t[0], max(t[-1] - t[0], 1)
-
-
-# Held around every launch of a ``parallel=True`` function of evtools. The CPU kernels release
-# the GIL (``nogil``), so that a conversion's writer and compressing threads run while they fill
-# a block; two Python threads must still not launch parallel code at once: Numba's workqueue
-# threading layer (where neither OpenMP nor TBB is found) aborts the process on concurrent
-# launches, and each launch already uses every core.
-PARALLEL_LAUNCH_LOCK = threading.Lock()
 
 
 @numba.njit(parallel=True, cache=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from evtools.kernels.launch import PARALLEL_LAUNCH_LOCK
+from evtools.kernels.parallel import PARALLEL_LAUNCH_LOCK
 from evtools.labels import CONSTRUCTION_SKY, FLAT, HUMAN, NATURE, OBJECT, VEHICLE
 
 WIDTH, HEIGHT = 346, 260
