@@ -138,7 +138,7 @@ def main() -> None:
         checks.append(Step("demo", ["make", "demo", "DEVICE=cuda", f"VENV={demo_environment()}", "TEACHER_EPOCHS=2",
                                     "STUDENT_EPOCHS=1", "DEMO_DIR=build/gpu-demo", "RUN_DIR=runs/gpu-demo"], 300))
     small_model = ["--set", "model.depth=18", "--set", "model.width=0.25", "--set", "training.crop=[64,128]",
-                   "--steps", "3"] if args.quick else ["--steps", "100"]
+                   "--steps", "3"] if args.quick else ["--steps", "100", "--profile"]
     benchmarks = [
         Step("kernel-bench", [PYTHON, "representations.py", *events, "--json", str(RESULTS / "gpu-representations.json"),
                               *([] if references else ["--no-references"])], 110, cwd=BENCHMARKS),

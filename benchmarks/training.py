@@ -7,7 +7,7 @@ the optimisers), on synthetic batches already in memory: the models' cost withou
 EvDistill's gates start closed and open as the reconstructions improve; here they are held open,
 so that every term is computed (the step's cost late in training). The teacher has random weights
 (its cost does not depend on them). Usage:
-python benchmarks/training.py [--config PATH] [--steps N] [--device cuda] [--json PATH]
+python benchmarks/training.py [--config PATH] [--steps N] [--device cuda] [--json PATH] [--profile]
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def synthetic_batches(config, generator: torch.Generator) -> tuple[dict, dict]:
     return batch, {"aps": frames(), "aps_previous": frames(), "labels": labels}
 
 
-def images_per_second(config, teacher_path: Path, steps: int, warmup: int) -> float:
+def images_per_second(config, teacher_path: Path, steps: int, warmup: int, profile: Path | None = None) -> float:
+    """The step's rate after ``warmup`` steps; with ``profile``, then 5 more steps under torch's
+    profiler, whose operators by total time (the device's, on a GPU) go to that file."""
     run = start_run(config, StudentInputs(events=[], images=Path("synthetic"), teacher=teacher_path), Path("unused"))
     build_run(run)
     run.method.gates = lambda: {"e2i_gate": 1.0, "i2e_gate": 1.0}  # every term computed (see the docstring)
@@ -60,14 +62,24 @@ def images_per_second(config, teacher_path: Path, steps: int, warmup: int) -> fl
     run.method.train()
     batch, image_batch = synthetic_batches(config, torch.Generator().manual_seed(0))
     losses = BaselineLosses(TaskLoss(), DistributionKD(config.training.temperature))
+    on_gpu = config.training.device.startswith("cuda")
     for step in range(warmup + steps):
         if step == warmup:
-            if config.training.device.startswith("cuda"):
+            if on_gpu:
                 torch.cuda.synchronize()
             started = time.perf_counter()
         loss, _ = train_step(run, batch, image_batch, losses)
     float(loss.detach())  # waits for the last step
-    return steps * config.training.batch_size / (time.perf_counter() - started)
+    rate = steps * config.training.batch_size / (time.perf_counter() - started)
+    if profile is not None:
+        activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_gpu else [])
+        with torch.profiler.profile(activities=activities) as profiler:
+            for _ in range(5):
+                loss, _ = train_step(run, batch, image_batch, losses)
+            float(loss.detach())
+        sort_by = "cuda_time_total" if on_gpu else "cpu_time_total"
+        profile.write_text(profiler.key_averages().table(sort_by=sort_by, row_limit=30) + "\n")
+    return rate
 
 
 def main() -> None:
@@ -79,7 +91,10 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="section.key=value, as evtools train student --set (a smaller model on a CPU)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "training.json")
+    parser.add_argument("--profile", action="store_true",
+                        help="5 more steps of each precision under torch's profiler; tables beside the JSON")
     args = parser.parse_args()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     base = load_config(args.config, [*args.overrides, f"training.device={args.device!r}"])
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -87,7 +102,8 @@ def main() -> None:
                                        DeepLabV3Plus(replace(base.model, in_channels=1)), {"input": "aps"})
         for precision, channels_last in (("fp32", False), ("bf16", True)):
             config = replace(base, training=replace(base.training, precision=precision, channels_last=channels_last))
-            rate = images_per_second(config, teacher_path, args.steps, args.warmup)
+            profile = args.json.with_name(f"{args.json.stem}-profile-{precision}.txt") if args.profile else None
+            rate = images_per_second(config, teacher_path, args.steps, args.warmup, profile)
             rows.append({"precision": precision, "channels_last": channels_last, "images_per_second": rate,
                          "ddd17_epoch_minutes": DDD17_TRAINING_WINDOWS / rate / 60})
     model = base.model
@@ -95,7 +111,6 @@ def main() -> None:
               "config": str(args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config),
               "overrides": args.overrides, "method": base.method, "depth": model.depth, "crop": base.training.crop,
               "batch_size": base.training.batch_size, "steps": args.steps, "rows": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     table = Table(title=f"{base.method} training step, ResNet-{model.depth}, {base.training.crop}, batch "
                         f"{base.training.batch_size}, on {result['device']} (synthetic batches)")
