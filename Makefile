@@ -36,7 +36,7 @@ bench: $(STAMP)
 # at most $(GPU_BUDGET) seconds.
 WHEELS ?= .whl
 GPU_SITE ?= build/gpu-site
-GPU_BUDGET ?= 540
+GPU_BUDGET ?= 480
 gpu-check:
 	if [ -d $(WHEELS) ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(GPU_SITE) $(WHEELS)/*.whl; fi
 	PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR) $(PYTHON) benchmarks/gpu_check.py --budget $(GPU_BUDGET) $(if $(GPU_STEPS),--only $(GPU_STEPS))

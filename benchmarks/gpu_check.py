@@ -1,4 +1,4 @@
-"""make gpu-check: everything that needs a real NVIDIA GPU, in one run of at most 9 minutes, summed
+"""make gpu-check: everything that needs a real NVIDIA GPU, in one run of at most 8 minutes, summed
 up in one Markdown table (benchmarks/results/gpu-check.md, and printed).
 
 First the checks, side by side (their speed is not measured):
@@ -116,7 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="2 M events, a small training model and no demo: a check of this script on any machine.")
-    parser.add_argument("--budget", type=float, default=540.0, help="seconds for the whole check")
+    parser.add_argument("--budget", type=float, default=480.0, help="seconds for the whole check")
     parser.add_argument("--only", default="", help="comma-separated step names: run only these (a rerun)")
     args = parser.parse_args()
     deadline = time.perf_counter() + args.budget
