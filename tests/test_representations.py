@@ -238,6 +238,34 @@ def test_cuda_in_parts_equals_the_cpu(rep, on_device, monkeypatch):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_staged_parts_left_early_give_the_buffers_back(monkeypatch):
+    """A launch that fails in the middle of a call closes the parts: the next call stages again."""
+    from evtools.kernels import launch
+
+    monkeypatch.setattr(launch, "CUDA_PART_EVENTS", 60)
+    e = make_events(300, 16, 12, span_us=10_000, seed=10)
+    windows = np.array([[0, 50], [50, 100], [100, 160], [160, 300]])
+    with pytest.raises(RuntimeError, match="launch failed") as failed:
+        launch.run_cuda(_failing_kernel, (e.t, e.x, e.y, e.p), windows, np.empty((4, 1), np.float32))
+    assert failed.tb is not None  # the traceback, and with it the call's frame, still held
+    assert launch._STAGING.lock.acquire(blocking=False)
+    launch._STAGING.lock.release()
+    parts = list(launch.staged_parts((e.t, e.x, e.y, e.p), windows))
+    assert [p.windows for p in parts] == [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]
+    np.testing.assert_array_equal(parts[3].columns[0].copy_to_host(), e.t[160:300])
+    np.testing.assert_array_equal(parts[3].device_windows.copy_to_host(), [[0, 140]])
+
+
+class _FailingLaunch:
+    def __getitem__(self, config):
+        def launch(*args):
+            raise RuntimeError("launch failed")
+        return launch
+
+
+_failing_kernel = _FailingLaunch()
+
+
 def test_cuda_time_surface_ends_follow_their_windows_across_parts(monkeypatch):
     from evtools.kernels import launch
 

@@ -8,7 +8,9 @@ costs more than the scatter itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -225,26 +227,24 @@ def cuda_parts(windows: np.ndarray, part_events: int) -> list[slice]:
     return parts
 
 
-def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtype=None, finish=None) -> None:
-    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)`` for every part
-    of the windows (``cuda_parts``; window k of a part on grid row k, its indices relative to the
-    part's first event), and delivers the result.
+class StagedPart(NamedTuple):
+    """One part of a call's windows on the GPU: its slice of the windows, its stream, the event
+    columns over its span, its windows relative to the span's first event, and the arguments
+    (per-window arrays cut to the part)."""
 
-    A part's events and windows go to the GPU once, through page-locked buffers, on the stream of
-    one of two buffer sets, so that the host stages one part while the GPU copies and fills the
-    one before. Array arguments hold a value per window and are cut to each part's windows. The
-    grids (``grids_dtype``, default ``out``'s) are zeroed on the device; ``finish(grids, result,
-    stream)`` turns them into ``out``'s values there (a clip, a normalisation) when given. A host
-    ``out`` receives each part's result with one copy (asynchronous when ``out`` is page-locked,
-    as from ``host_buffer``); a device ``out`` (see ``device_view``) is written in place, so a
-    torch CUDA tensor receives the representation without leaving the GPU."""
-    given = device_view(out)
+    windows: slice
+    stream: object
+    columns: list
+    device_windows: object
+    args: list
+
+
+def staged_parts(columns: tuple, windows: np.ndarray, args: tuple = ()) -> Iterator[StagedPart]:
+    """Each part of ``windows`` (``cuda_parts``) staged onto the GPU through the page-locked
+    buffers of one of two sets, on that set's stream: the host stages the next part while the GPU
+    works on the one before. The buffers are this generator's until it is exhausted or closed
+    (close it when leaving early); exhausting it waits for everything queued on the streams."""
     with _STAGING.lock:
-        result = given if given is not None else numba_cuda.device_array(out.shape, out.dtype)
-        # ``finish`` works in place when the grids have the output's dtype
-        in_place = grids_dtype is None or np.dtype(grids_dtype) == result.dtype
-        grids = result if in_place else numba_cuda.device_array(result.shape, grids_dtype)
-        per_window = int(np.prod(result.shape[1:]))
         for number, part in enumerate(cuda_parts(windows, CUDA_PART_EVENTS)):
             which = number % 2
             stream = _STAGING.stream(which)
@@ -255,26 +255,46 @@ def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtyp
                               for slot, column in enumerate(columns)]
             slot = len(columns)
             flat_windows = _STAGING.to_device(which, slot, (part_windows - lo).reshape(-1), stream)
-            device_windows = flat_windows.reshape(len(part_windows), 2)
             device_args = []
             for arg in args:
                 if isinstance(arg, np.ndarray):
                     slot += 1
                     arg = _STAGING.to_device(which, slot, np.ascontiguousarray(arg[part]), stream)
                 device_args.append(arg)
-            n = len(part_windows)
+            yield StagedPart(part, stream, device_columns, flat_windows.reshape(len(part_windows), 2), device_args)
+        for stream in _STAGING.streams:
+            stream.synchronize()
+
+
+def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtype=None, finish=None) -> None:
+    """Runs ``kernel[(blocks, windows), threads](*columns, windows, *args, grids)`` for every part
+    of the windows (``staged_parts``; window k of a part on grid row k, its indices relative to
+    the part's first event), and delivers the result.
+
+    Array arguments hold a value per window. The grids (``grids_dtype``, default ``out``'s) are
+    zeroed on the device; ``finish(grids, result, stream)`` turns them into ``out``'s values
+    there (a clip, a normalisation) when given. A host ``out`` receives each part's result with
+    one copy (asynchronous when ``out`` is page-locked, as from ``host_buffer``); a device ``out``
+    (see ``device_view``) is written in place, so a torch CUDA tensor receives the representation
+    without leaving the GPU."""
+    given = device_view(out)
+    result = given if given is not None else numba_cuda.device_array(out.shape, out.dtype)
+    # ``finish`` works in place when the grids have the output's dtype
+    in_place = grids_dtype is None or np.dtype(grids_dtype) == result.dtype
+    grids = result if in_place else numba_cuda.device_array(result.shape, grids_dtype)
+    per_window = int(np.prod(result.shape[1:]))
+    with closing(staged_parts(columns, windows, args)) as parts:
+        for part, stream, device_columns, device_windows, device_args in parts:
+            n = part.stop - part.start
             if per_window:
-                part_grids = grids[part].reshape(n * per_window)
-                _zero[elementwise_blocks(n * per_window), CUDA_THREADS, stream](part_grids)
-            longest = int((part_windows[:, 1] - part_windows[:, 0]).max())
+                _zero[elementwise_blocks(n * per_window), CUDA_THREADS, stream](grids[part].reshape(n * per_window))
+            longest = int((windows[part, 1] - windows[part, 0]).max())
             blocks = max(1, min(CUDA_MAX_BLOCKS_X, -(-longest // CUDA_THREADS)))
             kernel[(blocks, n), CUDA_THREADS, stream](*device_columns, device_windows, *device_args, grids[part])
             if finish is not None:
                 finish(grids[part], result[part], stream)
             if given is None:
                 result[part].copy_to_host(out[part], stream=stream)
-        for stream in _STAGING.streams:
-            stream.synchronize()
 
 
 def host_buffer(shape: tuple[int, ...], dtype, device: str) -> np.ndarray:
