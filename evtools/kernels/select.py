@@ -27,6 +27,15 @@ def _is_bad_polarity(p):
     return not ((p == 1) | (p == 0) | (p == -1))
 
 
+@numba.njit(cache=True)
+def _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, j):
+    """Event i cast into place j of the ``*_out`` arrays (y shifted by row_lo, p as -1/+1)."""
+    t_out[j] = t[i]
+    x_out[j] = np.uint16(x[i])
+    y_out[j] = np.uint16(y[i] - row_lo)
+    p_out[j] = 1 if p[i] > 0 else -1
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _count_kept(x, y, width, height, row_lo, row_hi):
     """(events kept, events off the sensor)."""
@@ -40,15 +49,12 @@ def _count_kept(x, y, width, height, row_lo, row_hi):
 
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _cast_every_event(t, x, y, p, row_lo, t_out, x_out, y_out, p_out):
-    """Every event cast into the ``*_out`` arrays (y shifted by row_lo, p as -1/+1); returns the
-    index of the first polarity that is not -1, 0 or 1, or -1."""
+    """Every event cast into the ``*_out`` arrays; returns the index of the first polarity that
+    is not -1, 0 or 1, or -1."""
     n = len(t)
     bad = n
     for i in numba.prange(n):
-        t_out[i] = t[i]
-        x_out[i] = np.uint16(x[i])
-        y_out[i] = np.uint16(y[i] - row_lo)
-        p_out[i] = 1 if p[i] > 0 else -1
+        _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, i)
         bad = min(bad, i if _is_bad_polarity(p[i]) else n)
     return bad if bad < n else -1
 
@@ -62,10 +68,7 @@ def _move_kept_to_front(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out,
         kept = _is_kept(on_sensor(x[i], y[i], width, height), y[i], row_lo, row_hi)
         keep[i] = kept
         if kept:
-            t_out[n_kept] = t[i]
-            x_out[n_kept] = np.uint16(x[i])
-            y_out[n_kept] = np.uint16(y[i] - row_lo)
-            p_out[n_kept] = 1 if p[i] > 0 else -1
+            _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, n_kept)
             if bad_polarity < 0 and _is_bad_polarity(p[i]):
                 bad_polarity = i
             n_kept += 1
