@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from evtools import cache
@@ -348,8 +349,11 @@ def _block_buffers(spec: ConvertSpec, width: int, height: int) -> dict[str, np.n
 
 
 def _compressors() -> ThreadPoolExecutor:
-    """One compressing thread per core this process may use (Blosc releases the GIL)."""
-    return ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0)))
+    """One compressing thread per core this process may use (Blosc releases the GIL): Numba's
+    thread count, the cores of the process's affinity unless NUMBA_NUM_THREADS sets it, as each
+    worker of a local cluster has its share of the cores (one per core, N workers would run N
+    times the cores in compressors)."""
+    return ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS)
 
 
 def _compute_block(

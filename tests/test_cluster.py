@@ -85,3 +85,15 @@ def test_stacks_on_two_workers_equal_the_serial_stacks(cluster, recordings, tmp_
     [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], spec, range_windows=48)
     assert Cache(result.output).array("repr/voxel").shape == (200, 4, 2, 64, 96)
     assert_same_cache(Cache(result.output), serial)
+
+
+def _compressing_threads() -> int:
+    from evtools.convert import _compressors
+
+    with _compressors() as pool:
+        return pool._max_workers
+
+
+def test_each_worker_compresses_on_its_share_of_the_cores(cluster):
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert set(cluster.run(_compressing_threads).values()) == {share}
