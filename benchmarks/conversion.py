@@ -3,7 +3,11 @@ frames every 40 ms, converted to a 5-bin voxel cache (50 ms windows before each 
 
 Reports, for each Blosc codec, events per second end to end (events in the file / wall time of the conversion, cache
 finished on disk), the conversion's peak RSS, and as the floor the time just to read the events
-table with h5py. Usage: python benchmarks/conversion.py [--events N] [--json PATH]
+table with h5py. With ``--profile``, one more zstd conversion runs with the main thread under
+cProfile, and the JSON gets where that thread's time went (reading events, kernels, waiting for
+blocks to be stored, cutting windows, the rest) beside the process's CPU seconds: whether the
+serial main thread or the compressors bound a conversion on the machine.
+Usage: python benchmarks/conversion.py [--events N] [--json PATH] [--profile]
 """
 
 from __future__ import annotations
@@ -40,6 +44,53 @@ status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(seconds, result.windows, result.bytes_on_disk, result.bytes_uncompressed, int(status["VmHWM"].split()[0]) * 1024)
 """
 
+NUMBA_START = "load Numba (its first compiled function)"
+# The main thread's functions a profile reports, by (file, function); the rest of its time is "other".
+MAIN_THREAD_STEPS = {
+    "cut the windows (one pass over the timestamps)": ("convert.py", "_cut_windows"),
+    "read events (h5py, the reader's passes, selection)": ("recording.py", "read"),
+    "kernels (the first call loads them)": ("representations.py", "batch"),
+    "queue the encodings": ("convert.py", "_start_block"),
+    "wait for a block to be stored (compressors, writer)": ("convert.py", "_when_stored"),
+    "finish the cache (consolidate, rename)": ("cache.py", "finish"),
+}
+PROFILED_CONVERT = """
+import cProfile, json, pstats, resource, sys, time
+import numpy as np
+from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
+from evtools.kernels.launch import time_span
+kernel_threads_sleep_between_calls()
+steps = json.loads(sys.argv[3])
+cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+started = time.perf_counter()
+time_span(np.arange(2))  # Numba's start (its targets, its BLAS check), which the first compiled call pays
+cumulative = {sys.argv[4]: time.perf_counter() - started}
+profile = cProfile.Profile()  # the main thread's calls only
+profile.enable()
+convert(sys.argv[1], sys.argv[2], ConvertSpec(codec="zstd"))
+profile.disable()
+seconds = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu_seconds = usage.ru_utime + usage.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+for (path, _, name), (_, _, _, total, _) in pstats.Stats(profile).stats.items():
+    for step, (file, function) in steps.items():
+        if path.endswith("/" + file) and name == function:
+            cumulative[step] = cumulative.get(step, 0.0) + total
+print(json.dumps({"seconds": seconds, "process_cpu_seconds": cpu_seconds, "main_thread": cumulative}))
+"""
+
+
+def profiled_conversion(recording: Path, output: Path) -> dict:
+    """One zstd conversion in a fresh process, its main thread under cProfile (its time a little
+    longer for it): seconds, the process's CPU seconds, and the main thread's seconds loading
+    Numba, in each of MAIN_THREAD_STEPS and in the rest ("other")."""
+    found = json.loads(subprocess.run([sys.executable, "-c", PROFILED_CONVERT, str(recording), str(output),
+                                       json.dumps(MAIN_THREAD_STEPS), NUMBA_START], check=True, capture_output=True,
+                                      text=True).stdout.splitlines()[-1])
+    steps = {step: found["main_thread"].get(step, 0.0) for step in (NUMBA_START, *MAIN_THREAD_STEPS)}
+    steps["other"] = max(found["seconds"] - sum(steps.values()), 0.0)
+    return {"seconds": found["seconds"], "process_cpu_seconds": found["process_cpu_seconds"], "main_thread": steps}
+
 
 def make_recording(path: Path, n_events: int) -> int:
     events = driving_like_stream(n_events, WIDTH, HEIGHT)
@@ -64,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "conversion.json")
+    parser.add_argument("--profile", action="store_true", help="Also where the main thread's time goes (cProfile).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         recording = Path(folder) / "bench_data.hdf5"
@@ -87,6 +139,7 @@ def main() -> None:
                 "cache_bytes": on_disk,
                 "compression_ratio": uncompressed / on_disk,
             })
+        profile = profiled_conversion(recording, Path(folder) / "profiled") if args.profile else None
     result = {
         "machine": machine(),
         "events": args.events,
@@ -94,6 +147,7 @@ def main() -> None:
         "read_floor_seconds": floor,
         "read_floor_events_per_second": args.events / floor,
         "conversions": runs,
+        **({"profile": profile} if profile else {}),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -107,6 +161,14 @@ def main() -> None:
                       f"{run['cache_bytes'] / 1e6:.0f} MB ({run['compression_ratio']:.1f}x)")
     console = Console()
     console.print(table)
+    if profile:
+        steps = Table(title=f"where the main thread's time goes (zstd, under cProfile: {profile['seconds']:.2f} s, "
+                            f"{profile['process_cpu_seconds']:.2f} CPU seconds in all threads)")
+        steps.add_column("main thread")
+        steps.add_column("seconds", justify="right")
+        for step, seconds in profile["main_thread"].items():
+            steps.add_row(step, f"{seconds:.2f}")
+        console.print(steps)
     console.print(f"machine: {result['machine']}; JSON written to {args.json}")
 
 

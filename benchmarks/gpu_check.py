@@ -10,7 +10,8 @@ Then the benchmarks, one after another, while time is left (a step starts only w
 limit left, and is stopped at it):
 - the kernel benchmark with its CUDA rows (evtools' rows only where Tonic and evlib are missing);
 - the training step of the paper configuration, fp32 and bf16 (benchmarks/training.py);
-- the conversion benchmark with --device cpu and --device cuda, and again on 2 of the cores;
+- the conversion benchmark with --device cpu and --device cuda, and again on 2 of the cores, each
+  with where its main thread's time goes (--profile);
 - the cluster and loading benchmarks.
 
 Usage: python benchmarks/gpu_check.py [--quick] [--budget SECONDS] [--only STEP,...], with this project importable
@@ -98,8 +99,11 @@ def figures(step: Step) -> str:
         return "; ".join(f"{r['precision']}: {r['images_per_second']:.1f} images/s, one DDD17 epoch "
                          f"{r['ddd17_epoch_minutes']:.1f} min" for r in data["rows"])
     if step.name.startswith("conversion") and (data := load(f"gpu-{step.name.removesuffix('-bench')}.json")):
+        main_thread = "; main thread under cProfile: " + ", ".join(
+            f"{step.split(' (')[0]} {seconds:.2f} s" for step, seconds in data["profile"]["main_thread"].items()
+        ) if "profile" in data else ""
         return "; ".join(f"{r['codec']} {r.get('device', 'cpu')}: {r['seconds']:.2f} s, "
-                         f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in data["conversions"])
+                         f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in data["conversions"]) + main_thread
     if step.name == "cluster-bench" and (data := load("gpu-cluster.json")):
         return "; ".join(f"jobs {r['jobs']}: {r['seconds']:.1f} s, {r['events_per_second'] / 1e6:.1f} M ev/s"
                          for r in data["runs"])
@@ -144,11 +148,12 @@ def main() -> None:
                               *([] if references else ["--no-references"])], 110, cwd=BENCHMARKS),
         Step("training-bench", [PYTHON, "training.py", *small_model, "--json", str(RESULTS / "gpu-training.json")], 100,
              cwd=BENCHMARKS),
-        Step("conversion-bench", [PYTHON, "conversion.py", *events, "--json", str(RESULTS / "gpu-conversion.json")], 90,
-             cwd=BENCHMARKS),
+        # --profile: where the main thread's time goes, to tell a serial main thread from busy compressors
+        Step("conversion-bench", [PYTHON, "conversion.py", *events, "--profile", "--json",
+                                  str(RESULTS / "gpu-conversion.json")], 100, cwd=BENCHMARKS),
         # the same conversion on 2 of the machine's cores: the scaling from 2 cores to all of them
-        Step("conversion-2-cores-bench", ["taskset", "-c", "0,1", PYTHON, "conversion.py", *events, "--json",
-                                          str(RESULTS / "gpu-conversion-2-cores.json")], 80,
+        Step("conversion-2-cores-bench", ["taskset", "-c", "0,1", PYTHON, "conversion.py", *events, "--profile", "--json",
+                                          str(RESULTS / "gpu-conversion-2-cores.json")], 90,
              {**REAL_CUDA, "NUMBA_NUM_THREADS": "2"}, cwd=BENCHMARKS),
         Step("cluster-bench", [PYTHON, "cluster.py", "--jobs", "8", "--recordings", "8", "--json",
                                str(RESULTS / "gpu-cluster.json")], 60, cwd=BENCHMARKS),
