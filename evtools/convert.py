@@ -26,7 +26,7 @@ from evtools import cache
 from evtools.cache import CacheArray, repr_array
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError
-from evtools.events import MAX_PACKED_PIXELS, pack_window
+from evtools.events import MAX_PACKED_PIXELS, Events, pack_window
 from evtools.io import ReadOptions, Recording, open_recording
 from evtools.io.fingerprint import fingerprint, source_size
 from evtools.io.ground_truth import GroundTruth, load_ground_truth
@@ -312,26 +312,46 @@ def _write_windows(job: _Conversion, group, done: int, progress: Progress | None
 def _stored_blocks(recording: Recording, windows: Windows, blocks: Iterator[slice], spec: ConvertSpec, width: int,
                    height: int, ground_truth: GroundTruth | None, group, mark: bool) -> Iterator[tuple[slice, int]]:
     """Computes and stores ``blocks`` in order, yielding each block and its number of events once
-    it is stored (and, when ``mark``, recorded as done). Two sets of buffers: the kernels fill one
-    while the compressors encode the other, whose windows were queued on them as soon as they
-    were computed, so that the compressors never wait for a file to be written or the next block
-    to be handed over; a writer thread stores the blocks in order. At most two blocks in flight.
-    Close the generator when leaving it early: closing waits for the blocks in flight."""
+    it is stored (and, when ``mark``, recorded as done). A reader thread reads the next block
+    (events, frames, masks: all of the recording's I/O) while the kernels compute this one. Two
+    sets of buffers: the kernels fill one while the compressors encode the other, whose windows
+    were queued on them as soon as they were computed, so that the compressors never wait for a
+    file to be written or the next block to be handed over; a writer thread stores the blocks in
+    order. At most two blocks in flight. Close the generator when leaving it early: closing
+    waits for the blocks in flight."""
     buffer_sets = [_block_buffers(spec, width, height) for _ in range(2)]
     arrays = _Arrays(group)
     in_flight: deque[tuple[Future, slice, int]] = deque()
-    with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors:
-        for number, block in enumerate(blocks):
+    read = partial(_read_block, recording, windows, spec, ground_truth)
+    with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors, \
+            closing(_read_ahead(read, blocks)) as read_blocks:
+        for number, (block, block_input) in enumerate(read_blocks):
             if len(in_flight) == len(buffer_sets):  # its buffers are the ones to fill now
                 yield _when_stored(in_flight.popleft())
-            outputs = _compute_block(recording, windows, block, spec, width, height, buffer_sets[number % 2],
-                                     ground_truth)
+            outputs = _compute_block(recording, windows, block, block_input, spec, width, height,
+                                     buffer_sets[number % 2])
             writes = _start_block(arrays, block, outputs, compressors)
             before = in_flight[-1][0] if in_flight else None
             in_flight.append((writer.submit(_store_block, group, block, writes, mark, before), block,
                               int(outputs[CacheArray.N_EVENTS].sum())))
         while in_flight:
             yield _when_stored(in_flight.popleft())
+
+
+def _read_ahead(read: Callable[[slice], object], blocks: Iterator[slice]) -> Iterator[tuple[slice, object]]:
+    """(block, read(block)) for each block, in order, the next block read on a thread of its own
+    while the caller works on this one (h5py and the readers' passes release the GIL). A read
+    that fails raises when its block is reached, after the blocks before it; closing the
+    generator waits for the read in progress."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending: tuple[slice, Future] | None = None
+        for block in blocks:
+            following = (block, reader.submit(read, block))
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = following
+        if pending is not None:
+            yield pending[0], pending[1].result()
 
 
 def _when_stored(in_flight: tuple[Future, slice, int]) -> tuple[slice, int]:
@@ -356,24 +376,50 @@ def _compressors() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS)
 
 
-def _compute_block(
-    recording: Recording, windows: Windows, block: slice, spec: ConvertSpec, width: int, height: int, buffers: dict,
-    ground_truth: GroundTruth | None = None,
-) -> dict[str, np.ndarray]:
-    """Every array's values for the windows of one block, keyed by array name."""
+@dataclass
+class _BlockInput:
+    """What one block needs from the recording: its events, the index ranges of each window (and
+    of each sub-window of a stack) in them, the windows' ends, and the arrays stored as read."""
+
+    events: Events
+    ranges: np.ndarray  # (B, 2) each window's events
+    kernel_ranges: np.ndarray  # what the kernels take as windows: the windows, or a stack's sub-windows
+    ends: np.ndarray  # each kernel window's t_end
+    stored: dict[str, np.ndarray]  # counts, frames, masks: arrays stored without computing
+
+
+def _read_block(recording: Recording, windows: Windows, spec: ConvertSpec, ground_truth: GroundTruth | None,
+                block: slice) -> _BlockInput:
+    """A block's events, frames and masks: all that a block reads from the recording."""
     lo, hi = int(windows.start[block].min()), int(windows.stop[block].max())
     selection = recording.read(lo, hi, spec.crop_rows)
-    events = selection.events
     ranges = np.column_stack(
         [selection.kept_before(windows.start[block] - lo), selection.kept_before(windows.stop[block] - lo)]
     )
-    outputs = {CacheArray.N_EVENTS: ranges[:, 1] - ranges[:, 0]}
+    stored = {CacheArray.N_EVENTS: ranges[:, 1] - ranges[:, 0]}
     # a stack's sub-windows are windows to the kernels: (B * S) of them, reshaped to (B, S, ...)
     kernel_ranges, ends = ranges, windows.t_end_us[block]
     if windows.sub_bounds is not None:
         bounds = selection.kept_before(windows.sub_bounds[block] - lo)
         kernel_ranges = np.column_stack([bounds[:, :-1].ravel(), bounds[:, 1:].ravel()])
         ends = windows.sub_t_end_us[block].ravel()
+    if windows.frame_index is not None:
+        stored[CacheArray.APS] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows)
+                                           for i in windows.frame_index[block]])
+        if ground_truth is not None:
+            frame_abs = recording.t0_us + recording.frames.t_us[windows.frame_index[block]]
+            stored[CacheArray.GT_LABELS] = ground_truth.masks(frame_abs, recording.height, recording.width,
+                                                              spec.crop_rows)
+            if ground_truth.has_conditions:
+                stored[CacheArray.GT_CONDITION] = ground_truth.conditions(frame_abs)
+    return _BlockInput(selection.events, ranges, kernel_ranges, ends, stored)
+
+
+def _compute_block(recording: Recording, windows: Windows, block: slice, block_input: _BlockInput, spec: ConvertSpec,
+                   width: int, height: int, buffers: dict) -> dict[str, np.ndarray]:
+    """Every array's values for the windows of one block, keyed by array name."""
+    events, ranges = block_input.events, block_input.ranges
+    outputs = dict(block_input.stored)
     for rep in spec.representations:
         shape = buffers[rep.name].shape[1:]
         if windows.sub_bounds is not None:
@@ -381,22 +427,15 @@ def _compute_block(
         if not len(events):  # every representation of no events is zero: not computed, encoded once
             outputs[repr_array(rep.name)] = cache.zero_windows(len(ranges), shape, rep.dtype)
             continue
-        extra = {"ends_us": ends} if rep.uses_window_end else {}
-        grids = rep.batch(events.t, events.x, events.y, events.p, kernel_ranges, width, height, spec.device,
-                          out=buffers[rep.name][: len(kernel_ranges)], **extra)
+        extra = {"ends_us": block_input.ends} if rep.uses_window_end else {}
+        grids = rep.batch(events.t, events.x, events.y, events.p, block_input.kernel_ranges, width, height,
+                          spec.device, out=buffers[rep.name][: len(block_input.kernel_ranges)], **extra)
         outputs[repr_array(rep.name)] = grids.reshape(len(ranges), *shape)
         if spec.float16 and rep.dtype.kind == "f":
             _check_half_range(recording, rep, outputs[repr_array(rep.name)], block.start)
     if spec.events:
         outputs[STORED_EVENTS_OUTPUT] = [_packed(recording, events[a:b], t_start, width, block.start + k)
                                          for k, ((a, b), t_start) in enumerate(zip(ranges, windows.t_start_us[block]))]
-    if windows.frame_index is not None:
-        outputs[CacheArray.APS] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows) for i in windows.frame_index[block]])
-        if ground_truth is not None:
-            frame_abs = recording.t0_us + recording.frames.t_us[windows.frame_index[block]]
-            outputs[CacheArray.GT_LABELS] = ground_truth.masks(frame_abs, recording.height, width, spec.crop_rows)
-            if ground_truth.has_conditions:
-                outputs[CacheArray.GT_CONDITION] = ground_truth.conditions(frame_abs)
     return outputs
 
 

@@ -18,6 +18,7 @@ from conftest import T0_US, assert_same_cache, make_events, write_recording
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
 from evtools.events import Events
+from evtools import convert as convert_module
 from evtools.convert import ConvertSpec, _blocks, convert
 from evtools.errors import EvtoolsError, InputError
 from evtools.io.fingerprint import fingerprint
@@ -181,6 +182,47 @@ def test_no_block_is_recorded_as_done_after_one_that_failed_to_be_stored(tmp_pat
     assert resumed.resumed_from == 16
     clean = convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", ConvertSpec())
     assert_same_cache(Cache(resumed.output), Cache(clean.output))
+
+
+def test_the_next_block_is_read_on_its_own_thread_while_this_one_is_computed(tmp_path, monkeypatch):
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    read_block, compute_block = convert_module._read_block, convert_module._compute_block
+    reading = {}  # first window of a block -> set when its read begins
+    readers = set()
+
+    def read(recording, windows, spec, truth, block):
+        readers.add(threading.current_thread())
+        reading.setdefault(block.start, threading.Event()).set()
+        return read_block(recording, windows, spec, truth, block)
+
+    overlapped = []
+
+    def compute(recording, windows, block, *args):
+        if block.stop < len(windows):  # the next block's read has begun before this block is done
+            overlapped.append(reading.setdefault(block.stop, threading.Event()).wait(timeout=5))
+        return compute_block(recording, windows, block, *args)
+
+    monkeypatch.setattr(convert_module, "_read_block", read)
+    monkeypatch.setattr(convert_module, "_compute_block", compute)
+    result = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+    assert overlapped == [True] * 3 and threading.main_thread() not in readers
+    monkeypatch.undo()
+    assert_same_cache(Cache(result.output), Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "clean").output))
+
+
+def test_a_block_whose_read_fails_stops_the_conversion_after_the_blocks_before_it(tmp_path, monkeypatch):
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    read_block = convert_module._read_block
+
+    def damaged_third_block(recording, windows, spec, truth, block):
+        if block.start == 32:
+            raise InputError(recording.path, "events 9 to 10: damaged")
+        return read_block(recording, windows, spec, truth, block)
+
+    monkeypatch.setattr(convert_module, "_read_block", damaged_third_block)
+    with pytest.raises(InputError, match="damaged"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+    assert zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"] == 32
 
 
 def test_blocks_that_end_early_and_a_resume_inside_a_shard_write_the_clean_files(tmp_path, monkeypatch):
