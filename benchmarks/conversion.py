@@ -48,7 +48,8 @@ NUMBA_START = "load Numba (its first compiled function)"
 # The main thread's functions a profile reports, by (file, function); the rest of its time is "other".
 MAIN_THREAD_STEPS = {
     "cut the windows (one pass over the timestamps)": ("convert.py", "_cut_windows"),
-    "read events (h5py, the reader's passes, selection)": ("recording.py", "read"),
+    # the reader thread reads each block (h5py, the reader's passes, the selection) ahead of the kernels
+    "wait for the next block's events (reader thread)": ("convert.py", "_read_ahead"),
     "kernels (the first call loads them)": ("representations.py", "batch"),
     "queue the encodings": ("convert.py", "_start_block"),
     "wait for a block to be stored (compressors, writer)": ("convert.py", "_when_stored"),
