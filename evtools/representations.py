@@ -114,8 +114,10 @@ class Representation:
         return self.channels, height, width
 
     def params(self) -> dict:
-        """The parameters as a plain dict, for cache attributes; ``from_params`` reads them back."""
-        return dataclasses.asdict(self)
+        """The parameters as a plain dict, for cache attributes and the kernels' arguments;
+        ``from_params`` reads them back. Every parameter is a number or a bool: a shallow dict
+        (``dataclasses.asdict`` deep-copies: 2.7 against 0.7 us, of a call's 16 us of Python)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
     @classmethod
     def from_params(cls, params: dict) -> Representation:
