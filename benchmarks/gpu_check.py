@@ -12,7 +12,7 @@ limit left, and is stopped at it):
 - the training step of the paper configuration, fp32 and bf16 (benchmarks/training.py);
 - the conversion benchmark with --device cpu and --device cuda, and again on 2 of the cores, each
   with where its main thread's time goes (--profile);
-- the cluster and loading benchmarks.
+- the cluster benchmark (with the local cluster's run split by phase) and the loading benchmark.
 
 Usage: python benchmarks/gpu_check.py [--quick] [--budget SECONDS] [--only STEP,...], with this project importable
 (the Makefile's gpu-check target sets PYTHONPATH).
@@ -105,8 +105,12 @@ def figures(step: Step) -> str:
         return "; ".join(f"{r['codec']} {r.get('device', 'cpu')}: {r['seconds']:.2f} s, "
                          f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in data["conversions"]) + main_thread
     if step.name == "cluster-bench" and (data := load("gpu-cluster.json")):
+        split = data.get("split")
+        phases = (f"; by phase: start {split['start_seconds']:.2f} s, conversion {split['conversion_seconds']:.2f} s "
+                  f"(first tasks {split['first_task_seconds']}, later {split['later_task_seconds']}), close "
+                  f"{split['close_seconds']:.2f} s") if split else ""
         return "; ".join(f"jobs {r['jobs']}: {r['seconds']:.1f} s, {r['events_per_second'] / 1e6:.1f} M ev/s"
-                         for r in data["runs"])
+                         for r in data["runs"]) + phases
     if step.name == "loading-bench" and (data := load("gpu-loading.json")):
         return "; ".join(f"{r['loader']}, {r['workers']} workers: {r['samples_per_second']:.0f} samples/s"
                          for r in data["loaders"])
@@ -155,8 +159,8 @@ def main() -> None:
         Step("conversion-2-cores-bench", ["taskset", "-c", "0,1", PYTHON, "conversion.py", *events, "--profile", "--json",
                                           str(RESULTS / "gpu-conversion-2-cores.json")], 90,
              {**REAL_CUDA, "NUMBA_NUM_THREADS": "2"}, cwd=BENCHMARKS),
-        Step("cluster-bench", [PYTHON, "cluster.py", "--jobs", "8", "--recordings", "8", "--json",
-                               str(RESULTS / "gpu-cluster.json")], 60, cwd=BENCHMARKS),
+        Step("cluster-bench", [PYTHON, "cluster.py", "--jobs", "8", "--recordings", "8", "--split", "--json",
+                               str(RESULTS / "gpu-cluster.json")], 70, cwd=BENCHMARKS),
         Step("loading-bench", [PYTHON, "loading.py", *events, "--json", str(RESULTS / "gpu-loading.json")], 60,
              cwd=BENCHMARKS),
     ]
