@@ -20,6 +20,7 @@ from evtools.errors import CorruptFileError, InputError
 from evtools.io.hdf5 import check_stored, open_h5, require, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 from evtools.kernels.parallel import PARALLEL_LAUNCH_LOCK
+from evtools.kernels.select import is_bad_polarity
 
 CAMERAS = ("left", "right")
 SENSOR_WIDTH, SENSOR_HEIGHT = 346, 260
@@ -120,7 +121,7 @@ def _relative_microseconds(seconds, t_first_s, out):
 @numba.njit(cache=True)
 def _is_unusual(x, y, p):
     """Whether x or y is not a whole number or p is not -1, 0 or 1 (NaN included)."""
-    return not ((x == np.floor(x)) & (y == np.floor(y)) & ((p == 1) | (p == -1) | (p == 0)))
+    return not ((x == np.floor(x)) & (y == np.floor(y))) or is_bad_polarity(p)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)

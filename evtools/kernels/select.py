@@ -23,7 +23,7 @@ def _is_kept(inside, y, row_lo, row_hi):
 
 
 @numba.njit(cache=True)
-def _is_bad_polarity(p):
+def is_bad_polarity(p):
     return not ((p == 1) | (p == 0) | (p == -1))
 
 
@@ -55,7 +55,7 @@ def _cast_every_event(t, x, y, p, row_lo, t_out, x_out, y_out, p_out):
     bad = n
     for i in numba.prange(n):
         _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, i)
-        bad = min(bad, i if _is_bad_polarity(p[i]) else n)
+        bad = min(bad, i if is_bad_polarity(p[i]) else n)
     return bad if bad < n else -1
 
 
@@ -69,7 +69,7 @@ def _move_kept_to_front(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out,
         keep[i] = kept
         if kept:
             _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, n_kept)
-            if bad_polarity < 0 and _is_bad_polarity(p[i]):
+            if bad_polarity < 0 and is_bad_polarity(p[i]):
                 bad_polarity = i
             n_kept += 1
     return bad_polarity
