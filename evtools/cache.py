@@ -10,7 +10,8 @@ is documented in docs/cache-format.md, which a test checks against these names. 
                                                                        a file (shard) per 16
       gt_condition                                       (K,)          uint8
       repr/<name>                                        (K, C, H, W)  the same
-      events/dt  events/xyp                              (K, N)        uint32, chunks (1, 65536)
+      events/dt  events/xyp                              (K, N)        uint32, chunks (1, 65536),
+                                                                       a shard per 16 windows
       labels  labels_confidence                          (K, H, W)     added by evtools pseudolabel
     NAME.zarr.partial/              the same while a conversion writes it
     NAME.zarr.lock                  held (flock) by the conversion writing it
@@ -386,15 +387,15 @@ def create_partial(
 def _create_array(group: zarr.Group, name: str, spec: ArraySpec, codec: str = "zstd", windows_per_block: int = 16,
                   overwrite: bool = False) -> zarr.Array:
     shape = spec.shape
-    window_chunked = len(shape) > 1 and spec.chunks is None
+    chunks = spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,))
     return group.create_array(
         name,
         shape=shape,
-        chunks=spec.chunks or ((1, *shape[1:]) if len(shape) > 1 else (windows_per_block,)),
-        # a file (a zarr shard) per block of windows, each window still a chunk of its own inside
-        # it: one file per window made creating inodes a fifth of a conversion's CPU time, and a
-        # DDD17 recording would leave millions of files
-        shards=(windows_per_block, *shape[1:]) if window_chunked else None,
+        chunks=chunks,
+        # a file (a zarr shard) per block of windows, each window still a chunk (or, for the
+        # stored events, chunks) of its own inside it: one file per window made creating inodes a
+        # fifth of a conversion's CPU time, and a DDD17 recording would leave millions of files
+        shards=(windows_per_block, *(-(-n // c) * c for n, c in zip(shape[1:], chunks[1:]))) if len(shape) > 1 else None,
         dtype=spec.dtype,
         compressors=compressor(codec, spec.shuffle),
         fill_value=0,
@@ -475,7 +476,7 @@ def _write_encoded(array: zarr.Array, first: int, encodings: list) -> None:
         for offset, chunk in enumerate(encoded):
             _write_file(_chunk_file(array, (first + offset, *(0,) * (array.ndim - 1))), chunk)
     else:
-        _write_shards(array, first, encoded)
+        _write_shards(array, first, [{0: chunk} for chunk in encoded])
 
 
 def _is_local(array: zarr.Array) -> bool:
@@ -504,16 +505,30 @@ def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int
         yield start, max(start, first), min(start + per_file, stop)
 
 
-def _write_shards(array: zarr.Array, first: int, encoded: list[bytes]) -> None:
-    """Encoded windows of a sharded array. A shard's file is replaced whole, never rewritten in
-    place: the windows already in it (an earlier block's, recorded as done, when a block ended
-    early) are kept and survive a kill midway."""
-    per_shard, zeros = array.shards[0], (0,) * (array.ndim - 1)
+def _write_shards(array: zarr.Array, first: int, encoded: list[dict[int, bytes]], absent_is_empty: bool = False
+                  ) -> None:
+    """Encoded windows of a sharded array, each window's inner chunks by their index along the
+    axes after the first ({0: bytes} for a window that is one chunk). A shard's file is replaced
+    whole, never rewritten in place: the windows already in it (an earlier block's, recorded as
+    done, when a block ended early) are kept and survive a kill midway. A shard left without any
+    chunk is no file, as zarr leaves it; ``absent_is_empty``: such a shard may hold earlier
+    windows (the stored events of windows without events), so its absence is no damage."""
+    grid = _shard_grid(array)
+    per_shard, per_window, zeros = grid[0], int(np.prod(grid[1:])), (0,) * (array.ndim - 1)
     for start, low, high in _file_spans(first, first + len(encoded), per_shard):
         path = _chunk_file(array, (start, *zeros))
-        chunks = _shard_chunks(path, per_shard) if low > start else {}
-        chunks.update({k - start: encoded[k - first] for k in range(low, high)})
-        _write_file(path, _shard_bytes(chunks, per_shard), replace=low > start)
+        kept = (low - start) * per_window
+        earlier = _shard_chunks(path, grid, absent_is_empty) if low > start else {}
+        chunks = {i: chunk for i, chunk in earlier.items() if i < kept}
+        for k in range(low, high):
+            chunks.update({(k - start) * per_window + j: chunk for j, chunk in encoded[k - first].items()})
+        if chunks:
+            _write_file(path, _shard_bytes(chunks, grid), replace=low > start)
+
+
+def _shard_grid(array: zarr.Array) -> tuple[int, ...]:
+    """The inner chunks of a shard along each axis."""
+    return tuple(s // c for s, c in zip(array.shards, array.chunks))
 
 
 def _write_scalars(array: zarr.Array, first: int, values: np.ndarray, encoder: numcodecs.Blosc) -> None:
@@ -530,17 +545,39 @@ def _write_scalars(array: zarr.Array, first: int, values: np.ndarray, encoder: n
             array[low:high] = values[low - first : high - first]
 
 
-def write_window_events(arrays, k: int, packed: tuple[np.ndarray, np.ndarray]) -> None:
-    """Stores one window's packed events (``pack_window``'s dt, xyp) as row ``k`` of the event
-    arrays of ``arrays`` (the group, or a mapping of its arrays already looked up): only the
-    chunks they fill, the last padded with zeros; the rest stay absent."""
-    for name, values in zip(EVENT_ARRAYS, packed):
-        array = arrays[name]
-        encoder, size = _encoder(array), array.chunks[1]
-        for j, start in enumerate(range(0, len(values), size)):
-            piece = np.zeros(size, array.dtype.newbyteorder("<"))
-            piece[: min(size, len(values) - start)] = values[start : start + size]
-            _write_chunk(array, (k, j), encoder, piece)
+def write_events(array: zarr.Array, first: int, windows: list[np.ndarray]) -> None:
+    """Stores windows first, first + 1, ... of one of the event arrays, each a 1-D array of its
+    packed events (``pack_window``'s dt or xyp): the chunks they fill, the last padded with zeros,
+    all-zero ones included (a missing chunk inside a window is damage), none beyond (they read as
+    0). In a local store as zarr would write them, in a shard per 16 windows (or a file a chunk,
+    in caches from before shards); a shard of windows without events is no file. In a remote
+    store zarr writes the block's rows up to its longest window."""
+    size, dtype = array.chunks[1], array.dtype.newbyteorder("<")
+    if not _is_local(array):
+        columns = min(-(-max(map(len, windows), default=0) // size) * size, array.shape[1])
+        block = np.zeros((len(windows), columns), dtype)
+        for row, values in zip(block, windows):
+            row[: len(values)] = values
+        if columns:
+            array[first : first + len(windows), :columns] = block
+        return
+    encoder = _encoder(array)
+    encoded = [{j: encoder.encode(piece) for j, piece in enumerate(_padded_pieces(values, size, dtype))}
+               for values in windows]
+    if array.shards is not None:
+        _write_shards(array, first, encoded, absent_is_empty=True)
+        return
+    for offset, chunks in enumerate(encoded):
+        for j, chunk in chunks.items():
+            _write_file(_chunk_file(array, (first + offset, j)), chunk)
+
+
+def _padded_pieces(values: np.ndarray, size: int, dtype: np.dtype) -> Iterator[np.ndarray]:
+    """``values`` in pieces of ``size``, the last padded with zeros."""
+    for start in range(0, len(values), size):
+        piece = np.zeros(size, dtype)
+        piece[: min(size, len(values) - start)] = values[start : start + size]
+        yield piece
 
 
 def _encoder(array: zarr.Array) -> numcodecs.Blosc:
@@ -558,15 +595,36 @@ def _encoder(array: zarr.Array) -> numcodecs.Blosc:
 ABSENT_CHUNK = np.iinfo(np.uint64).max
 
 
-def _shard_bytes(chunks: dict[int, bytes], per_shard: int) -> bytes:
-    """The bytes of a shard of ``per_shard`` windows holding ``chunks`` ({inner index: encoded})."""
-    index = np.full((per_shard, 2), ABSENT_CHUNK, np.dtype("<u8"))
-    offset = 0
-    for i in sorted(chunks):
+def _shard_bytes(chunks: dict[int, bytes], grid: tuple[int, ...]) -> bytes:
+    """The bytes of a shard of ``grid`` inner chunks holding ``chunks`` ({flat index: encoded}),
+    the chunks in the order zarr writes them."""
+    index = np.full((int(np.prod(grid)), 2), ABSENT_CHUNK, np.dtype("<u8"))
+    order, offset = [i for i in _morton_order(grid) if i in chunks], 0
+    for i in order:
         index[i] = offset, len(chunks[i])
         offset += len(chunks[i])
     index_bytes = index.tobytes()
-    return b"".join([*(chunks[i] for i in sorted(chunks)), index_bytes, _crc32c(index_bytes)])
+    return b"".join([*(chunks[i] for i in order), index_bytes, _crc32c(index_bytes)])
+
+
+@lru_cache(maxsize=32)
+def _morton_order(grid: tuple[int, ...]) -> tuple[int, ...]:
+    """The flat (C-order) indices of a shard's inner chunks in Morton (Z) order, as zarr lays out
+    their bytes: the coordinates' bits interleaved, the first axis's lowest, an axis dropping
+    out once its bits are used (for a window a chunk, the windows in order)."""
+    bits = [(n - 1).bit_length() for n in grid]
+
+    def code(coordinates: tuple[int, ...]) -> int:
+        z, shift = 0, 0
+        for bit in range(max(bits, default=0)):
+            for axis, width in enumerate(bits):
+                if bit < width:
+                    z |= ((coordinates[axis] >> bit) & 1) << shift
+                    shift += 1
+        return z
+
+    codes = [code(c) for c in np.ndindex(*grid)]
+    return tuple(sorted(range(len(codes)), key=codes.__getitem__))
 
 
 def _crc32c(data: bytes) -> bytes:
@@ -574,19 +632,60 @@ def _crc32c(data: bytes) -> bytes:
     return np.uint32(google_crc32c.value(data)).astype("<u4").tobytes()
 
 
-def _shard_chunks(path: Path, per_shard: int) -> dict[int, bytes]:
-    """The encoded inner chunks that a shard file holds ({inner index: bytes}), checked against
-    its index's CRC-32C."""
+def _shard_chunks(path: Path, grid: tuple[int, ...], absent_is_empty: bool = False) -> dict[int, bytes]:
+    """The encoded inner chunks that a shard file holds ({flat index: bytes}), checked against
+    its index's CRC-32C; ``absent_is_empty``: a missing file holds none."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if absent_is_empty:
+            return {}
         raise CacheError(path, "a shard written earlier is missing") from None
-    index_size = per_shard * 16
-    index_bytes, crc = data[-index_size - 4 : -4], data[-4:]
-    if len(data) < index_size + 4 or _crc32c(index_bytes) != crc:
-        raise CacheError(path, "a shard written earlier is damaged (its index does not match its checksum)")
-    index = np.frombuffer(index_bytes, np.dtype("<u8")).reshape(per_shard, 2)
+    index = _shard_index(path, data[-_index_bytes(grid) :], grid)
     return {i: data[int(offset) : int(offset + length)] for i, (offset, length) in enumerate(index) if offset != ABSENT_CHUNK}
+
+
+def _index_bytes(grid: tuple[int, ...]) -> int:
+    """The size of a shard's index: (offset, length) per inner chunk, then its CRC-32C."""
+    return int(np.prod(grid)) * 16 + 4
+
+
+def _shard_index(path: Path, tail: bytes, grid: tuple[int, ...]) -> np.ndarray:
+    """A shard's index, (offset, length) per inner chunk, from the file's last bytes."""
+    if len(tail) < _index_bytes(grid) or _crc32c(tail[:-4]) != tail[-4:]:
+        raise CacheError(path, "a shard written earlier is damaged (its index does not match its checksum)")
+    return np.frombuffer(tail[:-4], np.dtype("<u8")).reshape(-1, 2)
+
+
+def _missing_chunks(array: zarr.Array, expected: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Of the chunks ``expected`` of an array in a local store, those whose file is absent or
+    whose shard's index has no entry for them (a shard whose index is damaged counts as holding
+    them: reading it reports the damage); none in a remote store."""
+    missing, held = [], {}
+    for index in expected:
+        path = _chunk_file(array, index)
+        if path is None:
+            return []
+        if not path.exists():
+            missing.append(index)
+        elif array.shards is not None:
+            grid = _shard_grid(array)
+            if path not in held:
+                held[path] = _held_chunks(path, grid)
+            if held[path] is not None and not held[path][np.ravel_multi_index([i % g for i, g in zip(index, grid)], grid)]:
+                missing.append(index)
+    return missing
+
+
+def _held_chunks(path: Path, grid: tuple[int, ...]) -> np.ndarray | None:
+    """Which inner chunks a shard file holds (flat, C order), from its index alone; None when
+    the index is damaged or unreadable."""
+    try:
+        with path.open("rb") as file:
+            file.seek(max(path.stat().st_size - _index_bytes(grid), 0))
+            return _shard_index(path, file.read(), grid)[:, 0] != ABSENT_CHUNK
+    except (OSError, CacheError):
+        return None
 
 
 def _write_file(path: Path, data: bytes, replace: bool = False) -> None:
@@ -600,17 +699,6 @@ def _write_file(path: Path, data: bytes, replace: bool = False) -> None:
     temporary = path.with_name(path.name + PARTIAL_SUFFIX)
     temporary.write_bytes(data)
     os.replace(temporary, path)
-
-
-def _write_chunk(array: zarr.Array, index: tuple[int, ...], encoder: numcodecs.Blosc, values: np.ndarray) -> None:
-    """One chunk's values (the whole chunk) in an unsharded array: as a file in a local store,
-    else through zarr."""
-    chunk = _chunk_file(array, index)
-    if chunk is None:
-        selection = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, array.chunks, array.shape))
-        array[selection] = values.reshape(array.chunks)[tuple(slice(0, s.stop - s.start) for s in selection)]
-        return
-    _write_file(chunk, encoder.encode(values))
 
 
 class AddedArrays:
@@ -745,6 +833,7 @@ class Cache:
         if self.attrs.get(CacheAttr.COMPLETE) is not True:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
         self._values: dict[str, np.ndarray] = {}
+        self._arrays: dict[str, zarr.Array] = {}
 
     def __len__(self) -> int:
         return int(self.array(CacheArray.N_EVENTS).shape[0])  # the shape alone: no chunk is read
@@ -762,9 +851,14 @@ class Cache:
         return sorted(self.attrs[CacheAttr.REPRESENTATIONS])
 
     def array(self, name: str) -> zarr.Array:
+        """An array of the cache, looked up once (a lookup reads its metadata: about a third of a
+        stored window's read of its events)."""
+        if name in self._arrays:
+            return self._arrays[name]
         try:
             if name in self.group:
-                return self.group[name]
+                self._arrays[name] = self.group[name]
+                return self._arrays[name]
         except Exception as err:  # noqa: BLE001 - a garbled zarr.json of the array
             raise CacheError(self.path, f"array '{name}' is unreadable ({type(err).__name__})") from err
         raise CacheError(self.path, f"has no array '{name}'")
@@ -839,7 +933,7 @@ class Cache:
             lengths = self.n_events if name in EVENT_ARRAYS else [None] * k
             expected = (list(np.ndindex(*array.cdata_shape)) if array.ndim == 1 else
                         [index for w in range(k) for index in _window_chunks(array, w, lengths[w])])
-            missing = [index for index in expected if (chunk := _chunk_file(array, index)) is not None and not chunk.exists()]
+            missing = _missing_chunks(array, expected)
             if missing:
                 problems.append(f"'{name}': {len(missing)} of {len(expected)} chunks missing (the first at chunk {missing[0]})")
             for start in range(0, k, array.chunks[0]):

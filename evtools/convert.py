@@ -124,7 +124,7 @@ def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> 
 
 
 FILE_BLOCK_BYTES = 4096  # the least a file takes on common file systems
-STORED_WINDOW_BYTES = 32  # the least a window takes in a shard: Blosc's 16-byte header, 16 of index
+STORED_CHUNK_BYTES = 32  # the least a chunk takes in a shard: Blosc's 16-byte header, 16 of index
 
 
 def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: int, height: int) -> None:
@@ -140,9 +140,11 @@ def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: 
     need = 0
     for rep in spec.representations:
         channels, dense = rep.channels, rep.channels * height * width * rep.dtype.itemsize
-        need += int(np.maximum(np.minimum(counts * channels, dense), STORED_WINDOW_BYTES).sum()) + shards * FILE_BLOCK_BYTES
-    if spec.events:  # two arrays, a chunk file each per EVENT_CHUNK events
-        need += 2 * int(np.maximum(counts, FILE_BLOCK_BYTES).sum())
+        need += int(np.maximum(np.minimum(counts * channels, dense), STORED_CHUNK_BYTES).sum()) + shards * FILE_BLOCK_BYTES
+    if spec.events:  # two arrays, a chunk per EVENT_CHUNK events, a file per shard holding any
+        chunks = -(-counts // cache.EVENT_CHUNK)
+        shards_with_events = len(np.unique(np.flatnonzero(counts) // BLOCK_WINDOWS))
+        need += 2 * (int(chunks.sum()) * STORED_CHUNK_BYTES + shards_with_events * FILE_BLOCK_BYTES)
     folder = next(p for p in output.absolute().parents if p.exists())
     free = shutil.disk_usage(folder).free
     if need > free:
@@ -512,8 +514,8 @@ class _Arrays(dict):
 
 
 def _store_events(arrays: _Arrays, first: int, packed: list) -> None:
-    for offset, window in enumerate(packed):
-        cache.write_window_events(arrays, first + offset, window)
+    for i, name in enumerate(cache.EVENT_ARRAYS):
+        cache.write_events(arrays[name], first, [window[i] for window in packed])
 
 
 def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool, before: Future | None) -> None:

@@ -184,6 +184,36 @@ def test_no_block_is_recorded_as_done_after_one_that_failed_to_be_stored(tmp_pat
     assert_same_cache(Cache(resumed.output), Cache(clean.output))
 
 
+def test_a_partial_cache_from_before_shards_resumes_in_its_own_layout(tmp_path, monkeypatch):
+    # caches written before shards hold a file per window and per chunk of stored events: a
+    # conversion into one that was interrupted resumes it in that layout, equal to a clean run
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    spec = ConvertSpec(representations=(VoxelGrid(), EvSegNet()), events=True)
+    create_array = zarr.Group.create_array
+    monkeypatch.setattr(zarr.Group, "create_array", lambda group, name, **options: create_array(
+        group, name, **{**options, "shards": None}))
+    updates = []
+
+    def stop_after_two_blocks(update):
+        updates.append(update)
+        if len(updates) == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec, progress=stop_after_two_blocks)
+    monkeypatch.undo()
+    resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
+    assert 32 <= resumed.resumed_from < 60  # the block in flight when stopped is stored too
+    cache = Cache(resumed.output)
+    for name in ("repr/voxel", "repr/evsegnet", *cache_module.EVENT_ARRAYS):
+        assert cache.array(name).shards is None
+    assert len(list((cache.path / "repr" / "voxel").glob("c.*"))) == len(cache) == 60
+    assert len(list((cache.path / "events" / "dt").glob("c.*"))) == int((cache.n_events > 0).sum())
+    assert cache.verify() == []
+    clean = convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", spec)
+    assert_same_cache(cache, Cache(clean.output))
+
+
 def test_the_next_block_is_read_on_its_own_thread_while_this_one_is_computed(tmp_path, monkeypatch):
     write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
     read_block, compute_block = convert_module._read_block, convert_module._compute_block

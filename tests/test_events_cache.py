@@ -107,12 +107,18 @@ def test_windows_longer_than_a_chunk_span_several_and_only_those(tmp_path):
     write_recording(tmp_path / "rec_data.hdf5", n_events=200_000, n_frames=4, span_us=400_000)
     spec = ConvertSpec(representations=(), events=True, window=EventsBeforeFrame(150_000))
     cache = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "long", spec).output)
-    assert cache.array(cache_module.CacheArray.EVENTS_DT).chunks == (1, 65536)
+    array = cache.array(cache_module.CacheArray.EVENTS_DT)
+    chunks_per_window = -(-int(cache.n_events.max()) // 65536)
+    assert chunks_per_window == 3 and array.chunks == (1, 65536) and array.shards == (16, 3 * 65536)
+    # one file for these windows (a shard per 16), holding each window's chunks up to its last event
+    folder = cache.path / cache_module.CacheArray.EVENTS_DT
+    assert sorted(p.name for p in folder.iterdir()) == ["c.0.0", "zarr.json"]
+    held = cache_module._held_chunks(folder / "c.0.0", (16, 3)).reshape(16, 3)
     for k in range(len(cache)):
         n = int(cache.n_events[k])
-        files = sorted(int(p.name.split(".")[2]) for p in (cache.path / cache_module.CacheArray.EVENTS_DT).glob(f"c.{k}.*"))
-        assert files == list(range(-(-n // 65536)))
+        assert list(np.flatnonzero(held[k])) == list(range(-(-n // 65536)))
         assert len(cache.window_events(k)) == n
+    assert not held[len(cache):].any()
     assert cache.verify() == []
 
 
@@ -120,11 +126,18 @@ def test_damaged_event_chunks_are_found(tmp_path, converted):
     _, _, only = converted
     damaged = tmp_path / "damaged.zarr"
     shutil.copytree(only.path, damaged)
-    (damaged / cache_module.CacheArray.EVENTS_XYP / "c.2.0").unlink()
+    shard = damaged / cache_module.CacheArray.EVENTS_XYP / "c.0.0"  # windows 0-15
+    # a shard that lost window 2's chunk (zarr would read it as zeros): found by --verify
+    chunks = cache_module._shard_chunks(shard, (16, 1))
+    del chunks[2]
+    shard.write_bytes(cache_module._shard_bytes(chunks, (16, 1)))
+    assert Cache(damaged).verify() == ["'events/xyp': 1 of 12 chunks missing (the first at chunk (2, 0))"]
+    # the shard's file deleted: found by reading too
+    shard.unlink()
     cache = Cache(damaged)
     with pytest.raises(CacheError, match="window 2 of 'events/xyp' is missing"):
         cache.window_events(2)
-    assert cache.verify() == ["'events/xyp': 1 of 12 chunks missing (the first at chunk (2, 0))"]
+    assert cache.verify() == ["'events/xyp': 12 of 12 chunks missing (the first at chunk (0, 0))"]
     # a word naming a pixel off the sensor: found by reading, never handed to a kernel
     shutil.copytree(only.path, tmp_path / "off.zarr")
     group = zarr.open_group(tmp_path / "off.zarr", mode="r+")
