@@ -116,6 +116,11 @@ def table_packet(rows, identifier: bytes) -> bytes:
             else:
                 builder.PrependInt8Slot(slot, int(value), 0)
         offsets.append(builder.EndObject())
+    return finished_with_tables(builder, offsets, identifier)
+
+
+def finished_with_tables(builder: flatbuffers.Builder, offsets: list[int], identifier: bytes) -> bytes:
+    """The size-prefixed FlatBuffer whose root holds, as its first field, the tables at ``offsets``."""
     builder.StartVector(4, len(offsets), 4)
     for offset in reversed(offsets):
         builder.PrependUOffsetTRelative(offset)
@@ -134,12 +139,45 @@ def compress(data: bytes, compression: str) -> bytes:
     return data
 
 
-def write_aedat4(path: Path, spec: Aedat4, compression: str = "lz4") -> Path:
-    payloads = []
-    for kind, content in spec.packets:
+def data_table_packet(entries) -> bytes:
+    """DV's FileDataTable (FTAB; dv-processing's FileDataTable.fbs): per packet, table
+    FileDataDefinition {ByteOffset: int64; PacketInfo: struct PacketHeader {StreamID: int32;
+    Size: int32}; NumElements: int64; TimestampStart: int64; TimestampEnd: int64}."""
+    builder = flatbuffers.Builder(1024)
+    offsets = []
+    for byte_offset, stream_id, size, count, t_start, t_end in entries:
+        builder.StartObject(5)
+        builder.PrependInt64Slot(4, t_end, 0)
+        builder.PrependInt64Slot(3, t_start, 0)
+        builder.PrependInt64Slot(2, count, 0)
+        builder.Prep(4, 8)
+        builder.PrependInt32(size)
+        builder.PrependInt32(stream_id)
+        builder.PrependStructSlot(1, builder.Offset(), 0)
+        builder.PrependInt64Slot(0, byte_offset, 0)
+        offsets.append(builder.EndObject())
+    return finished_with_tables(builder, offsets, b"FTAB")
+
+
+def write_aedat4(path: Path, spec: Aedat4, compression: str = "lz4", data_table: bool = False,
+                 miscounted: dict[int, int] | None = None) -> Path:
+    """``data_table``: the FileDataTable DV writes at the end, its position in the header;
+    ``miscounted``: {packet index: count} written into the table instead of a packet's own."""
+    payloads, entries = [], []
+    for index, (kind, content) in enumerate(spec.packets):
         stream_id, identifier = STREAMS[kind]
         data = {"events": event_packet, "frame": frame_packet}.get(kind, lambda rows: table_packet(rows, identifier.encode()))(content)
         payloads.append(struct.pack("<II", stream_id, len(packed := compress(data, compression))) + packed)
-    header = ioheader(COMPRESSION[compression], -1, description(spec, compression))
-    path.write_bytes(MAGIC + struct.pack("<I", len(header)) + header + b"".join(payloads))
+        times = [content.t] if kind == "frame" else [int(row[0]) for row in content]
+        count = 1 if kind == "frame" else len(content)
+        entries.append([stream_id, len(packed), (miscounted or {}).get(index, count), min(times, default=0),
+                        max(times, default=0)])
+    placeholder = ioheader(COMPRESSION[compression], 0 if data_table else -1, description(spec, compression))
+    position = len(MAGIC) + 4 + len(placeholder)  # the header's length does not depend on the table's place
+    for entry, payload in zip(entries, payloads):
+        entry.insert(0, position + 8)  # the payload's offset, after the packet's stream id and size
+        position += len(payload)
+    header = ioheader(COMPRESSION[compression], position, description(spec, compression)) if data_table else placeholder
+    table = compress(data_table_packet(entries), compression) if data_table else b""
+    path.write_bytes(MAGIC + struct.pack("<I", len(header)) + header + b"".join(payloads) + table)
     return path

@@ -75,6 +75,7 @@ def damage_outcomes(data: bytes, positions, flip: int, path) -> set[str]:
         try:
             with open_recording(path) as rec:
                 rec.read()
+                assert all(len(rec.signals[name]) >= 0 for name in rec.signals)  # read when asked for
                 if rec.frames is not None:
                     assert len(rec.frames.t_us) == len([rec.frames[k] for k in range(len(rec.frames))])
             outcomes.add("read")

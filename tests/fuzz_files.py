@@ -69,7 +69,7 @@ def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
         "ddd17": (write_ddd17(folder / "s.hdf5", packets_from_events(
             ev, t0_us=1_500_000_000_000_000, frames=list(zip(frame_t.tolist(), frames)))), None),
         "dsec": (write_dsec(folder / "events.h5", ev), None),
-        "aedat4": (write_aedat4(folder / "s.aedat4", aedat4_sample(ev, frames, frame_t)), None),
+        "aedat4": (write_aedat4(folder / "s.aedat4", aedat4_sample(ev, frames, frame_t), data_table=True), None),
         "rosbag": (write_bag(folder / "s.bag", mvsec_bag(n_messages=8), other_camera=False), None),
     }
     # samples cut from real recordings (tests/golden)

@@ -73,10 +73,11 @@ def test_the_real_dvxplorer_file_matches_its_readme_and_the_aedat_decoder():
         np.testing.assert_array_equal(middle.t, events.t[50_000:50_017])
 
 
+@pytest.mark.parametrize("data_table", [False, True], ids=["no-table", "data-table"])
 @pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
-def test_every_field_of_a_built_davis346_file(tmp_path, compression):
+def test_every_field_of_a_built_davis346_file(tmp_path, compression, data_table):
     spec = davis_file()
-    path = write_aedat4(tmp_path / "rec.aedat4", spec, compression)
+    path = write_aedat4(tmp_path / "rec.aedat4", spec, compression, data_table=data_table)
     rows = expected_events(spec)
     with open_recording(path) as rec:
         assert (rec.format_name, rec.width, rec.height, rec.n_events, rec.compression) == (
@@ -97,6 +98,74 @@ def test_every_field_of_a_built_davis346_file(tmp_path, compression):
         assert imu.shape == (21, 2) and imu[0, 0] == T0 + 7 - rows[0, 0] and imu[0, 1] == np.float32(1.5)
         assert rec.signals["imu_temperature"][3, 1] == np.float32(30.5)
         np.testing.assert_array_equal(rec.signals["triggers"], [[T0 + 100_003 - rows[0, 0], 6], [T0 + 100_009 - rows[0, 0], 7]])
+
+
+def decoded_event_packets(monkeypatch) -> list[int]:
+    """The event packets that the reader decodes from now on, in order."""
+    from evtools.io.aedat4 import Aedat4Recording
+
+    decoded, decode = [], Aedat4Recording._event_elements
+    monkeypatch.setattr(Aedat4Recording, "_event_elements", lambda rec, k: decoded.append(k) or decode(rec, k))
+    return decoded
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/realdata is not here")
+def test_opening_counts_the_events_from_the_data_table(monkeypatch):
+    decoded = decoded_event_packets(monkeypatch)
+    with open_recording(REAL) as rec:  # DV wrote its table: 59 event packets, 111,954 events
+        assert decoded == [0] and rec.n_events == 111_954  # the first packet alone, for the first time
+        assert len(rec.read(50_000, 50_017).events) == 17 and decoded == [0, 24]  # and the one packet holding them
+
+
+def test_a_data_table_that_lies_about_a_packet_is_refused_when_it_is_read(tmp_path, monkeypatch):
+    spec = Aedat4(width=8, height=6, frames=False, packets=[
+        ("events", [(T0, 1, 1, 1), (T0 + 5, 2, 2, 0)]), ("imus", [[T0 + 1, 30.0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]),
+        ("events", [(T0 + 9, 3, 3, 1)]), ("events", [(T0 + 12, 4, 4, 1)])])
+    decoded = decoded_event_packets(monkeypatch)
+    with open_recording(write_aedat4(tmp_path / "sound.aedat4", spec, data_table=True)) as rec:
+        assert rec.n_events == 4 and decoded == [0]
+    path = write_aedat4(tmp_path / "lies.aedat4", spec, data_table=True, miscounted={2: 3})
+    with open_recording(path) as rec:
+        assert rec.n_events == 6  # as the table says: nothing is decoded to check it at open
+        assert list(rec.read(0, 2).events.t) == [0, 5]
+        packet = 14 + 4 + int.from_bytes(path.read_bytes()[14:18], "little")  # the second event packet's head:
+        packet += 8 + int.from_bytes(path.read_bytes()[packet + 4 : packet + 8], "little")  # after the first
+        packet += 8 + int.from_bytes(path.read_bytes()[packet + 4 : packet + 8], "little")  # and the IMU packet
+        with pytest.raises(CorruptFileError, match=rf"lies.aedat4: the event packet at byte {packet} holds 1 events, "
+                                                   r"the file's data table says 3$"):
+            rec.read(0, 3)
+    result = run_cli("convert", path, "-o", tmp_path / "lies", "--every", "5us")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "data table says 3" in result.stderr
+    assert not list(tmp_path.glob("lies.zarr*"))
+    # a table that cannot be read, or whose entries are not the packets found, is not used: decoding counts
+    sound = (tmp_path / "sound.aedat4").read_bytes()
+    table_size = len(sound) - len(write_aedat4(tmp_path / "no_table.aedat4", spec).read_bytes())
+    (tmp_path / "garbled.aedat4").write_bytes(sound[:-table_size] + bytes(table_size))
+    write_aedat4(tmp_path / "negative.aedat4", spec, data_table=True, miscounted={3: -1})
+    for name in ("garbled", "negative"):
+        decoded.clear()
+        with open_recording(tmp_path / f"{name}.aedat4") as rec:
+            assert rec.n_events == 4 and decoded == [0, 1, 2, 0], name  # each event packet, then the first
+            assert list(rec.read().events.t) == [0, 5, 9, 12]
+
+
+def test_signals_are_decoded_when_asked_for_so_damage_there_stops_no_conversion(tmp_path):
+    spec = Aedat4(width=8, height=6, frames=False, packets=[
+        ("events", [(T0, 1, 1, 1), (T0 + 5, 2, 2, 0)]), ("imus", [[T0 + 1, 30.0, 1, 2, 3, 4, 5, 6, 7, 8, 9]])])
+    data = write_aedat4(tmp_path / "rec.aedat4", spec, "none").read_bytes()
+    imu_packet = data.rindex(b"IMUS")  # the IMU packet's FlatBuffer identifier: now unreadable
+    (tmp_path / "bad_imu.aedat4").write_bytes(data[:imu_packet] + b"XXXX" + data[imu_packet + 4 :])
+    with open_recording(tmp_path / "bad_imu.aedat4") as rec:
+        assert list(rec.signals) == [f"imu_{n}" for n in ("temperature", "accelerometer_x", "accelerometer_y",
+                                     "accelerometer_z", "gyroscope_x", "gyroscope_y", "gyroscope_z",
+                                     "magnetometer_x", "magnetometer_y", "magnetometer_z")]
+        assert list(rec.read().events.t) == [0, 5]
+        with pytest.raises(CorruptFileError, match=r"bad_imu.aedat4: damaged IMUS packet at byte \d+ \(expected a "
+                                                   r"FlatBuffer 'IMUS', found b'XXXX'\)"):
+            rec.signals["imu_temperature"]
+    assert run_cli("convert", tmp_path / "bad_imu.aedat4", "-o", tmp_path / "c", "--every", "5us").returncode == 0
+    result = run_cli("info", tmp_path / "bad_imu.aedat4")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "damaged IMUS packet" in result.stderr
 
 
 def test_colour_and_region_of_interest_frames_become_grey_full_frames(tmp_path):

@@ -15,12 +15,17 @@ from evtools.io.rosbag import parse_event_array, parse_image
 from evtools.representations import VoxelGrid
 
 @pytest.mark.parametrize("compression", [None, "BZ2", "LZ4"])
-def test_every_field_of_a_written_bag(tmp_path, compression):
+def test_every_field_of_a_written_bag(tmp_path, compression, monkeypatch):
     bag = mvsec_bag()
     path = write_bag(tmp_path / "outdoor_day1.bag", bag, compression=compression)
     t, x, y, p = event_columns(bag)
     assert detect_format(path) == "rosbag"
+    from evtools.io.rosbag import RosbagRecording
+
+    imu_reads, read_imu = [], RosbagRecording._imu_samples
+    monkeypatch.setattr(RosbagRecording, "_imu_samples", lambda rec, *args: imu_reads.append(1) or read_imu(rec, *args))
     with open_recording(path) as rec:
+        assert imu_reads == []  # the IMU messages are deserialised when a signal is first asked for, once
         assert (rec.format_name, rec.width, rec.height, rec.n_events, rec.t0_us) == ("rosbag", 346, 260, len(t), t[0])
         events = rec.read().events
         np.testing.assert_array_equal(events.t, t - t[0])
@@ -35,7 +40,7 @@ def test_every_field_of_a_written_bag(tmp_path, compression):
         for k, (_, pixels) in enumerate(bag.images):
             np.testing.assert_array_equal(rec.frames[k], pixels)
         gyro_y, accel_z = rec.signals["imu_angular_velocity_y"], rec.signals["imu_linear_acceleration_z"]
-        assert len(gyro_y) == 15
+        assert len(gyro_y) == 15 and imu_reads == [1]
         np.testing.assert_array_equal(gyro_y[:, 0], [T0_S * 1_000_000 + us - t[0] for us, _ in bag.imus])
         np.testing.assert_array_equal(gyro_y[:, 1], [v[1] for _, v in bag.imus])
         np.testing.assert_array_equal(accel_z[:, 1], [v[5] for _, v in bag.imus])

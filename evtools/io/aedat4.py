@@ -11,8 +11,10 @@ compressed whole (an LZ4 frame or a Zstd frame) when the header says so.
 The packets are decoded here (a FlatBuffer reader of a few lines, lz4 and zstandard for the
 frames), not by the ``aedat`` package, which the tests use as the reference: ``aedat`` reads
 forward only, and conversion needs any block of events and any frame by index, after a resume
-too. Opening scans the packets once, keeping per packet only its place, its count and its first
-and last time, so memory does not grow with the file; a read decodes the packets it touches.
+too. Opening scans the packets once, keeping per packet only its place and its count, so memory
+does not grow with the file; the counts come from the data table that DV writes at the end of a
+file when it lists exactly these packets (else each packet is decoded once to count it), and a
+read decodes the packets it touches.
 A truncated last packet (a recording cut off) is left out and counted in ``truncated_packets``.
 
 Frames are stamped with the end of their exposure (the frame timestamp when no exposure is
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.errors import CorruptFileError, EvtoolsError, MissingExtraError, first_line
-from evtools.io.recording import ReadOptions, Recording, TimedImages, packets_holding
+from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages, packets_holding
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSIONS = {0: None, 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
@@ -169,15 +171,13 @@ class Aedat4Recording(Recording):
         frames = next((s for s in self.streams.values() if s.kind == "FRME"), None)
         packets = self._scan(data_table)
         self._event_packets = packets.get(events.id, _Packets([], []))
-        counts, t0 = [], None
-        for k in range(len(self._event_packets.offsets)):
-            elements = self._event_elements(k)
-            counts.append(len(elements))
-            if t0 is None and len(elements):
-                t0 = int(elements["t"][0])
+        counts = self._table_counts(data_table, events.id)
+        if counts is None:  # no data table, or one that does not describe these packets
+            counts = [len(self._event_elements(k)) for k in range(len(self._event_packets.offsets))]
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
         n_events = int(self._starts[-1])
-        self._t0 = t0 = t0 or 0
+        first = next((k for k, count in enumerate(counts) if count), None)
+        self._t0 = t0 = 0 if first is None else int(self._counted_elements(first)["t"][0])
         frame_images = None
         if frames is not None and frames.id in packets:
             self._frame_packets = packets[frames.id]
@@ -223,6 +223,37 @@ class Aedat4Recording(Recording):
             raise CorruptFileError(self.path, f"damaged {kind} packet at byte {packets.offsets[k] - 8} "
                                               f"({first_line(err)})") from err
 
+    def _table_counts(self, data_table: int, stream_id: int) -> list[int] | None:
+        """The event packets' counts from the data table that DV writes at the end of a file (a
+        FileDataTable, FTAB: per packet its payload's byte offset, its stream and size, its count
+        of elements and its first and last time), so that opening decodes no packet but the first;
+        None when there is no table or its event entries are not exactly the packets found
+        (the packets are then counted by decoding them). A packet that holds another count than
+        its entry says is refused when it is read."""
+        if data_table < 0:
+            return None
+        try:
+            size = self._file.seek(0, 2) - data_table
+            table = _root(self._decompress(_pread(self._file, data_table, size)), "FTAB")
+            entries = [(entry.scalar(0, "<q", 0), entry.scalar(2, "<q", 0)) for entry in table.tables(0)
+                       if entry.scalar(1, "<i", 0) == stream_id]  # PacketInfo's StreamID, the struct's first field
+        except Exception:  # noqa: BLE001 - a damaged table is only a lost shortcut: lz4, zstandard, FlatBuffers each raise their own
+            return None
+        counts = [count for _, count in entries]
+        if [offset for offset, _ in entries] != self._event_packets.offsets or min(counts, default=0) < 0 \
+                or sum(counts) >= 2**63:
+            return None
+        return counts
+
+    def _counted_elements(self, k: int) -> np.ndarray:
+        """Event packet k's elements, refused when they are not as many as opening counted."""
+        elements = self._event_elements(k)
+        expected = int(self._starts[k + 1] - self._starts[k])
+        if len(elements) != expected:
+            raise CorruptFileError(self.path, f"the event packet at byte {self._event_packets.offsets[k] - 8} holds "
+                                              f"{len(elements)} events, the file's data table says {expected}")
+        return elements
+
     def _event_elements(self, k: int) -> np.ndarray:
         with self._packet(self._event_packets, k, "EVTS") as table:
             first, count = table.vector(0, EVENT_DTYPE.itemsize)
@@ -230,7 +261,7 @@ class Aedat4Recording(Recording):
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         packets, wanted = packets_holding(self._starts, start, stop)
-        elements = np.concatenate([self._event_elements(k) for k in packets])[wanted]
+        elements = np.concatenate([self._counted_elements(k) for k in packets])[wanted]
         return elements["t"] - self._t0, elements["x"], elements["y"], elements["on"]
 
     def _frame(self, index: int) -> np.ndarray:
@@ -265,12 +296,16 @@ class Aedat4Recording(Recording):
                 times.append((exposure_end if exposure_end else table.scalar(0, "<q", 0)) - self._t0)
         return np.array(times, np.int64)
 
-    def _signals(self, packets: dict[int, _Packets]) -> dict[str, np.ndarray]:
-        """IMU samples and triggers, relative times in us (small beside the events: kept whole)."""
+    def _signals(self, packets: dict[int, _Packets]) -> SignalsOnAccess:
+        """IMU samples and triggers, relative times in us, read when first asked for (small beside
+        the events: kept whole then)."""
+        streams = [s for s in self.streams.values() if s.id in packets and s.kind in ("IMUS", "TRIG")]
+        names = [name for s in streams for name in ([f"imu_{n}" for n in IMU_FIELDS] if s.kind == "IMUS" else ["triggers"])]
+        return SignalsOnAccess(names, lambda: self._signal_values(streams, packets))
+
+    def _signal_values(self, streams: list[Stream], packets: dict[int, _Packets]) -> dict[str, np.ndarray]:
         signals: dict[str, np.ndarray] = {}
-        for stream in self.streams.values():
-            if stream.id not in packets or stream.kind not in ("IMUS", "TRIG"):
-                continue
+        for stream in streams:
             rows = []
             for k in range(len(packets[stream.id].offsets)):
                 with self._packet(packets[stream.id], k, stream.kind) as table:

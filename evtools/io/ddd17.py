@@ -21,7 +21,6 @@ Vehicle signals, ``<name>/data`` (R, 2) [host us, value], are exposed in ``signa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import h5py
@@ -30,7 +29,7 @@ import numpy as np
 from evtools.errors import CorruptFileError
 from evtools.io.hdf5 import open_h5, require
 from evtools.io.hdf5_heap import GlobalHeapCheck
-from evtools.io.recording import ReadOptions, Recording, TimedImages
+from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages
 
 HEADER_DTYPE = np.dtype(
     [
@@ -127,25 +126,11 @@ def decode_frames(body: np.ndarray, header: np.void) -> list[tuple[int, np.ndarr
     return frames
 
 
-class _Signals(Mapping):
-    """Vehicle signals loaded on access, with the preallocated empty rows (time 0) cut off."""
-
-    def __init__(self, h5: h5py.File, names: list[str]):
-        self._h5 = h5
-        self._names = names
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._names:
-            raise KeyError(name)
-        table = self._h5[name]["data"][:]
-        filled = np.flatnonzero(table[:, 0] != 0)
-        return table[: filled[-1] + 1] if len(filled) else table[:0]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
+def _filled_rows(h5: h5py.File, name: str) -> np.ndarray:
+    """A vehicle signal's table without its preallocated empty rows (time 0) at the end."""
+    table = h5[name]["data"][:]
+    filled = np.flatnonzero(table[:, 0] != 0)
+    return table[: filled[-1] + 1] if len(filled) else table[:0]
 
 
 class Ddd17Recording(Recording):
@@ -192,7 +177,7 @@ class Ddd17Recording(Recording):
                 n_events=n_events,
                 t0_us=self._t0_abs,
                 frames=frames,
-                signals=_Signals(self._h5, signal_names),
+                signals=SignalsOnAccess(signal_names, lambda: {name: _filled_rows(self._h5, name) for name in signal_names}),
             )
         except BaseException:
             self._h5.close()

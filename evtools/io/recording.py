@@ -68,6 +68,31 @@ class TimedImages(Sequence):
         return times
 
 
+class SignalsOnAccess(Mapping):
+    """A recording's signals (IMU samples, triggers, vehicle signals), named when the recording
+    opens and read, all of them, when one is first asked for: decoding them can take seconds (an
+    IMU at 1 kHz is one FlatBuffers table or ROS message a sample), which a conversion, which
+    never uses them, does not pay; damage in them is reported when they are read."""
+
+    def __init__(self, names: Sequence[str], load: Callable[[], Mapping[str, np.ndarray]]):
+        self._names = list(dict.fromkeys(names))  # two IMU streams: one set of names
+        self._load = load
+        self._values: Mapping[str, np.ndarray] | None = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        if self._values is None:
+            self._values = self._load()
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def packets_holding(starts: np.ndarray, start: int, stop: int) -> tuple[range, slice]:
     """For events stored in packets (AEDAT4 packets, bag messages) whose first events have the
     indices ``starts`` (cumulative counts, ``starts[-1]`` the total): the packets that hold the

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError, MissingExtraError, first_line
-from evtools.io.recording import ReadOptions, Recording, TimedImages, packets_holding
+from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages, packets_holding
 
 MAGIC = b"#ROSBAG V2.0\n"
 CAMERAS = ("left", "right")
@@ -169,11 +169,14 @@ class RosbagRecording(Recording):
         stamps = [self._parse(parse_image, data, k)[0] for k, (_, _, data) in enumerate(self._messages(self._images))]
         return np.array(stamps, np.int64) - self._t0
 
-    def _imu(self, topic: str) -> dict[str, np.ndarray]:
-        """sensor_msgs/Imu: angular velocity (rad/s) and linear acceleration (m/s^2), [relative us, value]."""
+    def _imu(self, topic: str) -> SignalsOnAccess:
+        """sensor_msgs/Imu: angular velocity (rad/s) and linear acceleration (m/s^2), [relative us,
+        value], read when first asked for."""
         connections = self._connections(topic, "sensor_msgs/msg/Imu")
-        if not connections:
-            return {}
+        names = [f"imu_{name}" for name in IMU_FIELDS] if connections else []
+        return SignalsOnAccess(names, lambda: self._imu_samples(topic, connections))
+
+    def _imu_samples(self, topic: str, connections: list) -> dict[str, np.ndarray]:
         from rosbags.typesys import Stores, get_typestore
 
         typestore = get_typestore(Stores.ROS1_NOETIC)
