@@ -116,11 +116,14 @@ def _check_crop(recording: Recording, crop: tuple[int, int] | None) -> int:
 
 def _ground_truth(recording: Recording, input_path: Path, spec: ConvertSpec) -> GroundTruth | None:
     if spec.ground_truth is not None:
-        return load_ground_truth(spec.ground_truth, input_path)
-    if recording.labels is not None:
+        truth = load_ground_truth(spec.ground_truth, input_path)
+    elif recording.labels is not None:
         labels = recording.labels
-        return GroundTruth(recording.t0_us + labels.t_us, labels.__getitem__, "recording")
-    return None
+        truth = GroundTruth(recording.t0_us + labels.t_us, labels.__getitem__, labels.shape, recording.path, "recording")
+    else:
+        return None
+    truth.check_fits(recording.width, recording.height)
+    return truth
 
 
 FILE_BLOCK_BYTES = 4096  # the least a file takes on common file systems

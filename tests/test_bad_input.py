@@ -55,6 +55,54 @@ def test_directory_of_no_known_layout(tmp_path):
     )
 
 
+def frames_file(tmp_path, damaged_frame: int | None = None):
+    """An evh5 recording of 3 frames, stored gzip-compressed one a chunk; ``damaged_frame``'s
+    chunk garbled on disk, so that reading it fails inside HDF5 (the file still opens)."""
+    events = make_events(5_000, 346, 260, span_us=400_000, seed=3)
+    path = write_evh5(tmp_path / "rec.h5", [events], width=346, height=260,
+                      frames=np.full((3, 260, 346), 9, np.uint8), frames_t_us=np.array([100_000, 200_000, 300_000]))
+    with h5py.File(path, "r+") as h5:
+        images = h5["frames"][:]
+        del h5["frames"]
+        h5.create_dataset("frames", data=images, chunks=(1, 260, 346), compression="gzip")
+        if damaged_frame is not None:
+            chunk = h5["frames"].id.get_chunk_info(damaged_frame)
+            at, size = chunk.byte_offset, chunk.size
+    if damaged_frame is not None:
+        data = bytearray(path.read_bytes())
+        data[at : at + size] = bytes(size)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_frame_that_cannot_be_read_is_one_line_and_stops_the_conversion(tmp_path):
+    path = frames_file(tmp_path, damaged_frame=1)
+    result = run_cli("convert", path, "-o", tmp_path / "rec")
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {path}: unreadable data (")
+    # the windows before the damaged frame's block are kept to resume from, under the partial's name
+    assert not (tmp_path / "rec.zarr").exists()
+
+
+def test_ground_truth_masks_that_do_not_fit_the_recording_are_refused(tmp_path):
+    path = frames_file(tmp_path)
+    truth = tmp_path / "truth.hdf5"
+    for masks, times, expected in [
+        (np.zeros((3, 260, 300), np.uint8), [100_000, 200_000, 300_000], "masks of 300x260 do not fit the recording's 346x260 sensor"),
+        (np.zeros((3, 261, 346), np.uint8), [100_000, 200_000, 300_000], "masks of 346x261 do not fit the recording's 346x260 sensor"),
+        (np.zeros((3, 260), np.uint8), [100_000, 200_000, 300_000], "'masks' is uint8 (3, 260), expected (M, H, W) uint8"),
+        (np.zeros((2, 260, 346), np.uint8), [100_000, 200_000, 300_000],
+         "'frame_t_us' is int64 (3,), expected (2,) integer microseconds, one per image"),
+    ]:
+        with h5py.File(truth, "w") as h5:
+            h5["masks"], h5["frame_t_us"] = masks, np.array(times, np.int64)
+        assert_one_line_error(run_cli("convert", path, "-o", tmp_path / "rec", "--ground-truth", truth), f"{truth}: {expected}")
+        assert not list(tmp_path.glob("rec.zarr*"))
+    with h5py.File(truth, "w") as h5:  # fewer rows than the sensor (ESS's 200 of 260): the rows below are ignored
+        h5["masks"], h5["frame_t_us"] = np.ones((3, 200, 346), np.uint8), np.array([100_000, 200_000, 300_000])
+    assert run_cli("convert", path, "-o", tmp_path / "rec", "--ground-truth", truth).returncode == 0
+
+
 @pytest.mark.parametrize(
     "format_name, build, missing",
     [

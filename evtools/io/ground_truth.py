@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import InputError
+from evtools.errors import InputError, reading
 from evtools.io.fingerprint import fingerprint
 from evtools.labels import IGNORE
 
@@ -19,12 +19,23 @@ class GroundTruth:
     """Label masks at known absolute frame times, looked up for each window's frame, and
     optionally a named condition of each frame (the simulator's APS conditions)."""
 
-    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], fingerprint: str,
-                 conditions: np.ndarray | None = None, condition_names: list[str] | None = None):
+    def __init__(self, times_abs_us: np.ndarray, load: Callable[[int], np.ndarray], shape: tuple[int, int],
+                 source: Path, fingerprint: str, conditions: np.ndarray | None = None,
+                 condition_names: list[str] | None = None):
         self._index = {int(t): i for i, t in enumerate(times_abs_us)}
         self._load = load
+        self.shape = shape  # (H, W) of every mask
+        self.source = source  # the file the masks are read from
         self.fingerprint = fingerprint
         self._conditions, self.condition_names = conditions, condition_names
+
+    def check_fits(self, width: int, height: int) -> None:
+        """Refuses masks that cannot cover a sensor of ``width`` x ``height``: as wide, at most as
+        many rows (ESS labels 200 of DDD17's 260)."""
+        mask_height, mask_width = self.shape
+        if mask_width != width or mask_height > height:
+            raise InputError(self.source, f"masks of {mask_width}x{mask_height} do not fit the recording's "
+                                          f"{width}x{height} sensor")
 
     @property
     def has_conditions(self) -> bool:
@@ -44,27 +55,29 @@ class GroundTruth:
         time, 255 where there is none. A mask with fewer rows than the sensor (ESS's 200 of 260)
         covers the top rows; the rows below are 255."""
         out = np.full((len(frame_times_abs_us), height, width), IGNORE, np.uint8)
-        for k, t in enumerate(frame_times_abs_us):
-            i = self._index.get(int(t))
-            if i is not None:
-                mask = self._load(i)[:height]
-                out[k, : len(mask)] = mask
+        with reading(self.source):
+            for k, t in enumerate(frame_times_abs_us):
+                i = self._index.get(int(t))
+                if i is not None:
+                    mask = self._load(i)[:height]
+                    out[k, : len(mask)] = mask
         return out if crop is None else out[:, crop[0] : crop[1]]
 
 
 def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
     """A simulator ground-truth file, or in a folder of them the one named like the recording."""
-    from evtools.io.hdf5 import open_h5, require
+    from evtools.io.hdf5 import open_h5, require_frames
 
     path = Path(path)
     if path.is_dir():
         path = path / f"{recording_path.stem}.hdf5"
     h5 = open_h5(path)
-    masks = require(h5, "masks", "ground-truth")
-    times = require(h5, "frame_t_us", "ground-truth")[:]
+    masks, times = require_frames(h5, "masks", "frame_t_us", "ground-truth", "iu")
+    with reading(path):
+        times = times[:]
     conditions = names = None
     if "conditions" in h5:
         conditions, names = h5["conditions"][:], json.loads(h5.attrs["conditions"])
         if len(conditions) != len(times) or (len(conditions) and int(conditions.max()) >= len(names)):
             raise InputError(path, "conditions do not match frame_t_us and the condition names")
-    return GroundTruth(times, lambda i: masks[i], fingerprint(path), conditions, names)
+    return GroundTruth(times, lambda i: masks[i], masks.shape[1:], path, fingerprint(path), conditions, names)

@@ -52,6 +52,7 @@ class TimedImages(Sequence):
         self.shape = shape
         self._load = load
         self._times = times
+        self.source: Path | None = None  # the recording's file, set by the recording: it names read errors
 
     def __len__(self) -> int:
         return self._count
@@ -59,11 +60,13 @@ class TimedImages(Sequence):
     def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
         if not -self._count <= index < self._count:
             raise IndexError(f"image {index} out of range for {self._count} images")
-        return self._load(index % self._count)
+        with reading(self.source):
+            return self._load(index % self._count)
 
     @cached_property
     def t_us(self) -> np.ndarray:
-        times = np.asarray(self._times(), dtype=np.int64)
+        with reading(self.source):
+            times = np.asarray(self._times(), dtype=np.int64)
         assert len(times) == self._count, "reader gave a timestamp count that differs from the image count"
         return times
 
@@ -133,6 +136,9 @@ class Recording(ABC):
         self.t0_us = t0_us
         self.frames = frames
         self.labels = labels
+        for images in (frames, labels):
+            if images is not None:
+                images.source = self.path
         self.signals: Mapping[str, np.ndarray] = signals if signals is not None else {}
         self.dropped_outside_sensor = 0
         self._time_order_checked = False
