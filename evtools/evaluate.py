@@ -41,6 +41,7 @@ def _truth_source(cache: Cache, truth: str):
     from evtools.io.ground_truth import load_ground_truth
 
     ground_truth = load_ground_truth(truth, Path(cache.attrs[CacheAttr.SOURCE]["path"]))
+    ground_truth.check_fits(cache.width, None)  # the cache keeps the sensor's height after the crop only
     frame_abs = cache.attrs[CacheAttr.T0] + cache.array(CacheArray.FRAME_T)[:]
     crop = tuple(cache.attrs[CacheAttr.CROP]) if cache.attrs[CacheAttr.CROP] else None
     height = (crop[1] if crop else cache.height)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 from cli import run_cli
@@ -13,6 +14,7 @@ from conftest import STUDENT_H, STUDENT_W, TINY
 
 from evtools.cache import Cache
 from evtools.convert import ConvertSpec, convert
+from evtools.errors import InputError
 from evtools.evaluate import evaluate_checkpoint
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
@@ -113,6 +115,11 @@ def test_eval_against_a_ground_truth_folder_equals_gt_labels(tmp_path):
     from_cache = evaluate_checkpoint(checkpoint, [labelled], truth="gt_labels")
     assert from_folder.confusion == from_cache.confusion
     assert sum(map(sum, from_cache.confusion)) == 5 * 200 * 346  # 5 frames, every pixel labelled
+    bad = tmp_path / "narrow.hdf5"  # masks narrower than the sensor: refused, one line naming the file
+    with h5py.File(tmp_path / "sim" / "ground_truth" / f"{paths[0].stem}.hdf5") as source, h5py.File(bad, "w") as h5:
+        h5["masks"], h5["frame_t_us"] = source["masks"][:, :, :300], source["frame_t_us"][:]
+    with pytest.raises(InputError, match=rf"^{bad}: masks of 300x260 do not fit the recording's sensor of 346 columns$"):
+        evaluate_checkpoint(checkpoint, [plain], truth=str(bad))
 
 
 def test_eval_reports_each_frame_condition(tmp_path):

@@ -29,13 +29,13 @@ class GroundTruth:
         self.fingerprint = fingerprint
         self._conditions, self.condition_names = conditions, condition_names
 
-    def check_fits(self, width: int, height: int) -> None:
+    def check_fits(self, width: int, height: int | None) -> None:
         """Refuses masks that cannot cover a sensor of ``width`` x ``height``: as wide, at most as
-        many rows (ESS labels 200 of DDD17's 260)."""
+        many rows (ESS labels 200 of DDD17's 260); ``height`` None: only the width is known."""
         mask_height, mask_width = self.shape
-        if mask_width != width or mask_height > height:
-            raise InputError(self.source, f"masks of {mask_width}x{mask_height} do not fit the recording's "
-                                          f"{width}x{height} sensor")
+        if mask_width != width or (height is not None and mask_height > height):
+            sensor = f"{width}x{height} sensor" if height is not None else f"sensor of {width} columns"
+            raise InputError(self.source, f"masks of {mask_width}x{mask_height} do not fit the recording's {sensor}")
 
     @property
     def has_conditions(self) -> bool:
