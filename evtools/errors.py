@@ -39,6 +39,16 @@ class MissingExtraError(EvtoolsError):
     """An optional dependency needed for this input is not installed."""
 
 
+class ConfigError(EvtoolsError, ValueError):
+    """A configuration value (a model's, a training's) out of its range or of the wrong type."""
+
+
+def require(condition: bool, name: str, rule: str, value: object) -> None:
+    """Refuses a configuration value: ``name must be rule, got value``."""
+    if not condition:
+        raise ConfigError(f"{name} must be {rule}, got {value!r}")
+
+
 def first_line(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 

@@ -28,11 +28,17 @@ def test_depths_strides_and_event_channels(depth, stride):
     assert out["encoder"].shape[-2:] == (64 // stride, 96 // stride)
 
 
-def test_bad_configurations():
-    with pytest.raises(ValueError, match="ResNet depth must be one of"):
-        DeepLabConfig(depth=20)
-    with pytest.raises(ValueError, match="output stride must be 8 or 16"):
-        DeepLabConfig(output_stride=32)
+@pytest.mark.parametrize("values, message", [
+    (dict(depth=20), r"^depth must be one of \[18, 34, 50, 101\] \(the ResNet's\), got 20$"),
+    (dict(output_stride=32), "^output_stride must be 8 or 16, got 32$"),
+    (dict(width=0.0), "^width must be above 0, got 0.0$"),
+    (dict(in_channels=0), "^in_channels must be at least 1, got 0$"),
+    (dict(decoder_channels=-2), "^decoder_channels must be at least 1, got -2$"),
+    (dict(num_classes=1), "^num_classes must be at least 2, got 1$"),
+])
+def test_bad_configurations(values, message):
+    with pytest.raises(ValueError, match=message):
+        DeepLabConfig(**values)
 
 
 def test_small_model_learns_a_batch():
@@ -62,6 +68,24 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="not an evtools checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda c: c.pop("kind"), "KeyError: 'kind'"),
+    (lambda c: c.update(kind="unet"), "KeyError: 'unet'"),
+    (lambda c: c["config"].update(depth=19), "ConfigError: depth must be one of [18, 34, 50, 101] (the ResNet's), got 19"),
+    (lambda c: c["config"].update(colour=True), "TypeError: DeepLabConfig.__init__() got an unexpected keyword argument 'colour'"),
+    (lambda c: c["state_dict"].pop("classifier.weight"), "RuntimeError: Error(s) in loading state_dict for DeepLabV3Plus:"),
+    (lambda c: c.update(meta=[1]), "TypeError: cannot convert dictionary update sequence element #0 to a sequence"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_it(tmp_path, change, problem):
+    path = save_checkpoint(tmp_path / "m.pt", DeepLabV3Plus(SMALL).eval())
+    content = torch.load(path, weights_only=True)
+    change(content)
+    torch.save(content, path)
+    with pytest.raises(InputError) as refused:
+        load_checkpoint(path)
+    assert str(refused.value) == f"{path}: a damaged evtools checkpoint ({problem})"
 
 
 def test_checkpoint_loads_onto_the_requested_device(tmp_path):

@@ -9,6 +9,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+import torch
 from cli import run_cli
 from conftest import STUDENT_H, STUDENT_W, TINY
 
@@ -53,6 +54,17 @@ def test_resume_continues_the_run(student_data, tmp_path):
     train_student(longer, StudentInputs(events=student_data["caches"]), tmp_path / "run", resume=True)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    # a damaged state.pt: one line naming it, the run left as it was
+    state = tmp_path / "run" / "state.pt"
+    content = torch.load(state, weights_only=True)
+    del content["step"]
+    torch.save(content, state)
+    with pytest.raises(InputError, match=rf"^{state}: cannot resume from it \(KeyError: 'step'\)$"):
+        train_student(longer, StudentInputs(events=student_data["caches"]), tmp_path / "run", resume=True)
+    state.write_bytes(b"garbage")
+    with pytest.raises(InputError, match=rf"^{state}: cannot resume from it \(UnpicklingError: "):
+        train_student(longer, StudentInputs(events=student_data["caches"]), tmp_path / "run", resume=True)
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 def test_split_validation():

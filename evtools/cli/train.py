@@ -64,11 +64,8 @@ def teacher(
     from evtools.models.deeplab import DeepLabConfig
     from evtools.train.teacher import TeacherTraining, train_teacher
 
-    try:
-        model = DeepLabConfig(depth=depth, width=width, in_channels=1, num_classes=classes,
-                              aspp_channels=head_channels, decoder_channels=head_channels)
-    except ValueError as err:
-        raise OptionError(f"--depth: {err}") from None
+    model = DeepLabConfig(depth=depth, width=width, in_channels=1, num_classes=classes,
+                          aspp_channels=head_channels, decoder_channels=head_channels)
     config = TeacherTraining(model=model, epochs=epochs, batch_size=batch_size, lr=lr, crop=size_pair("--crop", crop),
                              flip=flip, seed=seed, device=device, workers=workers, precision=precision,
                              channels_last=channels_last)

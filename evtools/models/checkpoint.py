@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from evtools.errors import InputError
+from evtools.errors import InputError, first_line
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 
 CHECKPOINT_VERSION = 1
@@ -61,10 +61,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise InputError(path, f"not an evtools checkpoint ({type(err).__name__})") from err
     if not isinstance(content, dict) or content.get("evtools_checkpoint") != CHECKPOINT_VERSION:
         raise InputError(path, "not an evtools checkpoint (version 1)")
-    config_class, model_class = KINDS[content["kind"]]
-    model = model_class(config_class(**content["config"]))
-    model.load_state_dict(content["state_dict"])
-    return model.to(device).eval(), content.get("meta", {})
+    try:
+        config_class, model_class = KINDS[content["kind"]]
+        model = model_class(config_class(**content["config"]))
+        model.load_state_dict(content["state_dict"])
+        meta = dict(content.get("meta", {}))
+    except Exception as err:  # noqa: BLE001 - a missing or wrong kind, config, weights or meta: each raises its own
+        raise InputError(path, f"a damaged evtools checkpoint ({type(err).__name__}: {first_line(err)})") from err
+    return model.to(device).eval(), meta
 
 
 def file_fingerprint(path: str | Path) -> str:

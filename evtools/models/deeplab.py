@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evtools.errors import require
+
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 
@@ -33,10 +35,12 @@ class DeepLabConfig:
     decoder_channels: int = 256
 
     def __post_init__(self) -> None:
-        if self.depth not in LAYERS:
-            raise ValueError(f"ResNet depth must be one of {sorted(LAYERS)}, got {self.depth}")
-        if self.output_stride not in (8, 16):
-            raise ValueError(f"output stride must be 8 or 16, got {self.output_stride}")
+        require(self.depth in LAYERS, "depth", f"one of {sorted(LAYERS)} (the ResNet's)", self.depth)
+        require(self.output_stride in (8, 16), "output_stride", "8 or 16", self.output_stride)
+        require(self.width > 0, "width", "above 0", self.width)
+        for name in ("in_channels", "aspp_channels", "decoder_channels"):
+            require(getattr(self, name) >= 1, name, "at least 1", getattr(self, name))
+        require(self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:

@@ -4,11 +4,13 @@ and overridden from the command line with ``section.key=value``."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import ConfigError, EvtoolsError, InputError, require
 from evtools.models.deeplab import DeepLabConfig
 from evtools.train.common import check_precision
 
@@ -26,6 +28,10 @@ class LossWeights:
     reconstruction: float = 5.0  # E2I: L1 to the APS frame
     i2e: float = 10.0  # I2E: L1 to the real event tensor (trains I2E only)
     adversarial: float = 0.0  # > 0 adds the least-squares adversarial term on I2E's output
+
+    def __post_init__(self) -> None:
+        for entry in dataclasses.fields(self):
+            require(getattr(self, entry.name) >= 0, entry.name, "at least 0", getattr(self, entry.name))
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,17 @@ class Training:
     device: str = "cpu"
     workers: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "affinity_nodes", "generator_width"):
+            require(getattr(self, name) >= 1, name, "at least 1", getattr(self, name))
+        for name in ("threads", "workers", "weight_decay"):
+            require(getattr(self, name) >= 0, name, "at least 0", getattr(self, name))
+        for name in ("lr", "generator_lr", "temperature"):
+            require(getattr(self, name) > 0, name, "above 0", getattr(self, name))
+        require(0 <= self.validation_fraction < 1, "validation_fraction", "in [0, 1)", self.validation_fraction)
+        require(not self.crop or (len(self.crop) == 2 and min(self.crop) >= 1), "crop",
+                "[] (no crop) or [height, width] of at least 1", self.crop)
+
 
 @dataclass(frozen=True)
 class StudentConfig:
@@ -86,14 +103,51 @@ class StudentConfig:
         values = {}
         for key, value in data.items():
             if key in sections:
+                if not isinstance(value, dict):
+                    raise EvtoolsError(f"configuration entry '{key}' must be a [{key}] table, got {value!r}")
                 names = {f.name for f in dataclasses.fields(sections[key])}
                 extra = set(value) - names
                 if extra:
                     raise EvtoolsError(f"unknown entries in [{key}]: {', '.join(sorted(extra))}")
-                values[key] = sections[key](**value)
+                values[key] = _typed(sections[key], value, f"{key}.")
             else:
                 values[key] = value
+        return _typed(cls, values, "")
+
+
+def _typed(cls, values: dict, prefix: str):
+    """``cls(**values)`` once each value has its field's type (a whole number where a float is
+    asked for is taken), its range checked by ``cls``; a one-line error naming the entry."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if dataclasses.is_dataclass(hints[name]):
+            continue  # a section, checked on its own
+        if not _is_a(value, hints[name]):
+            raise ConfigError(f"{prefix}{name} must be {_described(hints[name])}, got {value!r}")
+    try:
         return cls(**values)
+    except ConfigError as err:
+        raise ConfigError(f"{prefix}{err}") from None
+
+
+def _is_a(value, expected) -> bool:
+    if expected is bool or expected is str or expected is type(None):
+        return isinstance(value, expected)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if typing.get_origin(expected) is list:
+        return isinstance(value, list) and all(_is_a(item, typing.get_args(expected)[0]) for item in value)
+    return any(_is_a(value, option) for option in typing.get_args(expected))  # a union: X | None
+
+
+def _described(expected) -> str:
+    words = {bool: "true or false", str: "a string", int: "a whole number", float: "a finite number"}
+    if typing.get_origin(expected) is list:
+        return f"a list of {_described(typing.get_args(expected)[0]).removeprefix('a ')}s"
+    return words.get(expected) or " or ".join(_described(option) for option in typing.get_args(expected)
+                                              if option is not type(None))  # None: TOML has no null
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> StudentConfig:

@@ -27,7 +27,7 @@ from evtools import __version__
 from evtools.cache import Cache, CacheArray
 from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
 from evtools.devices import check_device
-from evtools.errors import EvtoolsError
+from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabV3Plus
@@ -232,11 +232,14 @@ def _resume_or_record(run: _Run, resume: bool) -> None:
     if resume:
         if not state_path.exists():
             raise EvtoolsError(f"{run.run_dir}: nothing to resume (no state.pt)")
-        state = torch.load(state_path, map_location=run.device, weights_only=True)
-        for name, module in (("student", run.student), ("evdistill", run.method), *run.optimizers.items()):
-            if module is not None:
-                module.load_state_dict(state[name])
-        run.epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
+        try:
+            state = torch.load(state_path, map_location=run.device, weights_only=True)
+            for name, module in (("student", run.student), ("evdistill", run.method), *run.optimizers.items()):
+                if module is not None:
+                    module.load_state_dict(state[name])
+            run.epoch, run.step, run.best = int(state["epoch"]), int(state["step"]), float(state["best"])
+        except Exception as err:  # noqa: BLE001 - torch and the modules raise many kinds for a damaged state
+            raise InputError(state_path, f"cannot resume from it ({type(err).__name__}: {first_line(err)})") from err
     elif world.writer:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         (run.run_dir / "config.toml").write_text(to_toml(config.as_dict()))
