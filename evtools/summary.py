@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evtools.errors import EvtoolsError, first_line
 from evtools.io.recording import DEFAULT_CHUNK_EVENTS, Recording
 from evtools.labels import IGNORE
 from evtools.progress import Progress, report
@@ -130,9 +131,21 @@ class CacheSummary:
 
 def summarize_cache(path: str | Path) -> CacheSummary:
     """What a finished cache holds (opening it checks its schema and completeness)."""
-    from evtools.cache import Cache, CacheArray, CacheAttr, disk_size, repr_array, uncompressed_size
+    from evtools.cache import Cache, CacheError
 
     cache = Cache(path)
+    try:
+        return _cache_summary(cache)
+    except EvtoolsError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged array or attribute: zarr and the codecs raise many kinds
+        raise CacheError(cache.path, f"damaged ({type(err).__name__}: {first_line(err)}); evtools info --verify "
+                                     "lists every problem") from err
+
+
+def _cache_summary(cache) -> CacheSummary:
+    from evtools.cache import CacheArray, CacheAttr, disk_size, repr_array, uncompressed_size
+
     n_events = cache.n_events
     representations = {
         name: {

@@ -37,7 +37,7 @@ from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
 from aedat4_files import Aedat4, Frame, write_aedat4
 from rosbag_files import mvsec_bag, write_bag
-from evtools.summary import summarize
+from evtools.summary import summarize, summarize_cache
 from evtools.windows import Every
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -148,6 +148,7 @@ def run_cache_case(cache: Path) -> str:
 
     from evtools.representations import Histogram
 
+    summarize_cache(cache)  # evtools info
     problems = Cache(cache).verify()
     dense, from_events = CacheDataset(cache, with_aps=True), CacheDataset(cache, repr=Histogram(bins=2))
     for k in range(len(dense)):

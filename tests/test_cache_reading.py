@@ -61,6 +61,18 @@ def test_a_corrupt_chunk_and_a_garbled_array_are_named(damaged):
         Cache(damaged).array("repr/voxel")
 
 
+def test_info_on_a_damaged_cache_is_one_line(damaged):
+    # an array's metadata that is not even UTF-8 (found by the fuzzer: zarr's listing of the
+    # group's arrays raised UnicodeDecodeError)
+    (damaged / "t_end_us" / "zarr.json").write_bytes(b'{"zarr_format": 3, \xf0\x28}')
+    result = run_cli("info", damaged)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr == (f"error: {damaged}: damaged (UnicodeDecodeError: 'utf-8' codec can't decode byte 0xf0 in "
+                             "position 19: invalid continuation byte); evtools info --verify lists every problem\n")
+    result = run_cli("info", damaged, "--verify")
+    assert result.stderr == f"error: {damaged}: 1 problem(s): array 't_end_us' is unreadable (UnicodeDecodeError)\n"
+
+
 def test_windows_without_events_are_stored_not_missing(tmp_path):
     # a 4 s pause in the recording: 80 empty 50 ms windows, whole 16-window chunks of zero counts
     # and all-zero voxel grids among them, every one stored (zarr alone leaves all-zero chunks out,
