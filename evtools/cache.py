@@ -46,7 +46,7 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from evtools import __version__
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.events import PACKED_DTYPE, Events, unpack_window
 from evtools.labels import IGNORE
 
@@ -95,6 +95,9 @@ REPR_GROUP = "repr"
 EVENTS_GROUP = "events"
 EVENT_ARRAYS = (CacheArray.EVENTS_DT, CacheArray.EVENTS_XYP)  # in pack_window's order
 EVENT_CHUNK = 1 << 16
+# arrays that a later stage adds to a finished cache, and the array whose attributes hold that
+# stage's progress (AddedArrays)
+ADDED_PROGRESS = {CacheArray.LABELS: CacheArray.LABELS, CacheArray.LABELS_CONFIDENCE: CacheArray.LABELS}
 # the attributes that key a cache: the parameters that shape its values
 PARAMETER_FIELDS = (CacheAttr.WINDOW, CacheAttr.CROP, CacheAttr.REPRESENTATIONS, CacheAttr.READ_OPTIONS,
                     CacheAttr.GROUND_TRUTH, CacheAttr.EVENTS, CacheAttr.FLOAT_DTYPE)
@@ -425,7 +428,11 @@ def consolidate(path: Path) -> None:
     when a stage adds arrays; evtools itself reads the arrays' own metadata."""
     with warnings.catch_warnings():  # zarr says that v3's specification does not define it yet: known
         warnings.filterwarnings("ignore", message="Consolidated metadata")
-        zarr.consolidate_metadata(str(path))
+        try:
+            zarr.consolidate_metadata(str(path))
+        except Exception as err:  # noqa: BLE001 - another array's metadata damaged: zarr raises what parsing it raises
+            raise CacheError(path, f"its arrays' metadata cannot be gathered ({type(err).__name__}: {first_line(err)}); "
+                                   "evtools info --verify lists every problem") from err
 
 
 def write_windows(group: zarr.Group, name: str, first: int, values: np.ndarray, pool: Executor | None = None) -> None:
@@ -834,6 +841,7 @@ class Cache:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
         self._values: dict[str, np.ndarray] = {}
         self._arrays: dict[str, zarr.Array] = {}
+        self._finished: set[str] = set()  # added arrays found finished
 
     def __len__(self) -> int:
         return int(self.array(CacheArray.N_EVENTS).shape[0])  # the shape alone: no chunk is read
@@ -881,6 +889,12 @@ class Cache:
                                             "evtools info --verify lists every problem")
         return self._decoded(name, f"window {k}", lambda: array[k] if length is None else array[k, :length])
 
+    def windows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Windows [start, stop) of an array (K, ...), read together; a chunk that cannot be
+        decoded is a CacheError naming the array and the windows."""
+        array = self.array(name)
+        return self._decoded(name, f"windows {start}-{stop - 1}", lambda: np.asarray(array[start:stop]))
+
     def values(self, name: str) -> np.ndarray:
         """The whole of a per-window array (K,), such as ``t_end_us``, read once."""
         if name not in self._values:
@@ -889,10 +903,31 @@ class Cache:
         return self._values[name]
 
     def _decoded(self, name: str, what: str, read):
+        self._require_finished(name)
         try:
             return read()
         except Exception as err:  # noqa: BLE001 - a corrupt chunk: the codec's errors have many types
             raise CacheError(self.path, f"{what} of '{name}' cannot be decoded ({type(err).__name__})") from err
+
+    def windows_done(self, name: str) -> int | None:
+        """For an array that a later stage added and has not finished, the windows it holds;
+        None for any other array."""
+        holder = ADDED_PROGRESS.get(name)
+        if holder is None or name in self._finished:
+            return None
+        attrs = self.array(holder).attrs
+        if attrs.get(CacheAttr.COMPLETE) is False:
+            return int(attrs.get(CacheAttr.WINDOWS_DONE, 0))
+        self._finished.add(name)
+        return None
+
+    def _require_finished(self, name: str) -> None:
+        """Refuses to read arrays that a later stage added and has not finished (the windows it
+        did not reach would read as zeros: pseudo-labels of class 0)."""
+        done = self.windows_done(name)
+        if done is not None:
+            raise CacheError(self.path, f"its '{name}' are unfinished ({done} of {len(self)} windows: the run writing "
+                                        "them stopped); run it again to finish them")
 
     @property
     def has_events(self) -> bool:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from evtools.cache import Cache, CacheArray, CacheError, location
 from evtools.devices import check_device
-from evtools.errors import InputError
+from evtools.errors import EvtoolsError, InputError
 from evtools.events import Events
 from evtools.representations import Representation
 from evtools.tensors import WindowTensors, representation_batch, resolve_representation
@@ -171,6 +171,32 @@ class CacheDataset(torch.utils.data.Dataset):
                 sample["events"] = value
         computed = {id(s) for s in pending}
         return torch.utils.data.default_collate([self._transformed(s) if id(s) in computed else s for s in samples])
+
+
+class Loader(torch.utils.data.DataLoader):
+    """torch's DataLoader, but an evtools error raised in one of its worker processes (a damaged
+    cache, an unreadable image) comes back as the one-line error it was: torch re-raises it as a
+    RuntimeError holding the worker's whole traceback."""
+
+    def __iter__(self):
+        batches = super().__iter__()
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (RuntimeError, EvtoolsError) as err:
+                raise _worker_error(err) from err
+            yield batch
+
+
+def _worker_error(err: Exception) -> Exception:
+    """The evtools error behind torch's report of a worker's error, or ``err`` itself."""
+    lines = str(err).strip().splitlines()
+    if not (lines and lines[0].startswith("Caught ") and "DataLoader worker" in lines[0]):
+        return err
+    kind, _, message = lines[-1].partition(": ")  # the traceback's last line: "module.Error: message"
+    return EvtoolsError(message) if kind.startswith("evtools.") and message else err
 
 
 def _caches_in(path: Path) -> list[Path]:

@@ -36,13 +36,12 @@ def _truth_source(cache: Cache, truth: str):
     if truth in (CacheArray.GT_LABELS, CacheArray.LABELS):
         if not cache.has(truth):
             raise CacheError(cache.path, f"has no '{truth}' array to evaluate against")
-        array = cache.array(truth)
-        return lambda start, stop: array[start:stop]
+        return lambda start, stop: cache.windows(truth, start, stop)
     from evtools.io.ground_truth import load_ground_truth
 
     ground_truth = load_ground_truth(truth, Path(cache.attrs[CacheAttr.SOURCE]["path"]))
     ground_truth.check_fits(cache.width, None)  # the cache keeps the sensor's height after the crop only
-    frame_abs = cache.attrs[CacheAttr.T0] + cache.array(CacheArray.FRAME_T)[:]
+    frame_abs = cache.attrs[CacheAttr.T0] + cache.values(CacheArray.FRAME_T)
     crop = tuple(cache.attrs[CacheAttr.CROP]) if cache.attrs[CacheAttr.CROP] else None
     height = (crop[1] if crop else cache.height)
     return lambda start, stop: ground_truth.masks(frame_abs[start:stop], max(height, cache.height), cache.width, crop)
@@ -72,7 +71,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
                 true = truth_of(start, stop)
                 confusion += confusion_matrix(prediction, true, num_classes)
                 if condition_names:
-                    add_by_condition(by_condition, condition_names, cache.array(CacheArray.GT_CONDITION)[start:stop],
+                    add_by_condition(by_condition, condition_names, cache.windows(CacheArray.GT_CONDITION, start, stop),
                                      prediction, true, num_classes, windows_by_condition)
                 for k in range(min(render - len(pictures), stop - start)):
                     pictures.append((cache, start + k, prediction[k], true[k]))
@@ -129,7 +128,7 @@ def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarr
 
     panels = [representation_picture(cache, index, repr_name)[0]]
     if cache.has(CacheArray.APS):
-        panels.append(np.repeat(cache.array(CacheArray.APS)[index][..., None], 3, axis=2))
+        panels.append(np.repeat(cache.window(CacheArray.APS, index)[..., None], 3, axis=2))
     panels += [labels_picture(truth), labels_picture(prediction)]
     return side_by_side(panels)
 
@@ -150,10 +149,10 @@ def score(
         for name in (prediction, truth):
             if not opened.has(name):
                 raise CacheError(opened.path, f"has no '{name}' array")
-        predicted, true = opened.array(prediction), opened.array(truth)
         conditions = opened.array(CacheArray.GT_CONDITION) if by_condition is not None and opened.has(CacheArray.GT_CONDITION) else None
         for start in range(0, len(opened), 64):
-            predicted_block, true_block = predicted[start : start + 64], true[start : start + 64].copy()
+            stop = min(start + 64, len(opened))
+            predicted_block, true_block = opened.windows(prediction, start, stop), opened.windows(truth, start, stop)
             skipped = (predicted_block == IGNORE) & (true_block != IGNORE)
             labelled += int((true_block != IGNORE).sum())
             abstained += int(skipped.sum())
@@ -161,6 +160,6 @@ def score(
             predicted_block = np.where(predicted_block == IGNORE, 0, predicted_block)  # only where truth is now ignored
             confusion += confusion_matrix(predicted_block, true_block, num_classes)
             if conditions is not None:
-                add_by_condition(by_condition, conditions.attrs["names"], conditions[start : start + 64],
+                add_by_condition(by_condition, conditions.attrs["names"], opened.windows(CacheArray.GT_CONDITION, start, stop),
                                  predicted_block, true_block, num_classes, windows_by_condition)
     return confusion, abstained / labelled if labelled else 0.0

@@ -64,10 +64,9 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progres
               CONFIDENCE: ArraySpec((n, height, width), np.dtype(np.float16))}
     written = AddedArrays(opened, arrays, _options(spec, teacher), spec.overwrite, "labels from another teacher or")
     resumed_from = written.done
-    aps = opened.array(CacheArray.APS)
     for start in range(written.done, n, spec.batch_size):
         stop = min(start + spec.batch_size, n)
-        labels, confidence = label_frames(teacher, aps[start:stop], spec.min_confidence)
+        labels, confidence = label_frames(teacher, opened.windows(CacheArray.APS, start, stop), spec.min_confidence)
         written.write(start, {LABELS: labels, CONFIDENCE: confidence})
         report(progress, stop, n)
     up_to_date = written.complete

@@ -111,12 +111,12 @@ def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarr
     name = repr or (cache.representations[0] if cache.representations else EvImage.name)
     if not 0 <= index < len(cache):
         raise EvtoolsError(f"{cache.path}: window {index} out of range (the cache has {len(cache)} windows)")
-    n_events = int(cache.array(CacheArray.N_EVENTS)[index])
+    n_events = int(cache.n_events[index])
     picture, note = representation_picture(cache, index, name)
     panels = [_titled(picture, f"#{index} {name}{note}, {n_events} events")]
     if cache.has(CacheArray.APS):
         aps = cache.window(CacheArray.APS, index)
-        t_ms = int(cache.array(CacheArray.FRAME_T)[index]) / 1000
+        t_ms = int(cache.values(CacheArray.FRAME_T)[index]) / 1000
         panels.append(_titled(np.repeat(aps[..., None], 3, axis=2), f"APS at {t_ms:.1f} ms"))
     labelled = False
     for array, title in ((CacheArray.LABELS, "pseudo-labels"), (CacheArray.GT_LABELS, "ground truth")):

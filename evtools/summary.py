@@ -124,6 +124,7 @@ class CacheSummary:
     has_aps: bool
     has_labels: bool
     label_counts: dict | None  # pixels per class id (and "ignore") of the pseudo-labels
+    labels_windows_done: int | None  # windows labelled so far when the pseudo-labelling is unfinished
     has_gt_labels: bool
     bytes_on_disk: int
     bytes_uncompressed: int
@@ -147,6 +148,7 @@ def _cache_summary(cache) -> CacheSummary:
     from evtools.cache import CacheArray, CacheAttr, disk_size, repr_array, uncompressed_size
 
     n_events = cache.n_events
+    labels_done = cache.windows_done(CacheArray.LABELS) if cache.has(CacheArray.LABELS) else None
     representations = {
         name: {
             "shape": list(cache.array(repr_array(name)).shape),
@@ -172,15 +174,18 @@ def _cache_summary(cache) -> CacheSummary:
         stored_events=cache.attrs.get(CacheAttr.EVENTS),
         has_aps=cache.has(CacheArray.APS),
         has_labels=cache.has(CacheArray.LABELS),
-        label_counts=_label_counts(cache.array(CacheArray.LABELS)) if cache.has(CacheArray.LABELS) else None,
+        label_counts=_label_counts(cache) if cache.has(CacheArray.LABELS) and labels_done is None else None,
+        labels_windows_done=labels_done,
         has_gt_labels=cache.has(CacheArray.GT_LABELS),
         bytes_on_disk=disk_size(cache.path),
         bytes_uncompressed=uncompressed_size(cache),
     )
 
 
-def _label_counts(labels) -> dict:
+def _label_counts(cache) -> dict:
+    from evtools.cache import CacheArray
+
     counts = np.zeros(256, np.int64)
-    for start in range(0, labels.shape[0], 64):
-        counts += np.bincount(labels[start : start + 64].ravel(), minlength=256)
+    for start in range(0, len(cache), 64):
+        counts += np.bincount(cache.windows(CacheArray.LABELS, start, min(start + 64, len(cache))).ravel(), minlength=256)
     return {("ignore" if k == IGNORE else str(k)): int(c) for k, c in enumerate(counts) if c}

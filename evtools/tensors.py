@@ -79,8 +79,11 @@ class WindowTensors:
 
     def __getitem__(self, index: int | slice) -> np.ndarray:
         if isinstance(index, slice):
-            if not self.from_events:
-                return np.asarray(self.cache.array(repr_array(self.name))[index])
-            return self.compute(range(len(self))[index])
+            ks = range(len(self))[index]
+            if self.from_events:
+                return self.compute(ks)
+            if ks.step == 1 or not ks:  # consecutive windows, read together
+                return self.cache.windows(repr_array(self.name), ks.start, ks.stop if ks else ks.start)
+            return np.stack([self[k] for k in ks])
         k = range(len(self))[index]
         return self.compute([k])[0] if self.from_events else self.cache.window(repr_array(self.name), k)

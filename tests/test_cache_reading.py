@@ -73,6 +73,36 @@ def test_info_on_a_damaged_cache_is_one_line(damaged):
     assert result.stderr == f"error: {damaged}: 1 problem(s): array 't_end_us' is unreadable (UnicodeDecodeError)\n"
 
 
+def test_every_command_that_reads_windows_names_a_corrupt_chunk(damaged, tmp_path):
+    from evtools.models.checkpoint import save_checkpoint
+    from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+
+    small = DeepLabConfig(depth=18, width=0.25, num_classes=6, aspp_channels=8, decoder_channels=8)
+    teacher = save_checkpoint(tmp_path / "teacher.pt", DeepLabV3Plus(DeepLabConfig(**{**small.__dict__, "in_channels": 1})).eval())
+    student = save_checkpoint(tmp_path / "student.pt", DeepLabV3Plus(DeepLabConfig(**{**small.__dict__, "in_channels": 5})).eval(),
+                              {"repr": "voxel"})
+    assert run_cli("pseudolabel", damaged, "--teacher", teacher, "--scales", "1.0", "--no-flip").returncode == 0
+    (damaged / "repr" / "voxel" / "c.1.0.0.0").write_bytes(b"garbage")  # windows 16-19
+    (damaged / "labels" / "c.1.0.0").write_bytes(b"garbage")
+    (damaged / "aps" / "c.1.0.0").write_bytes(b"garbage")
+    cache = Cache(damaged)
+    with pytest.raises(CacheError, match=r"windows 8-19 of 'labels' cannot be decoded \(ValueError\)$"):
+        cache.windows("labels", 8, 20)
+    assert cache.windows("labels", 0, 16).shape == (16, 48, 64)  # the other shard reads
+    for args, problem in [(["eval", student, "--events", damaged, "--truth", "labels"], "windows 16-19 of 'repr/voxel'"),
+                          (["score", damaged, "--truth", "labels"], "windows 0-19 of 'labels'"),
+                          (["pseudolabel", damaged, "--teacher", teacher, "--overwrite", "--no-flip", "--batch-size", "16"],
+                           "windows 16-19 of 'aps'"),
+                          # that run stopped after 16 windows: the pseudo-labels it left are not read as finished
+                          (["score", damaged, "--truth", "labels"], "its 'labels' are unfinished (16 of 20 windows: "
+                                                                     "the run writing them stopped); run it again")]:
+        result = run_cli(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert result.stderr.startswith(f"error: {damaged}: {problem}"), (args, result.stderr)
+    result = run_cli("info", damaged)
+    assert result.returncode == 0 and "unfinished: 16 of 20 windows (run evtools pseudolabel again)" in result.stdout
+
+
 def test_windows_without_events_are_stored_not_missing(tmp_path):
     # a 4 s pause in the recording: 80 empty 50 ms windows, whole 16-window chunks of zero counts
     # and all-zero voxel grids among them, every one stored (zarr alone leaves all-zero chunks out,

@@ -5,9 +5,9 @@ import zarr
 from conftest import write_recording
 
 from evtools.cache import CacheError
-from evtools.errors import InputError
+from evtools.errors import EvtoolsError, InputError
 from evtools.convert import ConvertSpec, convert
-from evtools.data import CacheDataset, Crop, RandomCrop, RandomHorizontalFlip, Resize
+from evtools.data import CacheDataset, Crop, Loader, RandomCrop, RandomHorizontalFlip, Resize
 from evtools.representations import Histogram, VoxelGrid
 
 
@@ -48,6 +48,18 @@ def test_dataloader_with_two_workers(caches):
     events = torch.cat([b["events"] for b in batches])
     expected = torch.stack([dataset[i]["events"] for i in range(len(dataset))])
     torch.testing.assert_close(events, expected, rtol=0, atol=0)
+
+
+def test_an_error_in_a_loader_worker_comes_back_as_its_one_line(caches):
+    (caches[1] / "repr" / "voxel" / "c.0.0.0.0").unlink()  # windows 0-5 of the second cache
+    loader = Loader(CacheDataset(caches), batch_size=4, num_workers=1)
+    with pytest.raises(EvtoolsError) as raised:
+        list(loader)
+    assert str(raised.value) == (f"{caches[1]}: window 0 of 'repr/voxel' is missing (the file that holds it was "
+                                 "deleted); evtools info --verify lists every problem")
+    # any other error of a worker is torch's, as it was
+    with pytest.raises(ZeroDivisionError, match="Caught ZeroDivisionError in DataLoader worker process 0"):
+        list(Loader(range(4), num_workers=1, collate_fn=lambda items: 1 / 0))
 
 
 def test_transforms_move_events_frames_and_labels_together(caches):

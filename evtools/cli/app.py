@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -55,6 +57,11 @@ def _global_options(
 def _fail(message: str, code: int) -> None:
     # the message is printed as it is: rich would read "[dsec]" in it as markup and drop it
     stderr.print(f"[red]error:[/red] {escape(message)}", markup=True)
+    # a read that failed inside zarr's event loop leaves its other reads pending: their teardown
+    # at exit ("Task was destroyed but it is pending!", "coroutine ... was never awaited") would
+    # follow the one line
+    logging.getLogger("asyncio").disabled = True
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     sys.exit(code)
 
 

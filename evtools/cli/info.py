@@ -135,7 +135,9 @@ def _cache_table(s: CacheSummary) -> Table:
                      + "): any representation is computed from them when read"))
     rows += [
         ("aps", "yes" if s.has_aps else "no"),
-        ("labels", _histogram(s.label_counts) if s.label_counts else "no"),
+        ("labels", _histogram(s.label_counts) if s.label_counts else
+         f"unfinished: {s.labels_windows_done} of {s.n_windows} windows (run evtools pseudolabel again)"
+         if s.labels_windows_done is not None else "no"),
         ("gt_labels", "yes" if s.has_gt_labels else "no"),
         ("size", f"{s.bytes_on_disk / 1e6:.1f} MB on disk, {s.bytes_uncompressed / max(s.bytes_on_disk, 1):.1f}x compressed"),
     ]

@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from evtools import __version__
 from evtools.cache import Cache, CacheArray
-from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
+from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
@@ -189,22 +189,22 @@ def _load_data(run: _Run) -> None:
     train_set = _Windows(train_parts, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
                          with_previous_aps=run.uses_images, transforms=augment)
     run.sampler = world.sampler(train_set, True, cfg.seed)
-    run.loader = torch.utils.data.DataLoader(train_set, batch_size=cfg.batch_size, shuffle=run.sampler is None,
-                                             sampler=run.sampler, drop_last=True, num_workers=cfg.workers,
-                                             generator=torch.Generator().manual_seed(cfg.seed))
+    run.loader = Loader(train_set, batch_size=cfg.batch_size, shuffle=run.sampler is None,
+                        sampler=run.sampler, drop_last=True, num_workers=cfg.workers,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     if len(run.loader) == 0:
         raise EvtoolsError(f"{len(train_set)} training windows make no batch of {cfg.batch_size}")
     if run.uses_images:
         image_set = ImageMaskFolder(run.inputs.images, augment, with_previous=True)
         image_sampler = world.sampler(image_set, True, cfg.seed + 1)
-        run.images = torch.utils.data.DataLoader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
-                                                 sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
-                                                 generator=torch.Generator().manual_seed(cfg.seed + 1))
+        run.images = Loader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
+                            sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
+                            generator=torch.Generator().manual_seed(cfg.seed + 1))
     if run.val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in run.val_parts):
         # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
         val_set = _Windows(run.val_parts, repr=config.repr, with_aps=True, with_labels=True,
                            transforms=[ignore_untrusted_frames])
-        run.val_loader = torch.utils.data.DataLoader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
+        run.val_loader = Loader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
 
 def build_run(run: _Run) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from evtools.data import CacheDataset, ImageMaskFolder, RandomCrop, RandomHorizontalFlip
+from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
 from evtools.errors import require
 from evtools.labels import IGNORE
 from evtools.metrics import miou, pixel_accuracy
@@ -74,12 +74,12 @@ def train_teacher(
     seed_everything(config.seed)
     augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
     train_set = labelled_images(train_source, augment)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
+    loader = Loader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                    num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
     val_loader = None
     if val_source is not None:
-        val_loader = torch.utils.data.DataLoader(labelled_images(val_source), batch_size=config.batch_size,
-                                                 num_workers=config.workers)
+        val_loader = Loader(labelled_images(val_source), batch_size=config.batch_size,
+                            num_workers=config.workers)
     model = place(DeepLabV3Plus(config.model), config.device, config.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
