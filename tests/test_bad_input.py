@@ -153,7 +153,13 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
          "--repr histogram: cutoff must be a whole number from 0 (no cutoff below 255) to 255, got -1"),
         (convert + ["--bins", "0"], "--repr voxel: bins must be a positive whole number, got 0"),
         (["simulate", tmp_path / "sim", "--seconds", "0.01"],
-         "--seconds 0.01 at --frame-rate 25.0 makes no APS frame; give at least 0.04 s"),
+         "seconds must be at least one frame (0.04 s at 25 frames a second), got 0.01"),
+        (["simulate", tmp_path / "sim", "--seconds", "nan"], "seconds must be above 0 and at most 120.0, got nan"),
+        (["simulate", tmp_path / "sim", "--seconds", "1e9"], "seconds must be above 0 and at most 120.0, got 1000000000.0"),
+        (["simulate", tmp_path / "sim", "--sequences", "0"], "sequences must be at least 1, got 0"),
+        (["simulate", tmp_path / "sim", "--frame-rate", "1e7"],
+         "frame_rate_hz must be above 0 and at most 200.0, got 10000000.0"),
+        (["simulate", tmp_path / "sim", "--seed", "-5"], "seed must be at least 0, got -5"),
     ]
     for args, expected in cases:
         assert_one_line_error(run_cli(*args), expected)

@@ -42,11 +42,7 @@ def simulate(
     unknown = [name for name in schedule if name not in APS_CONDITIONS]
     if unknown:
         raise OptionError(f"--aps-schedule: '{unknown[0]}' is not one of {', '.join(APS_CONDITIONS)}")
-    if sequences < 1 or seconds <= 0:
-        raise OptionError("--sequences and --seconds must be positive")
-    if not frame_rate > 0 or seconds * frame_rate < 1:
-        raise OptionError(f"--seconds {seconds} at --frame-rate {frame_rate} makes no APS frame; give at least "
-                          f"{1 / frame_rate if frame_rate > 0 else 'one frame'} s")
+    spec = SimulationSpec(sequences, seconds, format, seed, illumination, frame_rate, aps_schedule=schedule)  # checks them
     started = time.perf_counter()
     with console_progress(TextColumn("{task.completed:.1f}/{task.total:.1f} s"), count=False) as bar:
         tasks: dict[str, int] = {}
@@ -69,8 +65,6 @@ def simulate(
                 (out / "previews").mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(out / "previews" / f"{name}.png"), preview_picture(sequence, len(sequence.frames) // 2))
 
-            spec = SimulationSpec(sequences, seconds, format, seed, illumination, frame_rate,
-                                  aps_schedule=schedule)
             paths = simulate_recordings(out, spec, progress, on_sequence=write_preview if preview else None)
             summary = f"{len(paths)} recordings in the {format} layout, ground truth in {out / 'ground_truth'}"
     stdout.print(f"wrote {summary} to {out} in {time.perf_counter() - started:.1f} s")

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.errors import EvtoolsError
+from evtools.errors import EvtoolsError, require
 from evtools.io.writers import written_atomically
 from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.evh5 import write_evh5
@@ -27,6 +27,8 @@ from evtools.simulate.scene import HEIGHT, ILLUMINATIONS, WIDTH, SceneConfig
 from evtools.simulate.sequence import CONDITION_NAMES, SequenceConfig, SimulatedSequence, simulate
 
 FORMATS = ("ddd17", "mvsec", "evtools")
+MAX_SECONDS = 120.0  # of one sequence (about 3.6 GB while it is rendered)
+MAX_FRAME_RATE_HZ = 200.0  # a DAVIS346 takes about 40 APS frames a second at most
 GROUND_TRUTH_DIR = "ground_truth"
 T0_US = 1_500_000_000_000_000  # the absolute clock of simulated sequence 0 (2017-07-14)
 SIGNAL_PERIOD_US = 100_000
@@ -46,6 +48,18 @@ class SimulationSpec:
     # one sequence to the next, so that each condition falls on every kind of scene
     aps_schedule: tuple[str, ...] = ("normal",)
     aps_segment_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        require(self.sequences >= 1, "sequences", "at least 1", self.sequences)
+        # a sequence is rendered in memory, about 30 MB a simulated second: longer stretches are
+        # several sequences
+        require(0 < self.seconds <= MAX_SECONDS, "seconds", f"above 0 and at most {MAX_SECONDS}", self.seconds)
+        require(0 < self.frame_rate_hz <= MAX_FRAME_RATE_HZ, "frame_rate_hz", f"above 0 and at most {MAX_FRAME_RATE_HZ}",
+                self.frame_rate_hz)
+        require(self.seconds * self.frame_rate_hz >= 1, "seconds", f"at least one frame ({1 / self.frame_rate_hz:g} s "
+                f"at {self.frame_rate_hz:g} frames a second)", self.seconds)
+        require(self.seed >= 0, "seed", "at least 0", self.seed)
+        require(self.aps_segment_s > 0, "aps_segment_s", "above 0", self.aps_segment_s)
 
 
 def sequence_config(spec: SimulationSpec, index: int) -> SequenceConfig:
