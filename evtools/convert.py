@@ -130,6 +130,18 @@ FILE_BLOCK_BYTES = 4096  # the least a file takes on common file systems
 STORED_CHUNK_BYTES = 32  # the least a chunk takes in a shard: Blosc's 16-byte header, 16 of index
 
 
+def _check_memory(spec: ConvertSpec, stack: int, width: int, height: int) -> None:
+    """Refuses representations whose block buffers alone exceed the machine's memory (two sets
+    of BLOCK_WINDOWS windows: one computed while the other is compressed)."""
+    window_bytes = stack * sum(rep.channels * height * width * rep.dtype.itemsize for rep in spec.representations)
+    need = 2 * BLOCK_WINDOWS * window_bytes
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > memory:
+        raise EvtoolsError(f"a window of these representations takes {window_bytes / 1e9:.2f} GB, and the {2 * BLOCK_WINDOWS} "
+                           f"windows a conversion holds need {need / 1e9:.1f} GB, more than this machine's "
+                           f"{memory / 1e9:.1f} GB: use fewer --bins, a smaller --stack or --crop-rows")
+
+
 def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: int, height: int) -> None:
     """Refuses a conversion that cannot fit: every window of every representation takes at least
     a Blosc header and its shard-index entry, each shard file at least a file-system block, and a
@@ -244,6 +256,7 @@ def _plan(input_path: Path, output: Path, spec: ConvertSpec, recording: Recordin
         raise InputError(input_path, "the recording holds no events")
     window = _window_spec(recording, spec)
     height = _check_crop(recording, spec.crop_rows)
+    _check_memory(spec, window.stack, recording.width, height)
     if spec.events and recording.width * height >= MAX_PACKED_PIXELS:
         raise InputError(input_path, f"a {recording.width}x{height} sensor is too large to store its events (at most 2^31 pixels)")
     ground_truth = _ground_truth(recording, input_path, spec)

@@ -275,6 +275,8 @@ def read_times(path: str | Path) -> tuple[int, ...]:
         if not re.fullmatch(r"[+-]?\d+", text):
             raise InputError(path, f"line {number}: '{text}' is not one whole number of microseconds "
                                    "(one timestamp a line; cut other columns out first)")
+        if abs(int(text)) >= 2**62:  # room for the recording's start to be subtracted in int64
+            raise InputError(path, f"line {number}: {text} us is beyond the ±2^62 us a timestamp can be")
         times.append(int(text))
     if not times:
         raise InputError(path, "holds no timestamps")

@@ -163,6 +163,13 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
     ]
     for args, expected in cases:
         assert_one_line_error(run_cli(*args), expected)
+    # block buffers beyond any machine's memory: refused before anything is read or written
+    for extra, window_gb in ((["--bins", "100000"], "35.98"), (["--stack", "1000000000"], "1799200.00")):
+        result = run_cli(*convert, *extra)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: a window of these representations takes {window_gb} GB, and the 32 "
+                                        "windows a conversion holds need "), result.stderr
+        assert result.stderr.endswith("GB: use fewer --bins, a smaller --stack or --crop-rows\n")
     assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "sim").exists()
     cache = run_cli(*convert)
     assert cache.returncode == 0, cache.stderr

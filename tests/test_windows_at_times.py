@@ -63,6 +63,9 @@ def test_cli_at_and_its_mistakes(tmp_path, recording):
     times.write_text("# nothing\n")
     with pytest.raises(InputError, match="holds no timestamps"):
         read_times(times)
+    times.write_text("100\n99999999999999999999999\n")  # past int64: was an OverflowError traceback
+    with pytest.raises(InputError, match=r"line 2: 99999999999999999999999 us is beyond the ±2\^62 us a timestamp can be$"):
+        read_times(times)
 
 
 def test_events_after_the_last_frame_are_reported(tmp_path):
