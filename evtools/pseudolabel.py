@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.cache import AddedArrays, ArraySpec, Cache, CacheArray, CacheError
+from evtools.errors import require
 from evtools.labels import IGNORE
 from evtools.models.teacher import Teacher, TeacherSpec
 from evtools.progress import Progress, report
@@ -26,6 +27,11 @@ class PseudolabelSpec(TeacherSpec):
     min_confidence: float = 0.0
     batch_size: int = 8
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 <= self.min_confidence <= 1, "min_confidence", "from 0 to 1", self.min_confidence)
+        require(self.batch_size >= 1, "batch_size", "at least 1", self.batch_size)
 
 
 def label_frames(teacher: Teacher, frames: np.ndarray, min_confidence: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from cli import run_cli
 
 from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert
+from evtools.errors import EvtoolsError
 from evtools.events import Events
 from evtools.io.writers.evh5 import write_evh5
 from evtools.evaluate import score
@@ -140,3 +141,31 @@ def test_label_frames_directly(scripted):
     teacher = Teacher(PseudolabelSpec(teacher=scripted, in_channels=1, num_classes=3, scales=(0.5, 1.0), flip=True))
     labels, confidence = label_frames(teacher, np.full((2, 8, 8), 255, np.uint8))
     assert (labels == 1).all() and confidence.dtype == np.float16
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(scales=(0.0, -1.0)), "scales must be from 0.1 to 4.0, got (0.0, -1.0)"),
+    (dict(scales=(1e9,)), "scales must be from 0.1 to 4.0, got (1000000000.0,)"),
+    (dict(scales=()), "scales must be from 0.1 to 4.0, got ()"),
+    (dict(mean=(0.5,)), "mean and std must be given together, got ((0.5,), None)"),
+    (dict(mean=(0.5,), std=(0.0,)), "std must be finite numbers above 0, got (0.0,)"),
+    (dict(mean=(float("nan"),), std=(1.0,)), "mean must be finite numbers, as many as std has, got (nan,)"),
+    (dict(mean=(0.5,), std=(1.0, 1.0)), "mean must be finite numbers, as many as std has, got (0.5,)"),
+    (dict(in_channels=0), "in_channels must be at least 1, got 0"),
+    (dict(num_classes=1), "num_classes must be at least 2, got 1"),
+    (dict(min_confidence=2.0), "min_confidence must be from 0 to 1, got 2.0"),
+    (dict(min_confidence=float("nan")), "min_confidence must be from 0 to 1, got nan"),
+    (dict(batch_size=0), "batch_size must be at least 1, got 0"),
+])
+def test_options_out_of_range_are_refused_naming_them(scripted, options, message):
+    # before, zero or huge scales and a zero batch were tracebacks, a zero std labelled from NaNs
+    with pytest.raises(EvtoolsError) as refused:
+        PseudolabelSpec(teacher=scripted, **options)
+    assert str(refused.value) == message
+
+
+def test_normalisation_of_another_channel_count_than_the_teachers_is_refused(tmp_path, scripted):
+    result = run_cli("pseudolabel", make_cache(tmp_path), "--teacher", scripted, "--in-channels", "3",
+                     "--mean", "0.5,0.5", "--std", "1,1")
+    assert result.returncode == 2 and result.stderr == (
+        f"error: {scripted}: --mean and --std give 2 values a channel, the teacher takes 3 channel(s): give 1 or 3 values\n")

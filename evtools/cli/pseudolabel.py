@@ -41,8 +41,6 @@ def pseudolabel(
     from evtools.models.teacher import Teacher
     from evtools.pseudolabel import PseudolabelSpec, pseudolabel as run
 
-    if (mean is None) != (std is None):
-        raise OptionError("give --mean and --std together")
     spec = PseudolabelSpec(teacher=teacher, in_channels=in_channels, mean=_floats("--mean", mean), std=_floats("--std", std),
                            class_map=class_map, scales=_floats("--scales", scales), flip=flip, min_confidence=min_confidence,
                            batch_size=batch_size, device=device, overwrite=overwrite)

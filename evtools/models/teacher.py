@@ -7,6 +7,7 @@ as Ev-SegNet: horizontal flip and scales, softmax outputs averaged."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from evtools.devices import check_device
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import EvtoolsError, InputError, require
 from evtools.labels import IGNORE
 from evtools.models.checkpoint import file_fingerprint, is_checkpoint, load_checkpoint
 
@@ -26,6 +27,7 @@ CITYSCAPES19 = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffi
 # Ev-SegNet's mapping of the 19 Cityscapes classes onto the 6 DDD17 classes
 CITYSCAPES19_TO_DDD17 = (0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 1, 4, 4, 5, 5, 5, 5, 5, 5)
 BUILTIN_CLASS_MAPS = {"cityscapes19-to-ddd17": CITYSCAPES19_TO_DDD17}
+MIN_SCALE, MAX_SCALE = 0.1, 4.0  # of the test-time scales
 
 
 def load_class_map(name: str | None) -> tuple[int, ...] | None:
@@ -60,6 +62,18 @@ class TeacherSpec:
     flip: bool = True
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        require(self.in_channels is None or self.in_channels >= 1, "in_channels", "at least 1", self.in_channels)
+        require((self.mean is None) == (self.std is None), "mean and std", "given together", (self.mean, self.std))
+        if self.mean is not None:
+            require(len(self.mean) == len(self.std) and all(map(math.isfinite, self.mean)), "mean", "finite numbers, as many "
+                    "as std has", self.mean)
+            require(all(math.isfinite(v) and v > 0 for v in self.std), "std", "finite numbers above 0", self.std)
+        require(self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
+        # the frame resized by each scale: a tenth (26 rows of a DAVIS346's) to four times
+        require(bool(self.scales) and all(MIN_SCALE <= v <= MAX_SCALE for v in self.scales), "scales",
+                f"from {MIN_SCALE} to {MAX_SCALE}", self.scales)
+
 
 class Teacher:
     """A loaded teacher: ``probabilities(images)`` gives (B, K_out, H, W) averaged over the TTA."""
@@ -83,6 +97,10 @@ class Teacher:
                 raise EvtoolsError(f"{path}: a TorchScript teacher needs --in-channels")
             self.in_channels = spec.in_channels
             self._forward = scripted
+        if spec.mean is not None and len(spec.mean) not in (1, self.in_channels):
+            takes = "1 value" if self.in_channels == 1 else f"1 or {self.in_channels} values"
+            raise EvtoolsError(f"{path}: --mean and --std give {len(spec.mean)} values a channel, the teacher takes "
+                               f"{self.in_channels} channel(s): give {takes}")
         self.spec = spec
         self.class_map = load_class_map(spec.class_map)
 
