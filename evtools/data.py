@@ -310,14 +310,28 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         return previous if previous.exists() else image_path
 
     def __getitem__(self, index: int) -> Sample:
-        import cv2
-
         image_path, mask_path = self.pairs[index]
-        image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
-        mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+        image, mask = _grey_image(image_path), _grey_image(mask_path)
+        if mask.shape != image.shape:
+            raise InputError(mask_path, f"a {mask.shape[1]}x{mask.shape[0]} mask for a {image.shape[1]}x{image.shape[0]} image")
         sample = {"aps": _frame_tensor(image), "labels": torch.from_numpy(mask.astype(np.int64))}
         if self.with_previous:
-            sample["aps_previous"] = _frame_tensor(cv2.imread(str(self.previous_of(image_path)), cv2.IMREAD_GRAYSCALE))
+            previous_path = self.previous_of(image_path)
+            previous = _grey_image(previous_path)
+            if previous.shape != image.shape:
+                raise InputError(previous_path, f"a {previous.shape[1]}x{previous.shape[0]} image before a "
+                                                f"{image.shape[1]}x{image.shape[0]} one of its sequence")
+            sample["aps_previous"] = _frame_tensor(previous)
         for transform in self.transforms:
             sample = transform(sample)
         return sample
+
+
+def _grey_image(path: Path) -> np.ndarray:
+    """A picture file as (H, W) uint8 grey values."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise InputError(path, "not an image OpenCV can read")
+    return image

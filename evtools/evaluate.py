@@ -12,10 +12,11 @@ import torch
 
 from evtools.cache import Cache, CacheArray, CacheAttr, CacheError
 from evtools.devices import check_device
+from evtools.errors import require
 from evtools.labels import IGNORE
 from evtools.metrics import CONVENTIONS, Scores, confusion_matrix, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
-from evtools.tensors import WindowTensors, require_unstacked
+from evtools.tensors import WindowTensors, require_channels, require_unstacked
 
 
 
@@ -64,12 +65,13 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
         for cache in opened:
             require_unstacked(cache, repr_name)
             events, truth_of = WindowTensors(cache, repr_name), _truth_source(cache, truth)
+            require_channels(cache, repr_name, model.config.in_channels, f"the network of {checkpoint}")
             for start in range(0, len(cache), batch_size):
                 stop = min(start + batch_size, len(cache))
                 x = torch.from_numpy(np.asarray(events[start:stop], np.float32)).to(device)
                 prediction = model(x)["logits"].argmax(1).cpu().numpy().astype(np.uint8)
                 true = truth_of(start, stop)
-                confusion += confusion_matrix(prediction, true, num_classes)
+                confusion += _confusion(cache, prediction, true, num_classes, f"'{truth}' against the student's classes")
                 if condition_names:
                     add_by_condition(by_condition, condition_names, cache.windows(CacheArray.GT_CONDITION, start, stop),
                                      prediction, true, num_classes, windows_by_condition)
@@ -133,6 +135,14 @@ def comparison_picture(cache: Cache, index: int, repr_name: str, truth: np.ndarr
     return side_by_side(panels)
 
 
+def _confusion(cache: Cache, prediction: np.ndarray, truth: np.ndarray, num_classes: int, what: str) -> np.ndarray:
+    """``confusion_matrix``, labels outside the classes a one-line error naming the cache."""
+    try:
+        return confusion_matrix(prediction, truth, num_classes)
+    except ValueError as err:
+        raise CacheError(cache.path, f"{what}: {err}") from None
+
+
 def score(
     cache_paths: list[str | Path], prediction: str = CacheArray.LABELS, truth: str = CacheArray.GT_LABELS, num_classes: int = 6,
     by_condition: dict[str, np.ndarray] | None = None, windows_by_condition: dict[str, int] | None = None,
@@ -142,6 +152,7 @@ def score(
     out because the prediction abstained (255, below its confidence floor). A ``by_condition``
     dict also receives a confusion matrix per frame condition of caches that have
     ``gt_condition``, and ``windows_by_condition`` the number of windows of each."""
+    require(2 <= num_classes < IGNORE, "classes", f"from 2 to {IGNORE - 1} (uint8 labels, {IGNORE} ignored)", num_classes)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     labelled = abstained = 0
     for path in cache_paths:
@@ -158,7 +169,7 @@ def score(
             abstained += int(skipped.sum())
             true_block[skipped] = IGNORE
             predicted_block = np.where(predicted_block == IGNORE, 0, predicted_block)  # only where truth is now ignored
-            confusion += confusion_matrix(predicted_block, true_block, num_classes)
+            confusion += _confusion(opened, predicted_block, true_block, num_classes, f"'{prediction}' against '{truth}'")
             if conditions is not None:
                 add_by_condition(by_condition, conditions.attrs["names"], opened.windows(CacheArray.GT_CONDITION, start, stop),
                                  predicted_block, true_block, num_classes, windows_by_condition)

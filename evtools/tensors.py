@@ -45,6 +45,14 @@ def require_unstacked(cache: Cache, repr: str | Representation) -> None:
                                      "one window; convert without --stack")
 
 
+def require_channels(cache: Cache, repr: str | Representation, in_channels: int, network: str) -> None:
+    """Refuses windows whose channels are not the network's input channels."""
+    representation, _ = resolve_representation(cache, repr)
+    if representation.channels != in_channels:
+        raise CacheError(cache.path, f"its '{representation.name}' windows have {representation.channels} channels, "
+                                     f"{network} takes {in_channels}")
+
+
 def representation_batch(representation: Representation, windows: list[Events], ends_us: np.ndarray,
                          width: int, height: int, device: str = "cpu", out: np.ndarray | None = None) -> np.ndarray:
     """(K, C, H, W) of ``representation`` for K windows' events, in one kernel launch."""

@@ -120,10 +120,18 @@ def test_score_against_truth(tmp_path, scripted):
     group = zarr.open_group(cache_path, mode="r+")
     truth = np.array(group["labels"][:])
     truth[:, :, 0] = 0  # the truth disagrees on the first column
-    group.create_array("gt_labels", data=truth, chunks=(1, H, W))
+    gt_labels = group.create_array("gt_labels", data=truth, chunks=(1, H, W))
     confusion, abstained = score([cache_path], num_classes=3)
     assert confusion.sum() == 10 * H * W and abstained == 0
     assert confusion[0, 1] == 10 * H  # the bright first column: truth 0, label 1
+    # classes that uint8 labels cannot hold, and labels beyond the classes given: one line each
+    for classes in (1, 255):
+        with pytest.raises(EvtoolsError, match=rf"^classes must be from 2 to 254 \(uint8 labels, 255 ignored\), got {classes}$"):
+            score([cache_path], num_classes=classes)
+    gt_labels[0, 0, 0] = 2
+    with pytest.raises(CacheError, match=rf"^{cache_path}: 'labels' against 'gt_labels': labels outside 0..1 "
+                                         r"\(other than 255 in the truth\)$"):
+        score([cache_path], num_classes=2)
 
 
 def test_cli_pseudolabel_then_info_and_render(tmp_path, scripted):

@@ -15,7 +15,7 @@ from conftest import STUDENT_H, STUDENT_W, TINY
 
 from evtools.cache import Cache
 from evtools.convert import ConvertSpec, convert
-from evtools.errors import InputError
+from evtools.errors import EvtoolsError, InputError
 from evtools.evaluate import evaluate_checkpoint
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
@@ -45,6 +45,26 @@ def test_every_method_trains_and_writes_its_run(student_data, tmp_path, method, 
     model, meta = load_checkpoint(tmp_path / "run" / "best.pt")
     assert meta["repr"] == "evimage" and model.config.in_channels == 2
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["validation"][0].endswith("c.zarr[None:None]")
+
+
+@pytest.mark.parametrize("overrides, method, problem", [
+    (["model.in_channels=5"], "supervised", "{cache}: its 'evimage' windows have 2 channels, the student (model.in_channels) takes 5"),
+    (["model.num_classes=2"], "supervised", "{cache}: its pseudo-labels have 3 classes, the student 2 (model.num_classes)"),
+    (["model.num_classes=4"], "kd-aps", "{teacher}: the teacher has 3 classes, the student 4 (model.num_classes)"),
+])
+def test_a_student_that_does_not_fit_its_data_or_teacher_is_refused(student_data, tmp_path, overrides, method, problem):
+    # before, a RuntimeError (channels) or an IndexError (classes) in the first training step
+    config = load_config(None, TINY + [f'method="{method}"'] + overrides)
+    inputs = StudentInputs(events=student_data["caches"], teacher=student_data["teacher"])
+    with pytest.raises(EvtoolsError) as refused:
+        train_student(config, inputs, tmp_path / "run")
+    assert str(refused.value) == problem.format(cache=student_data["caches"][0], teacher=student_data["teacher"])
+    checkpoint = save_checkpoint(tmp_path / "s.pt", DeepLabV3Plus(DeepLabConfig(depth=18, width=0.25, in_channels=5,
+                                                                                  num_classes=3, aspp_channels=8,
+                                                                                  decoder_channels=8)).eval(), {"repr": "evimage"})
+    with pytest.raises(EvtoolsError, match=rf"^{student_data['caches'][0]}: its 'evimage' windows have 2 channels, the "
+                                           rf"network of {checkpoint} takes 5$"):
+        evaluate_checkpoint(checkpoint, student_data["caches"][:1], truth="labels")
 
 
 def test_resume_continues_the_run(student_data, tmp_path):

@@ -39,6 +39,25 @@ def test_image_folder_items(folder):
         ImageMaskFolder(folder / "frames")
 
 
+def test_a_broken_pair_is_one_line_naming_its_file(folder, tmp_path):
+    cv2.imwrite(str(folder / "masks" / "f1.png"), np.zeros((30, 48), np.uint8))  # two rows short
+    (folder / "frames" / "f2.png").write_bytes(b"not a png")
+    cv2.imwrite(str(folder / "frames" / "s_0001.png"), np.zeros((32, 48), np.uint8))
+    cv2.imwrite(str(folder / "masks" / "s_0001.png"), np.zeros((32, 48), np.uint8))
+    cv2.imwrite(str(folder / "frames" / "s_0000.png"), np.zeros((16, 48), np.uint8))  # the frame before: smaller
+    dataset = ImageMaskFolder(folder, with_previous=True)
+    names = [image.name for image, _ in dataset.pairs]
+    with pytest.raises(InputError, match=rf"^{folder}/masks/f1.png: a 48x30 mask for a 48x32 image$"):
+        dataset[names.index("f1.png")]
+    with pytest.raises(InputError, match=rf"^{folder}/frames/f2.png: not an image OpenCV can read$"):
+        dataset[names.index("f2.png")]
+    with pytest.raises(InputError, match=rf"^{folder}/frames/s_0000.png: a 48x16 image before a 48x32 one of its sequence$"):
+        dataset[names.index("s_0001.png")]
+    result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", "--epochs", "1", "--batch-size", "1",
+                     "--crop", "none", "--workers", "1")  # found in a loader worker: the same one line
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {folder}/")
+
+
 def test_teacher_learns_and_its_checkpoint_loads(folder, tmp_path):
     config = TeacherTraining(model=TINY, epochs=6, batch_size=4, lr=0.05, crop=(24, 32))
     result = train_teacher(folder, tmp_path / "t.pt", config, val_source=folder)

@@ -24,15 +24,15 @@ import torch
 import torch.distributed as dist
 
 from evtools import __version__
-from evtools.cache import Cache, CacheArray
+from evtools.cache import Cache, CacheArray, CacheError
 from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
-from evtools.models.deeplab import DeepLabV3Plus
+from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.progress import Progress, report
-from evtools.tensors import require_unstacked
+from evtools.tensors import require_channels, require_unstacked
 from evtools.train.common import (autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
                                   seed_everything, to_device)
 from evtools.train.config import StudentConfig, to_toml
@@ -95,10 +95,17 @@ def split_validation(events: list[Path], fraction: float) -> tuple[list[tuple[Pa
 class _Windows(torch.utils.data.Dataset):
     """A CacheDataset restricted to a window range of each cache."""
 
-    def __init__(self, parts: list[tuple[Path, slice]], **options):
+    def __init__(self, parts: list[tuple[Path, slice]], model: DeepLabConfig, **options):
         self.dataset = CacheDataset([p for p, _ in parts], **options)
         for path in self.dataset.paths:
-            require_unstacked(Cache(path), options["repr"])
+            cache = Cache(path)
+            require_unstacked(cache, options["repr"])
+            require_channels(cache, options["repr"], model.in_channels, "the student (model.in_channels)")
+            if options.get("with_labels"):
+                labelled = cache.array(CacheArray.LABELS).attrs.get("options", {}).get("num_classes", 0)
+                if labelled > model.num_classes:
+                    raise CacheError(cache.path, f"its pseudo-labels have {labelled} classes, the student "
+                                                 f"{model.num_classes} (model.num_classes)")
         self.indices = []
         for position, (_, window_range) in enumerate(parts):
             self.indices += list(self.dataset.windows_of(position)[window_range])
@@ -186,7 +193,7 @@ def _load_data(run: _Run) -> None:
     config, cfg, world = run.config, run.config.training, run.world
     augment = ([RandomHorizontalFlip()] if cfg.flip else []) + ([RandomCrop(*cfg.crop)] if cfg.crop else [])
     train_parts, run.val_parts = split_validation(run.inputs.events, cfg.validation_fraction)
-    train_set = _Windows(train_parts, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
+    train_set = _Windows(train_parts, config.model, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
                          with_previous_aps=run.uses_images, transforms=augment)
     run.sampler = world.sampler(train_set, True, cfg.seed)
     run.loader = Loader(train_set, batch_size=cfg.batch_size, shuffle=run.sampler is None,
@@ -202,7 +209,7 @@ def _load_data(run: _Run) -> None:
                             generator=torch.Generator().manual_seed(cfg.seed + 1))
     if run.val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in run.val_parts):
         # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
-        val_set = _Windows(run.val_parts, repr=config.repr, with_aps=True, with_labels=True,
+        val_set = _Windows(run.val_parts, config.model, repr=config.repr, with_aps=True, with_labels=True,
                            transforms=[ignore_untrusted_frames])
         run.val_loader = Loader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
@@ -356,6 +363,9 @@ def build_models(config: StudentConfig, teacher_path: Path | None, device: str):
     teacher = None
     if config.method != "supervised":
         teacher, _ = load_checkpoint(teacher_path, device)
+        if teacher.config.num_classes != config.model.num_classes:
+            raise EvtoolsError(f"{teacher_path}: the teacher has {teacher.config.num_classes} classes, the student "
+                               f"{config.model.num_classes} (model.num_classes)")
         teacher = place(teacher, device, channels_last).requires_grad_(False).eval()
     method = place(EvDistill(config, teacher), device, channels_last) if config.method == "evdistill" else None
     return student, teacher, method
