@@ -177,3 +177,27 @@ def test_normalisation_of_another_channel_count_than_the_teachers_is_refused(tmp
                      "--mean", "0.5,0.5", "--std", "1,1")
     assert result.returncode == 2 and result.stderr == (
         f"error: {scripted}: --mean and --std give 2 values a channel, the teacher takes 3 channel(s): give 1 or 3 values\n")
+
+
+class Pooled(torch.nn.Module):
+    """A network that gives one score per image, not logits per pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
+class Failing(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, 3, 5)  # no (B, 1, 8, 16) batch has a multiple of 15 values
+
+
+@pytest.mark.parametrize("network, problem", [
+    (Pooled(), "the teacher gave (3, 1) for a (3, 1, 8, 16) batch, not (B, K, H, W) logits"),
+    (Failing(), "the teacher failed on a (3, 1, 8, 16) batch (RuntimeError: shape '[-1, 3, 5]' is invalid for input of size 384)"),
+])
+def test_a_teacher_that_fails_or_gives_no_logits_is_one_line(tmp_path, network, problem):
+    path = tmp_path / "teacher.ts"
+    torch.jit.script(network).save(str(path))
+    result = run_cli("pseudolabel", make_cache(tmp_path, n_frames=3), "--teacher", path, "--in-channels", "1",
+                     "--scales", "1", "--no-flip")
+    assert (result.returncode, result.stderr) == (2, f"error: {path}: {problem}\n")

@@ -123,6 +123,21 @@ class Teacher:
                 out[:, target] += probabilities[:, source]
         return out
 
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's (B, K, H', W') logits; a teacher (a user's TorchScript file) that fails or
+        gives another shape is a one-line error naming its file."""
+        try:
+            logits = self._forward(x)
+        except Exception as err:  # noqa: BLE001 - whatever the user's network raises
+            # TorchScript puts the failed operation's own error last, after its traceback
+            cause = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise EvtoolsError(f"{self.spec.teacher}: the teacher failed on a {tuple(x.shape)} batch ({cause})") from err
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 4 or logits.shape[0] != x.shape[0]:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise EvtoolsError(f"{self.spec.teacher}: the teacher gave {shape} for a {tuple(x.shape)} batch, not "
+                               "(B, K, H, W) logits")
+        return logits
+
     @torch.no_grad()
     def probabilities(self, frames: np.ndarray) -> torch.Tensor:
         """(B, K, H, W) class probabilities of uint8 frames (B, H, W), averaged over the TTA."""
@@ -132,7 +147,7 @@ class Teacher:
         for scale in self.spec.scales:
             scaled = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
             for flipped in ((False, True) if self.spec.flip else (False,)):
-                logits = self._forward(scaled.flip(-1) if flipped else scaled)
+                logits = self._logits(scaled.flip(-1) if flipped else scaled)
                 probabilities = logits.float().softmax(1)
                 if flipped:
                     probabilities = probabilities.flip(-1)
