@@ -19,11 +19,11 @@ def simulate(
     out: Annotated[Path, typer.Argument(help="Output folder.")],
     preset: Annotated[str | None, typer.Option(help="demo: the embedded default dataset (images/, events/, test/).")] = None,
     sequences: Annotated[int, typer.Option(help="Recordings to simulate.")] = 1,
-    seconds: Annotated[float, typer.Option(help="Length of each recording.")] = 3.0,
+    seconds: Annotated[float, typer.Option(help="Length of each recording, at most 120 s (more as several --sequences).")] = 3.0,
     format: Annotated[str, typer.Option("--format", help="Layout: ddd17, mvsec or evtools.")] = "ddd17",
     seed: Annotated[int, typer.Option(help="Everything is reproducible from it.")] = 0,
     illumination: Annotated[str, typer.Option(help="day, dusk, high-contrast, or mixed (in turn).")] = "mixed",
-    frame_rate: Annotated[float, typer.Option(help="APS frames per second.")] = 25.0,
+    frame_rate: Annotated[float, typer.Option(help="APS frames per second, at most 200.")] = 25.0,
     aps_schedule: Annotated[str, typer.Option(
         help="APS conditions of consecutive 0.5 s segments, comma-separated, repeated: normal, night, overexposed, "
              "blur (they change the frames, never the events).")] = "normal",
