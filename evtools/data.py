@@ -26,6 +26,7 @@ from evtools.cache import Cache, CacheArray, CacheError, location
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError, InputError
 from evtools.events import Events
+from evtools.io.images import read_grey
 from evtools.representations import Representation
 from evtools.tensors import WindowTensors, representation_batch, resolve_representation
 
@@ -311,13 +312,13 @@ class ImageMaskFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
-        image, mask = _grey_image(image_path), _grey_image(mask_path)
+        image, mask = read_grey(image_path), read_grey(mask_path)
         if mask.shape != image.shape:
             raise InputError(mask_path, f"a {mask.shape[1]}x{mask.shape[0]} mask for a {image.shape[1]}x{image.shape[0]} image")
         sample = {"aps": _frame_tensor(image), "labels": torch.from_numpy(mask.astype(np.int64))}
         if self.with_previous:
             previous_path = self.previous_of(image_path)
-            previous = _grey_image(previous_path)
+            previous = read_grey(previous_path)
             if previous.shape != image.shape:
                 raise InputError(previous_path, f"a {previous.shape[1]}x{previous.shape[0]} image before a "
                                                 f"{image.shape[1]}x{image.shape[0]} one of its sequence")
@@ -326,12 +327,3 @@ class ImageMaskFolder(torch.utils.data.Dataset):
             sample = transform(sample)
         return sample
 
-
-def _grey_image(path: Path) -> np.ndarray:
-    """A picture file as (H, W) uint8 grey values."""
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise InputError(path, "not an image OpenCV can read")
-    return image

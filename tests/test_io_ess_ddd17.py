@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+from cli import run_cli
 from conftest import assert_same_events
 
 from evtools.errors import CorruptFileError, MissingDatasetError
@@ -70,3 +71,40 @@ def test_mismatched_sizes_and_missing_files(tmp_path):
     with pytest.raises(MissingDatasetError) as err:
         open_recording(root)
     assert str(err.value) == f"{root}: missing file 'events.dat.xyp' required by the ess_ddd17 layout"
+
+
+def test_damaged_index_and_pictures_are_one_line_naming_the_file(tmp_path, events):
+    # before: numpy's ValueError for an .npy (an empty one read as Ctrl-C), libpng's own message on
+    # stderr before evtools' line, and pictures of another size failing when stacked
+    images = {k: np.full((260, 346), 10 * k, np.uint8) for k in (1, 2, 3)}
+    times = np.array([100_000, 150_000, 200_000])
+    root = write_ess_ddd17(tmp_path / "d", events, t0_ns=5_000_000_000, image_t_us=times, images=images)
+    index = root / "index" / "index_50ms.npy"
+    for data, problem in [(b"", "unreadable index (No data left in file)"),
+                          (index.read_bytes()[:-10], "unreadable index (Failed to read all data for array. Expected (3, 3) = "
+                                                     "9 elements, could only read 7 elements. (file seems not fully written?))")]:
+        index.write_bytes(data)
+        result = run_cli("info", root)
+        assert (result.returncode, result.stderr) == (2, f"error: {index}: {problem}\n")
+    write_ess_ddd17(tmp_path / "e", events, t0_ns=5_000_000_000, image_t_us=times, images=images)
+    png = tmp_path / "e" / "imgs" / "img_00000002.png"
+    data = bytearray(png.read_bytes())
+    data[60] ^= 0x10  # inside the image data: its chunk's CRC no longer matches
+    png.write_bytes(bytes(data))
+    result = run_cli("convert", tmp_path / "e", "-o", tmp_path / "c")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {png}: damaged PNG image (chunk 'IDAT' at byte ") and "fails its CRC" in result.stderr
+    png.write_bytes(bytes(data[:100]))
+    assert read_error(png) == f"{png}: damaged PNG image (cut short before its IEND chunk)"
+    cv2.imwrite(str(png), np.zeros((10, 20), np.uint8))
+    with open_recording(tmp_path / "e") as rec:
+        with pytest.raises(CorruptFileError, match=rf"^{png}: a 20x10 image among 346x260 ones$"):
+            rec.frames[1]
+
+
+def read_error(path) -> str:
+    from evtools.io.images import read_grey
+
+    with pytest.raises(CorruptFileError) as err:
+        read_grey(path)
+    return str(err.value)

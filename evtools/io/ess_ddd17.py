@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, MissingDatasetError
+from evtools.errors import CorruptFileError, MissingDatasetError, first_line
+from evtools.io.images import read_grey
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 SENSOR_WIDTH, SENSOR_HEIGHT = 346, 260
@@ -53,7 +54,10 @@ class EssDdd17Recording(Recording):
         self._t_ns = np.memmap(root / "events.dat.t", np.int64, "r", shape=(n_events,)) if n_events else np.empty(0, np.int64)
         self._xyp = np.memmap(root / "events.dat.xyp", np.int16, "r", shape=(n_events, 3)) if n_events else np.empty((0, 3), np.int16)
         self._t0_ns = int(self._t_ns[0]) if n_events else 0
-        index = np.load(index_file)
+        try:
+            index = np.load(index_file)
+        except (ValueError, EOFError, OSError) as err:  # numpy's errors for a truncated, empty or pickled .npy
+            raise CorruptFileError(index_file, f"unreadable index ({first_line(err)})") from None
         if index.ndim != 2 or index.shape[1] < 2:
             raise CorruptFileError(index_file, f"index of shape {index.shape}, expected (K, 3)")
         image_times = self._relative_us(index[:, 0])
@@ -95,12 +99,12 @@ def _png_series(folder: Path, times: np.ndarray) -> TimedImages | None:
     if numbers.min() < 1 or numbers.max() > len(times):
         raise CorruptFileError(folder, f"images numbered {numbers.min()}..{numbers.max()}, the index has {len(times)} rows")
 
-    def load(i: int) -> np.ndarray:
-        import cv2  # imported on first use: it costs a noticeable part of a CLI start
+    shape = read_grey(files[0]).shape
 
-        image = cv2.imread(str(files[i]), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise CorruptFileError(files[i], "unreadable PNG image")
+    def load(i: int) -> np.ndarray:
+        image = read_grey(files[i])
+        if image.shape != shape:
+            raise CorruptFileError(files[i], f"a {image.shape[1]}x{image.shape[0]} image among {shape[1]}x{shape[0]} ones")
         return image
 
-    return TimedImages(len(files), load(0).shape, load, lambda: times[numbers - 1])
+    return TimedImages(len(files), shape, load, lambda: times[numbers - 1])

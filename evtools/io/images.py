@@ -1,0 +1,51 @@
+"""Grey pictures from files (PNG frames and masks of the ESS layout, labelled image folders),
+checked before they are decoded: libpng reports a damaged PNG on stderr itself, beside the one
+line that evtools gives for it."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from evtools.errors import CorruptFileError, InputError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """(H, W) uint8 grey values of a picture file; a PNG's chunks are checked against their
+    CRCs first, so that damage is one error naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise InputError(path, f"unreadable ({err.strerror or err})") from None
+    if data.startswith(PNG_SIGNATURE):
+        problem = _png_damage(data)
+        if problem is not None:
+            raise CorruptFileError(path, f"damaged PNG image ({problem})")
+    import cv2  # imported on first use: it costs a noticeable part of a CLI start
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if image is None:
+        raise CorruptFileError(path, "not an image OpenCV can read")
+    return image
+
+
+def _png_damage(data: bytes) -> str | None:
+    """What is wrong with a PNG's chunks (length, type, data, CRC-32 of type and data), up to its
+    IEND chunk; None when nothing is."""
+    position = len(PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            break
+        if zlib.crc32(data[position + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            return f"chunk {kind.decode('latin-1')!r} at byte {position} fails its CRC"
+        if kind == b"IEND":
+            return None
+        position = end
+    return "cut short before its IEND chunk"
