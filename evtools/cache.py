@@ -669,14 +669,14 @@ def _missing_chunks(array: zarr.Array, expected: list[tuple[int, ...]]) -> list[
     whose shard's index has no entry for them (a shard whose index is damaged counts as holding
     them: reading it reports the damage); none in a remote store."""
     missing, held = [], {}
+    grid = _shard_grid(array) if array.shards is not None else None
     for index in expected:
         path = _chunk_file(array, index)
         if path is None:
             return []
         if not path.exists():
             missing.append(index)
-        elif array.shards is not None:
-            grid = _shard_grid(array)
+        elif grid is not None:
             if path not in held:
                 held[path] = _held_chunks(path, grid)
             if held[path] is not None and not held[path][np.ravel_multi_index([i % g for i, g in zip(index, grid)], grid)]:
@@ -841,7 +841,6 @@ class Cache:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
         self._values: dict[str, np.ndarray] = {}
         self._arrays: dict[str, zarr.Array] = {}
-        self._finished: set[str] = set()  # added arrays found finished
 
     def __len__(self) -> int:
         return int(self.array(CacheArray.N_EVENTS).shape[0])  # the shape alone: no chunk is read
@@ -913,13 +912,10 @@ class Cache:
         """For an array that a later stage added and has not finished, the windows it holds;
         None for any other array."""
         holder = ADDED_PROGRESS.get(name)
-        if holder is None or name in self._finished:
+        if holder is None:
             return None
-        attrs = self.array(holder).attrs
-        if attrs.get(CacheAttr.COMPLETE) is False:
-            return int(attrs.get(CacheAttr.WINDOWS_DONE, 0))
-        self._finished.add(name)
-        return None
+        attrs = self.array(holder).attrs  # the array is looked up once: its attributes are in memory
+        return int(attrs.get(CacheAttr.WINDOWS_DONE, 0)) if attrs.get(CacheAttr.COMPLETE) is False else None
 
     def _require_finished(self, name: str) -> None:
         """Refuses to read arrays that a later stage added and has not finished (the windows it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +47,13 @@ def require(condition: bool, name: str, rule: str, value: object) -> None:
     """Refuses a configuration value: ``name must be rule, got value``."""
     if not condition:
         raise ConfigError(f"{name} must be {rule}, got {value!r}")
+
+
+def require_at_least(owner: object, low: float, names: Iterable[str]) -> None:
+    """``require`` that each attribute ``names`` of ``owner`` is at least ``low``."""
+    for name in names:
+        value = getattr(owner, name)
+        require(value >= low, name, f"at least {low}", value)
 
 
 def first_line(err: BaseException) -> str:

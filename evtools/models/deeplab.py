@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evtools.errors import require
+from evtools.errors import require, require_at_least
 
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
@@ -38,8 +38,7 @@ class DeepLabConfig:
         require(self.depth in LAYERS, "depth", f"one of {sorted(LAYERS)} (the ResNet's)", self.depth)
         require(self.output_stride in (8, 16), "output_stride", "8 or 16", self.output_stride)
         require(self.width > 0, "width", "above 0", self.width)
-        for name in ("in_channels", "aspp_channels", "decoder_channels"):
-            require(getattr(self, name) >= 1, name, "at least 1", getattr(self, name))
+        require_at_least(self, 1, ("in_channels", "aspp_channels", "decoder_channels"))
         require(self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
 
 

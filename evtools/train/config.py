@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evtools.errors import ConfigError, EvtoolsError, InputError, require
+from evtools.errors import ConfigError, EvtoolsError, InputError, require, require_at_least
 from evtools.models.deeplab import DeepLabConfig
 from evtools.train.common import check_precision
 
@@ -30,8 +30,7 @@ class LossWeights:
     adversarial: float = 0.0  # > 0 adds the least-squares adversarial term on I2E's output
 
     def __post_init__(self) -> None:
-        for entry in dataclasses.fields(self):
-            require(getattr(self, entry.name) >= 0, entry.name, "at least 0", getattr(self, entry.name))
+        require_at_least(self, 0, (entry.name for entry in dataclasses.fields(self)))
 
 
 @dataclass(frozen=True)
@@ -64,10 +63,8 @@ class Training:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "affinity_nodes", "generator_width"):
-            require(getattr(self, name) >= 1, name, "at least 1", getattr(self, name))
-        for name in ("threads", "workers", "weight_decay"):
-            require(getattr(self, name) >= 0, name, "at least 0", getattr(self, name))
+        require_at_least(self, 1, ("epochs", "batch_size", "affinity_nodes", "generator_width"))
+        require_at_least(self, 0, ("threads", "workers", "weight_decay"))
         for name in ("lr", "generator_lr", "temperature"):
             require(getattr(self, name) > 0, name, "above 0", getattr(self, name))
         require(0 <= self.validation_fraction < 1, "validation_fraction", "in [0, 1)", self.validation_fraction)

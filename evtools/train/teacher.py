@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
-from evtools.errors import require
+from evtools.errors import require, require_at_least
 from evtools.labels import IGNORE
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import save_checkpoint
@@ -40,12 +40,10 @@ class TeacherTraining:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
-        for name in ("epochs", "batch_size"):
-            require(getattr(self, name) >= 1, name, "at least 1", getattr(self, name))
+        require_at_least(self, 1, ("epochs", "batch_size"))
+        require_at_least(self, 0, ("weight_decay", "workers"))
         require(self.lr > 0, "lr", "above 0", self.lr)
         require(0 <= self.momentum < 1, "momentum", "in [0, 1)", self.momentum)
-        require(self.weight_decay >= 0, "weight_decay", "at least 0", self.weight_decay)
-        require(self.workers >= 0, "workers", "at least 0", self.workers)
         require(self.crop is None or min(self.crop) >= 1, "crop", "none or a height and width of at least 1", self.crop)
 
 
