@@ -20,7 +20,8 @@ from evtools.evaluate import evaluate_checkpoint
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.train.config import load_config
-from evtools.train.student import StudentInputs, split_validation, train_student
+from evtools.devices import DeviceError
+from evtools.train.student import StudentInputs, process_device, split_validation, train_student
 
 @pytest.mark.parametrize("method, extra", [("supervised", []), ("kd-aps", []), ("evdistill", []),
                                            ("evdistill", ["parts.bmr=false"]), ("evdistill", ["weights.adversarial=0.1"])])
@@ -131,6 +132,21 @@ def test_torchrun_two_gloo_processes(student_data, tmp_path):
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1  # rank 0 alone writes
     assert json.loads((tmp_path / "ddp" / "meta.json").read_text())["world_size"] == 2
+
+
+def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    assert process_device("cpu", 4, 3) == "cpu"
+    assert process_device("cuda:1", 1, 0) == "cuda:1"  # one process: the device given
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [process_device("cuda", 2, rank) for rank in (0, 1)] == ["cuda:0", "cuda:1"]
+    with pytest.raises(DeviceError) as err:
+        process_device("cuda", 3, 2)
+    assert str(err.value) == ("--device cuda under torchrun: the process of local rank 2 needs GPU 2, torch sees 2 "
+                              "(start at most that many processes a node)")
+    with pytest.raises(DeviceError) as err:
+        process_device("cuda:1", 2, 0)
+    assert str(err.value) == ("--device cuda:1 under torchrun: each process takes the GPU of its local rank; "
+                              "give --device cuda")
 
 
 def test_eval_against_a_ground_truth_folder_equals_gt_labels(tmp_path):

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from evtools import __version__
 from evtools.cache import Cache, CacheArray, CacheError
 from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
-from evtools.devices import check_device
+from evtools.devices import DeviceError, check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
@@ -48,13 +48,18 @@ class StudentInputs:
 
 
 class Distributed:
-    """The process group when run under torchrun (WORLD_SIZE > 1), else a single process."""
+    """The process group when run under torchrun (WORLD_SIZE > 1), else a single process; with
+    ``--device cuda``, each process of the group on the GPU of its local rank."""
 
     def __init__(self, device: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        self.device = process_device(device, self.world, int(os.environ.get("LOCAL_RANK", "0")))
+        on_gpu = self.device.startswith("cuda")
+        if on_gpu and self.world > 1:
+            torch.cuda.set_device(self.device)  # NCCL's collectives use the current device
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if device == "cuda" else "gloo")
+            dist.init_process_group("nccl" if on_gpu else "gloo")
 
     @property
     def writer(self) -> bool:
@@ -63,7 +68,8 @@ class Distributed:
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         if self.world == 1 or not any(p.requires_grad for p in module.parameters()):
             return module
-        return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
+        device_ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
 
     def sampler(self, dataset, shuffle: bool, seed: int):
         if self.world == 1:
@@ -73,9 +79,25 @@ class Distributed:
     def mean(self, value: float) -> float:
         if self.world == 1:
             return value
-        tensor = torch.tensor([value], dtype=torch.float64)
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)  # NCCL reduces GPU tensors only
         dist.all_reduce(tensor)
         return float(tensor) / self.world
+
+
+def process_device(device: str, world: int, local_rank: int) -> str:
+    """The device of one process: ``device`` itself, but under torchrun (``world`` > 1) each
+    process takes the GPU of its local rank for ``cuda`` (NCCL refuses two processes on one GPU),
+    so an explicit ``cuda:N`` is refused there."""
+    if world == 1 or not device.startswith("cuda"):
+        return device
+    if device != "cuda":
+        raise DeviceError(f"--device {device} under torchrun: each process takes the GPU of its local rank; "
+                          "give --device cuda")
+    if local_rank >= torch.cuda.device_count():
+        raise DeviceError(f"--device cuda under torchrun: the process of local rank {local_rank} needs GPU "
+                          f"{local_rank}, torch sees {torch.cuda.device_count()} (start at most that many "
+                          "processes a node)")
+    return f"cuda:{local_rank}"
 
 
 def split_validation(events: list[Path], fraction: float) -> tuple[list[tuple[Path, slice]], list[tuple[Path, slice]]]:
@@ -151,7 +173,7 @@ class _Run:
 
     @property
     def device(self) -> str:
-        return self.config.training.device
+        return self.world.device
 
 
 def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | Path, resume: bool = False,
