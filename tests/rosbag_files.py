@@ -1,6 +1,6 @@
-"""MVSEC-layout ROS bags for the tests, written by `rosbags`' own Writer and ROS1 serialiser
-(dvs_msgs/EventArray, sensor_msgs/Image, sensor_msgs/Imu under /davis/<camera>/): nothing of
-evtools' reader is used."""
+"""DAVIS ROS bags for the tests, written by `rosbags`' own Writer and ROS1 serialiser
+(dvs_msgs/EventArray, sensor_msgs/Image, sensor_msgs/Imu under MVSEC's /davis/<camera>/ or any
+namespace): nothing of evtools' reader is used."""
 
 from types import SimpleNamespace
 
@@ -44,7 +44,10 @@ def header(store, us, seq=0):
     return store.types["std_msgs/msg/Header"](seq=seq, stamp=stamp(store, us), frame_id="davis")
 
 
-def write_bag(path, bag, camera="left", compression=None, other_camera=True):
+def write_bag(path, bag, camera="left", compression=None, other_camera=True, namespaces=None):
+    """MVSEC's topics for ``camera`` (and the other camera's, whose x are one less), or, with
+    ``namespaces``, the same topics under each of them (the first with ``bag``'s x, the others
+    one less), as rpg_dvs_ros records them under /dvs."""
     store = typestore()
     types = store.types
     writer = Writer(path)
@@ -52,11 +55,11 @@ def write_bag(path, bag, camera="left", compression=None, other_camera=True):
         writer.set_compression(getattr(Writer.CompressionFormat, compression))
     with writer:
         cameras = [camera] + ([c for c in ("left", "right") if c != camera] if other_camera else [])
-        for cam in cameras:
-            events = writer.add_connection(f"/davis/{cam}/events", "dvs_msgs/msg/EventArray", typestore=store)
-            images = writer.add_connection(f"/davis/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=store)
-            imu = writer.add_connection(f"/davis/{cam}/imu", "sensor_msgs/msg/Imu", typestore=store)
-            shift = 0 if cam == camera else 1  # the other camera's events differ
+        for index, base in enumerate(namespaces or [f"/davis/{cam}" for cam in cameras]):
+            events = writer.add_connection(f"{base}/events", "dvs_msgs/msg/EventArray", typestore=store)
+            images = writer.add_connection(f"{base}/image_raw", "sensor_msgs/msg/Image", typestore=store)
+            imu = writer.add_connection(f"{base}/imu", "sensor_msgs/msg/Imu", typestore=store)
+            shift = 0 if index == 0 else 1  # another camera's events differ
             messages = []
             for k, e in enumerate(bag.events):
                 us = int((e.secs[-1] - T0_S) * 1_000_000 + e.nsecs[-1] // 1000)

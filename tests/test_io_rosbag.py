@@ -54,6 +54,40 @@ def test_the_right_camera(tmp_path):
         np.testing.assert_array_equal(rec.read().events.x, x)
     with open_recording(path, options=ReadOptions(camera="left")) as rec:
         np.testing.assert_array_equal(rec.read().events.x, x - (x > 0))
+    alone = write_bag(tmp_path / "alone.bag", bag, camera="right", other_camera=False)
+    with pytest.raises(CorruptFileError, match=r"no dvs_msgs/EventArray on /davis/left/events \(EventArray topics: "
+                                               r"/davis/right/events; --camera /NAMESPACE picks one\)$"):
+        open_recording(alone)  # the default camera is MVSEC's left, not the bag's only camera
+
+
+def test_a_bag_with_one_event_topic_elsewhere_is_read_from_its_namespace(tmp_path):
+    bag = mvsec_bag(n_messages=10)
+    t, x, _, _ = event_columns(bag)
+    path = write_bag(tmp_path / "shapes.bag", bag, namespaces=["/dvs"])  # rpg_dvs_ros's topics
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(rec.read().events.x, x)
+        assert len(rec.frames) == 2 and len(rec.signals["imu_angular_velocity_x"]) == 5
+        np.testing.assert_array_equal(rec.frames[1], bag.images[1][1])
+    with pytest.raises(CorruptFileError, match=r"no dvs_msgs/EventArray on /davis/right/events \(EventArray "
+                                               r"topics: /dvs/events; --camera /NAMESPACE picks one\)$"):
+        open_recording(path, options=ReadOptions(camera="right"))  # a camera named is MVSEC's
+
+
+def test_camera_names_a_namespace_among_several(tmp_path):
+    bag = mvsec_bag(n_messages=5)
+    _, x, _, _ = event_columns(bag)
+    path = write_bag(tmp_path / "stereo.bag", bag, namespaces=["/cam0", "/cam1"])
+    with pytest.raises(CorruptFileError, match=r"on /davis/left/events \(EventArray topics: /cam0/events, "
+                                               r"/cam1/events; --camera /NAMESPACE picks one\)$"):
+        open_recording(path)
+    for camera, expected in (("/cam0", x), ("/cam1/", x - (x > 0))):
+        with open_recording(path, options=ReadOptions(camera=camera)) as rec:
+            np.testing.assert_array_equal(rec.read().events.x, expected)
+    result = run_cli("info", path, "--camera", "/cam1")
+    assert result.returncode == 0 and "/cam1" not in result.stderr, result.stderr
+    result = run_cli("info", path, "--camera", "middle")
+    assert (result.returncode, result.stderr) == (2, f"error: {path}: unknown camera 'middle' (choose left, right or a "
+                                                     "topic namespace such as /dvs)\n")
 
 
 def test_the_numpy_parsers_equal_the_rosbags_deserialiser(tmp_path):
@@ -78,7 +112,8 @@ def test_the_numpy_parsers_equal_the_rosbags_deserialiser(tmp_path):
 
 def test_bad_bags_are_one_line_errors(tmp_path):
     path = write_bag(tmp_path / "b.bag", mvsec_bag(n_messages=3), other_camera=False)
-    with pytest.raises(CorruptFileError, match=r"no dvs_msgs/EventArray on /davis/right/events \(topics: /davis/left/events, "):
+    with pytest.raises(CorruptFileError, match=r"no dvs_msgs/EventArray on /davis/right/events \(EventArray topics: "
+                                               r"/davis/left/events; --camera /NAMESPACE picks one\)$"):
         open_recording(path, options=ReadOptions(camera="right"))
     data = path.read_bytes()
     (tmp_path / "cut.bag").write_bytes(data[: len(data) // 2])

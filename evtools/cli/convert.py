@@ -99,7 +99,7 @@ def convert(
     dtype: Annotated[str, typer.Option(help="float32, or float16: the float representations in half precision (half the bytes, 11 significant bits).")] = "float32",
     ground_truth: Annotated[Path | None, typer.Option(help="Masks for gt_labels: a simulator ground-truth file, or a folder of them named like the inputs.")] = None,
     format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
-    camera: Annotated[str, typer.Option(help="MVSEC camera: left or right.")] = "left",
+    camera: Annotated[str, typer.Option(help="MVSEC camera: left or right; in a ROS bag also a topic namespace such as /dvs.")] = "left",
     rotate180: Annotated[bool, typer.Option(help="DDD17: turn events and frames as the DDD17 tools do.")] = False,
     sensor: Annotated[str | None, typer.Option("--sensor-size", help="WxH, e.g. 640x480, for formats that do not store it (DSEC, DAT, N-MNIST, EVT without a geometry line); events outside are dropped and counted.")] = None,
 ) -> None:

@@ -1,6 +1,8 @@
-"""ROS1 bags as MVSEC released them: per DAVIS (``--camera left|right``), ``dvs_msgs/EventArray``
-on ``/davis/<camera>/events``, ``sensor_msgs/Image`` on ``/davis/<camera>/image_raw`` and
-``sensor_msgs/Imu`` on ``/davis/<camera>/imu``.
+"""ROS1 bags of DAVIS cameras: ``dvs_msgs/EventArray`` on ``<namespace>/events``,
+``sensor_msgs/Image`` on ``<namespace>/image_raw`` and ``sensor_msgs/Imu`` on ``<namespace>/imu``.
+The namespace is ``/davis/<camera>`` in MVSEC's bags (``--camera left|right``); a bag that holds
+one EventArray topic elsewhere, as the rpg_dvs_ros driver records (``/dvs/events``, the Event
+Camera Dataset's layout), is read from that topic's namespace with the default camera.
 
 The bag's structure (records, chunks, their bz2 or lz4 compression, the index) is read by
 ``rosbags``. The EventArray payloads, millions of 13-byte events, are parsed with numpy from
@@ -31,6 +33,7 @@ EVENT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("secs", "<u4"), ("nsecs", "
 IMU_FIELDS = ("angular_velocity_x", "angular_velocity_y", "angular_velocity_z",
               "linear_acceleration_x", "linear_acceleration_y", "linear_acceleration_z")
 GREY_ENCODINGS = ("mono8", "8UC1")
+EVENT_ARRAY = "dvs_msgs/msg/EventArray"
 
 
 def matches(path: Path) -> bool:
@@ -82,15 +85,16 @@ class RosbagRecording(Recording):
             from rosbags.rosbag1 import Reader
         except ImportError as err:
             raise MissingExtraError("ROS bags need the rosbags package: pip install 'evtools[rosbag]'") from err
-        if options.camera not in CAMERAS:
-            raise InputError(path, f"unknown MVSEC camera '{options.camera}' (choose left or right)")
+        if options.camera not in CAMERAS and not options.camera.startswith("/"):
+            raise InputError(path, f"unknown camera '{options.camera}' (choose left, right or a topic namespace "
+                                   "such as /dvs)")
         try:
             self._reader = Reader(path)
             self._reader.open()
         except Exception as err:  # noqa: BLE001 - rosbags meets damage with ReaderError, asserts, KeyError, ...
             raise CorruptFileError(path, f"unreadable ROS bag ({first_line(err)})") from err
         try:
-            self._open(Path(path), f"/davis/{options.camera}")
+            self._open(Path(path), options.camera)
         except BaseException:
             self._reader.close()
             raise
@@ -108,12 +112,29 @@ class RosbagRecording(Recording):
         except Exception as err:  # noqa: BLE001 - as in __init__: whatever a damaged bag makes rosbags raise
             raise CorruptFileError(self.path, f"unreadable ROS bag ({first_line(err)})") from err
 
-    def _open(self, path: Path, base: str) -> None:
+    def _event_topics(self) -> list[str]:
+        return sorted({c.topic for c in self._reader.connections if c.msgtype == EVENT_ARRAY})
+
+    def _namespace(self, camera: str) -> str:
+        """Where the camera's topics are: a namespace given as ``--camera /ns``, else MVSEC's
+        ``/davis/<camera>``, but for the default camera the namespace of the bag's only EventArray
+        topic when that is not MVSEC's (a bag of MVSEC's right camera alone is not read as left)."""
+        if camera.startswith("/"):
+            return camera.rstrip("/")
+        mvsec = [f"/davis/{name}/events" for name in CAMERAS]
+        topics = self._event_topics()
+        if camera == ReadOptions.camera and len(topics) == 1 and topics[0] not in mvsec and topics[0].endswith("/events"):
+            return topics[0].removesuffix("/events")
+        return f"/davis/{camera}"
+
+    def _open(self, path: Path, camera: str) -> None:
         self.path = path
-        self._events = self._connections(f"{base}/events", "dvs_msgs/msg/EventArray")
+        base = self._namespace(camera)
+        self._events = self._connections(f"{base}/events", EVENT_ARRAY)
         if not self._events:
-            topics = ", ".join(sorted({c.topic for c in self._reader.connections})) or "none"
-            raise CorruptFileError(path, f"no dvs_msgs/EventArray on {base}/events (topics: {topics})")
+            topics = self._event_topics()
+            found = f"EventArray topics: {', '.join(topics)}; --camera /NAMESPACE picks one" if topics else "no EventArray topic"
+            raise CorruptFileError(path, f"no dvs_msgs/EventArray on {base}/events ({found})")
         bag_times, counts, width, height, t0 = [], [], 0, 0, None
         for _, bag_time, data in self._messages(self._events):
             events, width_k, height_k = self._parse(parse_event_array, data, len(bag_times))
