@@ -1,5 +1,7 @@
 """Every bad input ends with one line naming the file and the problem, exit code 2, no traceback."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -225,6 +227,11 @@ def test_cluster_and_url_mistakes_are_one_line(tmp_path):
     recording = write_evh5(tmp_path / "r.h5", [make_events(2000)], width=346, height=260)
     assert_one_line_error(run_cli("convert", recording, "-o", tmp_path / "c", "--scheduler", "foo"),
                           "--scheduler foo: no Dask scheduler answers there (missing port number in address 'foo')")
+    most = 4 * len(os.sched_getaffinity(0))
+    for jobs in ("0", "99999999999"):  # so many workers would each start a process until memory ran out
+        assert_one_line_error(run_cli("convert", recording, "-o", tmp_path / "c", "--jobs", jobs),
+                              f"--jobs: give 1 to {most} (4 worker processes a core this process may use), got {jobs}")
+    assert not (tmp_path / "c.zarr").exists()
     assert_one_line_error(run_cli("convert", recording, "-o", "nosuch://bucket/c"),
                           "nosuch://bucket/c: Unsupported filesystem: 'nosuch'")
     assert_one_line_error(run_cli("info", "memory://bucket/none.zarr"),
