@@ -59,7 +59,7 @@ def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs
         return convert_on_cluster(client, inputs, outputs, spec, progress)
 
 
-# Local workers a core at most: more only compete for it, and each is a process of some 200 MB.
+# Local workers a core at most: more only compete for it, and each is a process of 140-250 MB once it converts.
 WORKERS_PER_CORE = 4
 
 
