@@ -1,5 +1,6 @@
 import pytest
 import torch
+from cli import run_cli
 
 from evtools.errors import InputError
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
@@ -68,6 +69,14 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="not an evtools checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_a_torchscript_file_given_as_a_checkpoint_is_one_line(tmp_path):
+    path = tmp_path / "teacher.ts"
+    torch.jit.script(torch.nn.Conv2d(1, 6, 3)).save(str(path))
+    result = run_cli("eval", path, "--events", tmp_path / "none.zarr", "-o", tmp_path / "eval")
+    assert (result.returncode, result.stderr) == (2, f"error: {path}: a TorchScript file, not an evtools checkpoint "
+                                                     "(give a .pt that evtools train wrote)\n")  # torch's warning silent
 
 
 @pytest.mark.parametrize("change, problem", [

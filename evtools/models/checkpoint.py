@@ -39,13 +39,22 @@ def save_checkpoint(path: str | Path, model: DeepLabV3Plus, meta: dict | None = 
     return path
 
 
-def is_checkpoint(path: str | Path) -> bool:
+def is_torchscript(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding ``constants.pkl``), which
+    ``torch.load`` would hand to ``torch.jit.load`` with a warning."""
     try:
         with zipfile.ZipFile(path) as archive:
-            if any(name.endswith("constants.pkl") for name in archive.namelist()):
-                return False  # a TorchScript archive
+            return any(name.endswith("constants.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    if is_torchscript(path):
+        return False
+    try:
         content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - not a torch pickle at all (a TorchScript archive, other files)
+    except Exception:  # noqa: BLE001 - not a torch pickle at all
         return False
     return isinstance(content, dict) and "evtools_checkpoint" in content
 
@@ -53,6 +62,8 @@ def is_checkpoint(path: str | Path) -> bool:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[DeepLabV3Plus, dict]:
     """The model (in eval mode, on ``device``) and the checkpoint's ``meta``. The weights are read
     onto the CPU and the built model is then moved, so that model and weights never disagree."""
+    if is_torchscript(path):
+        raise InputError(path, "a TorchScript file, not an evtools checkpoint (give a .pt that evtools train wrote)")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
