@@ -68,6 +68,21 @@ def test_a_student_that_does_not_fit_its_data_or_teacher_is_refused(student_data
         evaluate_checkpoint(checkpoint, student_data["caches"][:1], truth="labels")
 
 
+def test_a_student_given_as_the_teacher_is_refused(student_data, tmp_path):
+    # before, a RuntimeError in the first step: the student's first convolution took 2 channels, the APS frames have 1
+    config = load_config(None, TINY + ['method="supervised"'])
+    train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")
+    student = tmp_path / "run" / "last.pt"
+    for method in ("kd-aps", "evdistill"):
+        config = load_config(None, TINY + [f'method="{method}"'])
+        inputs = StudentInputs(events=student_data["caches"], images=student_data["images"], teacher=student)
+        with pytest.raises(EvtoolsError) as refused:
+            train_student(config, inputs, tmp_path / method)
+        assert str(refused.value) == (f"{student}: the teacher takes 2 input channels, the APS frames it is given 1 (a "
+                                      "student of events: give a teacher that evtools train teacher wrote)")
+        assert not (tmp_path / method).exists()
+
+
 def test_resume_continues_the_run(student_data, tmp_path):
     config = load_config(None, TINY + ['method="supervised"'])
     train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")

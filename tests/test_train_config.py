@@ -46,10 +46,12 @@ def test_the_shipped_configurations_load_and_round_trip(path, tmp_path):
     ("training.epoch=3", "unknown entries in [training]: epoch"),
     ("nosuch.key=1", "unknown configuration entries: nosuch"),
     ("nokey", "--set 'nokey': write section.key=value"),
+    ("method.x=1", "--set 'method.x=1': method is not a section"),
+    (("training=abc", "training.crop=[8, 8]"), "--set 'training.crop=[8, 8]': training is not a section"),
 ])
 def test_a_wrong_entry_is_refused_naming_it(override, message):
     with pytest.raises(EvtoolsError) as refused:
-        load_config(None, [override])
+        load_config(None, [override] if isinstance(override, str) else list(override))
     assert str(refused.value) == message
     assert "\n" not in message
 

@@ -171,6 +171,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> StudentCo
         *parents, last = key.split(".")
         for parent in parents:
             target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise EvtoolsError(f"--set '{item}': {parent} is not a section")
         target[last] = value
     return StudentConfig.from_dict(data)
 

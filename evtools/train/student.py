@@ -384,7 +384,11 @@ def build_models(config: StudentConfig, teacher_path: Path | None, device: str):
     student = place(DeepLabV3Plus(config.model), device, channels_last)
     teacher = None
     if config.method != "supervised":
-        teacher, _ = load_checkpoint(teacher_path, device)
+        teacher, meta = load_checkpoint(teacher_path, device)
+        if teacher.config.in_channels != 1:  # it labels the APS frames, one grey channel
+            made_by = " (a student of events: give a teacher that evtools train teacher wrote)" if meta.get("input") == "events" else ""
+            raise EvtoolsError(f"{teacher_path}: the teacher takes {teacher.config.in_channels} input channels, the APS "
+                               f"frames it is given 1{made_by}")
         if teacher.config.num_classes != config.model.num_classes:
             raise EvtoolsError(f"{teacher_path}: the teacher has {teacher.config.num_classes} classes, the student "
                                f"{config.model.num_classes} (model.num_classes)")
