@@ -45,7 +45,7 @@ def is_torchscript(path: str | Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any(name.endswith("constants.pkl") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - a damaged zip raises more than BadZipFile (as is_checkpoint caught before)
         return False
 
 
