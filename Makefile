@@ -27,7 +27,7 @@ clean:
 	rm -rf build runs .pytest_cache
 
 bench: $(STAMP)
-	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py --profile && ../$(BIN)/python loading.py && ../$(BIN)/python cluster.py --split && ../$(BIN)/python simulator.py
+	cd benchmarks && ../$(BIN)/python representations.py && ../$(BIN)/python conversion.py --profile --cores 1 && ../$(BIN)/python loading.py && ../$(BIN)/python cluster.py --split && ../$(BIN)/python simulator.py
 
 # make gpu-check, on a machine with an NVIDIA GPU whose python3 already holds torch with CUDA and
 # numba-cuda (as the lent GPU machines do): the wheels in $(WHEELS) for what that python lacks

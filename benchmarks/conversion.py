@@ -2,12 +2,14 @@
 frames every 40 ms, converted to a 5-bin voxel cache (50 ms windows before each frame).
 
 Reports, for each Blosc codec, events per second end to end (events in the file / wall time of the conversion, cache
-finished on disk), the conversion's peak RSS, and as the floor the time just to read the events
+finished on disk, in a fresh process), for zstd also a second conversion in a process that has converted once (the
+rate once the start, loading the kernels, is paid, as it is once in a long recording), the conversion's peak RSS, and as the floor the time just to read the events
 table with h5py. With ``--profile``, one more zstd conversion runs with the main thread under
 cProfile, and the JSON gets where that thread's time went (reading events, kernels, waiting for
 blocks to be stored, cutting windows, the rest) beside the process's CPU seconds: whether the
 serial main thread or the compressors bound a conversion on the machine.
-Usage: python benchmarks/conversion.py [--events N] [--json PATH] [--profile]
+With ``--cores 1,2,...``, the zstd conversions again pinned to that many cores (the scaling curve).
+Usage: python benchmarks/conversion.py [--events N] [--json PATH] [--profile] [--cores N,...]
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ CONVERT = """
 import sys, time
 from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
 kernel_threads_sleep_between_calls()  # as the command does
+spec = ConvertSpec(codec=sys.argv[3], device=sys.argv[4])
+if sys.argv[5] == "warm":  # a first conversion loads the kernels: the second runs at a long recording's rate
+    convert(sys.argv[1], sys.argv[2] + "-first", spec)
 started = time.perf_counter()
-result = convert(sys.argv[1], sys.argv[2], ConvertSpec(codec=sys.argv[3], device=sys.argv[4]))
+result = convert(sys.argv[1], sys.argv[2], spec)
 seconds = time.perf_counter() - started
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(seconds, result.windows, result.bytes_on_disk, result.bytes_uncompressed, int(status["VmHWM"].split()[0]) * 1024)
@@ -98,8 +103,9 @@ def make_recording(path: Path, n_events: int) -> int:
     frame_t = np.arange(FRAME_PERIOD_US, int(events.t[-1]), FRAME_PERIOD_US, dtype=np.int64)
     gradient = np.add.outer(np.arange(HEIGHT), np.arange(WIDTH)).astype(np.int64)
     images = ((gradient[None] + 3 * np.arange(len(frame_t))[:, None, None]) % 256).astype(np.uint8)
+    # contiguous, as MVSEC's own files store the table
     write_mvsec(path, (events[i : i + CHUNK_ROWS] for i in range(0, n_events, CHUNK_ROWS)), t0_us=1_504_645_177_410_000,
-                images=images, images_t_us=frame_t)
+                images=images, images_t_us=frame_t, n_events=n_events)
     return len(frame_t)
 
 
@@ -117,6 +123,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000_000)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "conversion.json")
     parser.add_argument("--profile", action="store_true", help="Also where the main thread's time goes (cProfile).")
+    parser.add_argument("--cores", type=lambda text: [int(n) for n in text.split(",")], default=[],
+                        help="Comma-separated core counts: zstd again pinned to the first N cores (taskset), fresh and warm.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         recording = Path(folder) / "bench_data.hdf5"
@@ -124,15 +132,31 @@ def main() -> None:
         os.sync()  # the new recording's 690 MB written back now, not during the timed conversions
         floor = min(read_floor(recording) for _ in range(2))
         runs = []
-        # every codec on the CPU; zstd on the CPU and on the GPU side by side when there is one
-        settings = [(codec, "cpu") for codec in CODECS] + ([("zstd", "cuda")] if cuda_available() else [])
-        for codec, device in settings:
-            output = subprocess.run([sys.executable, "-c", CONVERT, str(recording), str(Path(folder) / f"{codec}-{device}"),
-                                     codec, device], check=True, capture_output=True, text=True).stdout.split()
+        # every codec on the CPU from a fresh process; zstd again in a process that has converted once (the
+        # rate once the start is paid, as in a long recording); zstd on the GPU too when there is one
+        # (codec, device, process, cores: None for all of them); --cores: zstd fresh and warm again on fewer
+        settings = ([(codec, "cpu", "fresh", None) for codec in CODECS] + [("zstd", "cpu", "warm", None)]
+                    + ([("zstd", "cuda", "fresh", None)] if cuda_available() else [])
+                    + [("zstd", "cpu", process, cores) for cores in args.cores for process in ("fresh", "warm")])
+        # a small conversion first on each device: on a machine where Numba's cache of the kernels is
+        # cold (the first run after a checkout), compiling them is not the first timed conversion's
+        warm_up = Path(folder) / "warm_up_data.hdf5"
+        make_recording(warm_up, 200_000)
+        for device in sorted({device for _, device, _, _ in settings}):
+            subprocess.run([sys.executable, "-c", CONVERT, str(warm_up), str(Path(folder) / f"warm-up-{device}"), "zstd",
+                            device, "fresh"], check=True, capture_output=True)
+        for codec, device, process, cores in settings:
+            # taskset: Numba's threads and the compressors follow the process's affinity
+            pinned = ["taskset", "-c", f"0-{cores - 1}"] if cores else []
+            output = subprocess.run([*pinned, sys.executable, "-c", CONVERT, str(recording),
+                                     str(Path(folder) / f"{codec}-{device}-{process}-{cores}"), codec, device, process],
+                                    check=True, capture_output=True, text=True).stdout.split()
             seconds, windows, on_disk, uncompressed, peak = float(output[0]), *map(int, output[1:])
             runs.append({
                 "codec": codec,
                 "device": device,
+                "process": process,
+                "cores": cores or len(os.sched_getaffinity(0)),
                 "windows": windows,
                 "seconds": seconds,
                 "events_per_second": args.events / seconds,
@@ -157,7 +181,9 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "step" else "right")
     table.add_row("read the events table with h5py (floor)", f"{floor:.2f}", f"{args.events / floor / 1e6:.1f}", "", "")
     for run in runs:
-        table.add_row(f"evtools convert --codec {run['codec']} --device {run['device']}, end to end", f"{run['seconds']:.2f}",
+        process = "end to end" if run["process"] == "fresh" else "its second in one process"
+        table.add_row(f"evtools convert --codec {run['codec']} --device {run['device']}, {process}, {run['cores']} core{'s' * (run['cores'] > 1)}",
+                      f"{run['seconds']:.2f}",
                       f"{run['events_per_second'] / 1e6:.1f}", f"{run['peak_rss_bytes'] / 2**20:.0f} MiB",
                       f"{run['cache_bytes'] / 1e6:.0f} MB ({run['compression_ratio']:.1f}x)")
     console = Console()

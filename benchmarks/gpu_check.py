@@ -10,8 +10,8 @@ Then the benchmarks, one after another, while time is left (a step starts only w
 limit left, and is stopped at it):
 - the kernel benchmark with its CUDA rows (evtools' rows only where Tonic and evlib are missing);
 - the training step of the paper configuration, fp32 and bf16 (benchmarks/training.py);
-- the conversion benchmark with --device cpu and --device cuda, and again on 2 of the cores, each
-  with where its main thread's time goes (--profile);
+- the conversion benchmark with --device cpu and --device cuda, with where its main thread's time
+  goes (--profile), and again pinned to 1, 2, 4 and 8 of the cores (--cores);
 - the cluster benchmark (with the local cluster's run split by phase) and the loading benchmark.
 
 Usage: python benchmarks/gpu_check.py [--quick] [--budget SECONDS] [--only STEP,...], with this project importable
@@ -102,7 +102,7 @@ def figures(step: Step) -> str:
         main_thread = "; main thread under cProfile: " + ", ".join(
             f"{step.split(' (')[0]} {seconds:.2f} s" for step, seconds in data["profile"]["main_thread"].items()
         ) if "profile" in data else ""
-        return "; ".join(f"{r['codec']} {r.get('device', 'cpu')}: {r['seconds']:.2f} s, "
+        return "; ".join(f"{r['codec']} {r['device']} {r['process']} {r['cores']} cores: {r['seconds']:.2f} s, "
                          f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in data["conversions"]) + main_thread
     if step.name == "cluster-bench" and (data := load("gpu-cluster.json")):
         split = data.get("split")
@@ -152,13 +152,10 @@ def main() -> None:
                               *([] if references else ["--no-references"])], 110, cwd=BENCHMARKS),
         Step("training-bench", [PYTHON, "training.py", *small_model, "--json", str(RESULTS / "gpu-training.json")], 100,
              cwd=BENCHMARKS),
-        # --profile: where the main thread's time goes, to tell a serial main thread from busy compressors
-        Step("conversion-bench", [PYTHON, "conversion.py", *events, "--profile", "--json",
-                                  str(RESULTS / "gpu-conversion.json")], 100, cwd=BENCHMARKS),
-        # the same conversion on 2 of the machine's cores: the scaling from 2 cores to all of them
-        Step("conversion-2-cores-bench", ["taskset", "-c", "0,1", PYTHON, "conversion.py", *events, "--profile", "--json",
-                                          str(RESULTS / "gpu-conversion-2-cores.json")], 90,
-             {**REAL_CUDA, "NUMBA_NUM_THREADS": "2"}, cwd=BENCHMARKS),
+        # --profile: where the main thread's time goes, to tell a serial main thread from busy compressors;
+        # --cores: the same conversion pinned to fewer of the machine's cores, the scaling curve
+        Step("conversion-bench", [PYTHON, "conversion.py", *events, "--profile", "--cores", "1,2,4,8", "--json",
+                                  str(RESULTS / "gpu-conversion.json")], 150, cwd=BENCHMARKS),
         Step("cluster-bench", [PYTHON, "cluster.py", "--jobs", "8", "--recordings", "8", "--split", "--json",
                                str(RESULTS / "gpu-cluster.json")], 70, cwd=BENCHMARKS),
         Step("loading-bench", [PYTHON, "loading.py", *events, "--json", str(RESULTS / "gpu-loading.json")], 60,

@@ -66,6 +66,9 @@ def samples(folder: Path) -> dict[str, tuple[Path, str | None]]:
         "evh5": (write_evh5(folder / "s.h5", [ev], width=W, height=H, frames=frames, frames_t_us=frame_t), None),
         "mvsec": (write_mvsec(folder / "s_data.hdf5", [ev], t0_us=1_504_645_177_000_000, images=frames,
                               images_t_us=frame_t), None),
+        # the table contiguous, as MVSEC's own files hold it: read mapped from the file
+        "mvsec_contiguous": (write_mvsec(folder / "c_data.hdf5", [ev], t0_us=1_504_645_177_000_000, images=frames,
+                                         images_t_us=frame_t, n_events=len(ev)), None),
         "ddd17": (write_ddd17(folder / "s.hdf5", packets_from_events(
             ev, t0_us=1_500_000_000_000_000, frames=list(zip(frame_t.tolist(), frames)))), None),
         "dsec": (write_dsec(folder / "events.h5", ev), None),

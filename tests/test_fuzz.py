@@ -42,7 +42,8 @@ def test_damaged_recordings_and_caches(tmp_path):
     outcomes, defects = damaged_inputs(0, 4, tmp_path)
     assert defects == []
     formats = {name.split(":")[0].split(" ")[0] for name in outcomes}
-    assert {"evh5", "mvsec", "ddd17", "dsec", "aedat4", "rosbag", "dat", "nmnist", "evt2", "evt3", "cache"} <= formats
+    assert {"evh5", "mvsec", "mvsec_contiguous", "ddd17", "dsec", "aedat4", "rosbag", "dat", "nmnist", "evt2", "evt3",
+            "cache"} <= formats
     assert sum(outcomes.values()) >= 100
     assert sum(v for k, v in outcomes.items() if k.endswith("one-line error")) > 40
 

@@ -123,3 +123,41 @@ def test_conversion_refuses_times_that_go_backwards(tmp_path):
     with pytest.raises(CorruptFileError, match=r"event 2: time goes backwards \(200000 us, then 100000 us"):
         convert(path, tmp_path / "out")
     assert not list(tmp_path.glob("out*"))
+
+
+def test_a_contiguous_table_is_read_from_the_file_mapping(tmp_path):
+    """MVSEC's bag_to_hdf5 stores the table contiguous: its rows come straight from the file, the
+    same values as h5py reads, also behind a user block; other layouts are left to h5py."""
+    from evtools.io.hdf5 import mapped_rows
+
+    table = np.column_stack([np.arange(70_000) % 346, np.arange(70_000) % 260, T0_S + np.arange(70_000) * 1e-6,
+                             np.where(np.arange(70_000) % 3, 1.0, -1.0)])
+    path = tmp_path / "layouts.hdf5"
+    with h5py.File(path, "w", userblock_size=1024) as h5:
+        h5.create_dataset("contiguous", data=table)
+        h5.create_dataset("chunked", data=table, chunks=(4096, 4))
+        h5.create_dataset("gzip", data=table, compression="gzip")
+        h5.create_dataset("big_endian", data=table.astype(">f8"))
+        h5.create_dataset("empty", data=np.zeros((0, 4)))
+    with h5py.File(path) as h5:
+        assert [name for name in h5 if mapped_rows(h5[name]) is not None] == ["contiguous"]
+        rows = mapped_rows(h5["contiguous"])
+        for start, stop in ((0, 1), (12_345, 67_890), (69_999, 70_000), (5, 5), (0, 70_000)):
+            np.testing.assert_array_equal(rows[start:stop], table[start:stop])
+            np.testing.assert_array_equal(rows[start:stop, 2], table[start:stop, 2])
+        assert not rows[:10].flags.writeable  # a read-only mapping: nothing writes into the recording
+        rows.close()
+
+
+def test_contiguous_and_chunked_tables_give_the_same_recording(tmp_path, events):
+    t0_us = round(T0_S * 1e6)
+    paths = {n: write_mvsec(tmp_path / f"{n}_data.hdf5", [events[:999], events[999:]], t0_us=t0_us, n_events=n)
+             for n in (None, len(events))}
+    for n, path in paths.items():
+        with h5py.File(path) as h5:
+            assert (h5["davis/left/events"].chunks is None) == (n is not None)
+        with open_recording(path) as rec:
+            assert_same_events(rec.events(), events)
+            assert [len(chunk) for chunk in rec.chunks(chunk_events=700)][:2] == [700, 700]
+    with pytest.raises(ValueError, match=f"{len(events)} events written, {len(events) + 1} announced"):
+        write_mvsec(tmp_path / "short_data.hdf5", [events], t0_us=t0_us, n_events=len(events) + 1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import mmap
+import os
 from pathlib import Path
 
 import h5py
@@ -95,3 +97,55 @@ def positive_int_attribute(h5: h5py.File, name: str) -> int:
     if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.integer) or int(value) < 1:
         raise CorruptFileError(h5.filename, f"attribute '{name}' is {value!r}, expected a whole number above 0")
     return int(value)
+
+
+class MappedRows:
+    """Row ranges of a contiguous, unfiltered dataset (as MVSEC's bag_to_hdf5 writes its events
+    table) mapped straight from the file: Numba's passes then read them on every core, where h5py
+    copies them on one thread under its global lock (on 16 cores that thread bounded a
+    conversion). Each range is its own read-only mapping, unmapped when its arrays are dropped, so
+    that the pages a long recording's conversion has read do not stay in its resident memory."""
+
+    def __init__(self, dataset: h5py.Dataset, offset: int):
+        self._file = open(dataset.file.filename, "rb")
+        self._offset, self.dtype, self.shape = offset, dataset.dtype, dataset.shape
+        self._row_bytes = int(np.prod(dataset.shape[1:], dtype=np.int64)) * dataset.dtype.itemsize
+
+    def __getitem__(self, key: slice | tuple) -> np.ndarray:
+        """``rows[a:b]``, or ``rows[a:b, columns]`` as h5py takes it."""
+        if isinstance(key, tuple):
+            return self[key[0]][(slice(None), *key[1:])]
+        start, stop, _ = key.indices(self.shape[0])
+        if stop <= start:
+            return np.empty((0, *self.shape[1:]), self.dtype)
+        first = self._offset + start * self._row_bytes
+        aligned = first - first % mmap.ALLOCATIONGRANULARITY
+        length = first - aligned + (stop - start) * self._row_bytes
+        mapping = mmap.mmap(self._file.fileno(), length, access=mmap.ACCESS_READ, offset=aligned)
+        return np.frombuffer(mapping, self.dtype, (stop - start) * self._row_bytes // self.dtype.itemsize,
+                             first - aligned).reshape(stop - start, *self.shape[1:])
+
+    def close(self) -> None:
+        self._file.close()  # the mappings stay valid without the descriptor
+
+
+def mapped_rows(dataset: h5py.Dataset) -> MappedRows | None:
+    """The dataset's rows straight from the file, where HDF5 stores them as one contiguous,
+    unfiltered run of native-order values wholly inside the file; None otherwise (chunked,
+    compressed, external or not yet allocated storage is read through h5py)."""
+    plist = dataset.id.get_create_plist()
+    if (plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_external_count() or not dataset.dtype.isnative
+            or dataset.dtype.hasobject or dataset.size == 0 or dataset.file.driver != "sec2"):
+        return None
+    offset = dataset.id.get_offset()
+    size = dataset.size * dataset.dtype.itemsize
+    if offset is None or offset + size > os.path.getsize(dataset.file.filename):
+        return None
+    # the address HDF5 gives is checked against its own reads of the first and last rows (a
+    # user block or a driver that places data elsewhere would show here)
+    ends = dataset[:1].tobytes() + dataset[-1:].tobytes()
+    rows = MappedRows(dataset, offset)
+    if rows[:1].tobytes() + rows[-1:].tobytes() != ends:
+        rows.close()
+        return None
+    return rows

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError
-from evtools.io.hdf5 import check_stored, open_h5, require, require_frames
+from evtools.io.hdf5 import check_stored, mapped_rows, open_h5, require, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 from evtools.kernels.parallel import PARALLEL_LAUNCH_LOCK
 from evtools.kernels.select import is_bad_polarity
@@ -69,6 +69,8 @@ class MvsecRecording(Recording):
                 t0_us=int(np.rint(self._t_first_s * 1e6)),
                 frames=frames,
             )
+            # MVSEC's own files store the table contiguous: read straight from the file where so
+            self._rows = mapped_rows(self._events) or self._events
         except BaseException:
             self._h5.close()
             raise
@@ -85,7 +87,7 @@ class MvsecRecording(Recording):
         return relative
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
-        block = self._events[start:stop]
+        block = self._rows[start:stop]
         # whole pixel coordinates (those outside the sensor are dropped and counted later) and a
         # polarity of -1/+1 (0/1 in some conversions: positive means > 0 either way)
         with PARALLEL_LAUNCH_LOCK:
@@ -97,9 +99,11 @@ class MvsecRecording(Recording):
         return self._relative_us(block[:, T], start), block[:, X], block[:, Y], block[:, P]
 
     def _timestamps(self, start: int, stop: int) -> np.ndarray:
-        return self._relative_us(self._events[start:stop, T], start)
+        return self._relative_us(self._rows[start:stop, T], start)
 
     def close(self) -> None:
+        if self._rows is not self._events:
+            self._rows.close()
         self._h5.close()
 
 

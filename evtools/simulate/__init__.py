@@ -83,7 +83,8 @@ def write_recording(sequence: SimulatedSequence, path: Path, format: str, t0_us:
         return write_ddd17(path, packets_from_events(sequence.events, t0_us=t0_us, frames=frames),
                            signals={"vehicle_speed": np.array(speed)})
     if format == "mvsec":
-        return write_mvsec(path, [sequence.events], t0_us=t0_us, images=sequence.frames, images_t_us=frames_t)
+        return write_mvsec(path, [sequence.events], t0_us=t0_us, images=sequence.frames, images_t_us=frames_t,
+                           n_events=len(sequence.events))
     if format == "evtools":
         return write_evh5(path, [sequence.events], width=WIDTH, height=HEIGHT, t0_us=t0_us, frames=sequence.frames,
                           frames_t_us=frames_t)
