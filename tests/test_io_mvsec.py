@@ -161,3 +161,19 @@ def test_contiguous_and_chunked_tables_give_the_same_recording(tmp_path, events)
             assert [len(chunk) for chunk in rec.chunks(chunk_events=700)][:2] == [700, 700]
     with pytest.raises(ValueError, match=f"{len(events)} events written, {len(events) + 1} announced"):
         write_mvsec(tmp_path / "short_data.hdf5", [events], t0_us=t0_us, n_events=len(events) + 1)
+
+
+def test_a_file_cut_short_while_open_is_an_error_not_a_crash(tmp_path, events):
+    """Mapped pages past a file's end would end the process with SIGBUS; the rows past the new end
+    are refused in one line instead, those before it still read."""
+    path = write_mvsec(tmp_path / "cut_data.hdf5", [events], t0_us=round(T0_S * 1e6), n_events=len(events))
+    with open_recording(path) as rec:
+        with h5py.File(path) as h5:
+            table_end = h5["davis/left/events"].id.get_offset() + len(events) * 32
+        with open(path, "r+b") as file:
+            file.truncate(table_end - 32 * 100)
+        assert len(rec.events(0, 10)) == 10
+        with pytest.raises(CorruptFileError) as err:
+            rec.events()
+    assert str(err.value) == (f"{path}: became shorter than its events table while being read "
+                              f"(rows 0 to {len(events) - 1} reach past its end)")
