@@ -56,7 +56,9 @@ def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=6
     frames_t = np.linspace(30_000, span_us - 1, n_frames).astype(np.int64)
     gradient = np.add.outer(np.arange(height), np.arange(width)) % 256
     images = ((gradient[None] + np.arange(n_frames)[:, None, None] * 7) % 256).astype(np.uint8)
-    write_mvsec(path, [events], t0_us=T0_US, images=images, images_t_us=frames_t)
+    # the table contiguous, as MVSEC's own files store it (read mapped from the file); the chunked
+    # layout is tested in test_io_mvsec.py, test_memory.py and the file fuzzer
+    write_mvsec(path, [events], t0_us=T0_US, images=images, images_t_us=frames_t, n_events=len(events))
     return events, frames_t, images
 
 
