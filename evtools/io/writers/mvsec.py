@@ -47,10 +47,12 @@ def write_mvsec(
             ).astype(np.float64)
             if n_events is None:
                 table.resize((n + len(events), 4))
+            elif n + len(events) > n_events:
+                raise ValueError(f"more than the {n_events} events announced")
             table[n : n + len(events)] = block
             first_at_or_after += np.searchsorted(events.t, image_t, side="left")
             n += len(events)
-        if n_events is not None and n != n_events:
+        if n_events is not None and n < n_events:
             raise ValueError(f"{n} events written, {n_events} announced")
         if images is not None:
             h5.create_dataset(f"{base}/image_raw", data=np.asarray(images, np.uint8), chunks=(1, *np.shape(images)[1:]))
