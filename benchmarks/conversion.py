@@ -126,6 +126,10 @@ def main() -> None:
     parser.add_argument("--cores", type=lambda text: [int(n) for n in text.split(",")], default=[],
                         help="Comma-separated core counts: zstd again pinned to the first N cores (taskset), fresh and warm.")
     args = parser.parse_args()
+    available = len(os.sched_getaffinity(0))
+    if skipped := [n for n in args.cores if not 1 <= n <= available]:
+        print(f"--cores: {', '.join(map(str, skipped))} skipped: 1 to {available} cores here")
+    args.cores = [n for n in args.cores if 1 <= n <= available]
     with tempfile.TemporaryDirectory() as folder:
         recording = Path(folder) / "bench_data.hdf5"
         n_frames = make_recording(recording, args.events)
@@ -147,7 +151,7 @@ def main() -> None:
                             device, "fresh"], check=True, capture_output=True)
         for codec, device, process, cores in settings:
             # taskset: Numba's threads and the compressors follow the process's affinity
-            pinned = ["taskset", "-c", f"0-{cores - 1}"] if cores else []
+            pinned = ["taskset", "-c", ",".join(map(str, sorted(os.sched_getaffinity(0))[:cores]))] if cores else []
             output = subprocess.run([*pinned, sys.executable, "-c", CONVERT, str(recording),
                                      str(Path(folder) / f"{codec}-{device}-{process}-{cores}"), codec, device, process],
                                     check=True, capture_output=True, text=True).stdout.split()

@@ -102,7 +102,7 @@ def figures(step: Step) -> str:
         main_thread = "; main thread under cProfile: " + ", ".join(
             f"{step.split(' (')[0]} {seconds:.2f} s" for step, seconds in data["profile"]["main_thread"].items()
         ) if "profile" in data else ""
-        return "; ".join(f"{r['codec']} {r['device']} {r['process']} {r['cores']} cores: {r['seconds']:.2f} s, "
+        return "; ".join(f"{r['codec']} {r['device']} {r['process']} {r['cores']} core{'s' * (r['cores'] > 1)}: {r['seconds']:.2f} s, "
                          f"{r['events_per_second'] / 1e6:.1f} M ev/s" for r in data["conversions"]) + main_thread
     if step.name == "cluster-bench" and (data := load("gpu-cluster.json")):
         split = data.get("split")
