@@ -145,8 +145,10 @@ def test_a_contiguous_table_is_read_from_the_file_mapping(tmp_path):
         for start, stop in ((0, 1), (12_345, 67_890), (69_999, 70_000), (5, 5), (0, 70_000)):
             np.testing.assert_array_equal(rows[start:stop], table[start:stop])
             np.testing.assert_array_equal(rows[start:stop, 2], table[start:stop, 2])
-        assert not rows[:10].flags.writeable  # a read-only mapping: nothing writes into the recording
+        block = rows[:10]
+        block[0, 0] = -7.0  # a private mapping: a write stays in this process
         rows.close()
+        assert h5["contiguous"][0, 0] == 0.0 and mapped_rows(h5["contiguous"])[:1][0, 0] == 0.0
 
 
 def test_contiguous_and_chunked_tables_give_the_same_recording(tmp_path, events):

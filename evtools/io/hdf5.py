@@ -103,8 +103,11 @@ class MappedRows:
     """Row ranges of a contiguous, unfiltered dataset (as MVSEC's bag_to_hdf5 writes its events
     table) mapped straight from the file: Numba's passes then read them on every core, where h5py
     copies them on one thread under its global lock (cutting a 20 M-event recording's windows took
-    0.35 s through h5py on 16 cores, 0.08 s mapped). Each range is its own read-only mapping, unmapped when its arrays are dropped, so
-    that the pages a long recording's conversion has read do not stay in its resident memory."""
+    0.35 s through h5py on 16 cores, 0.08 s mapped). Each range is its own mapping, unmapped when
+    its arrays are dropped, so that the pages a long recording's conversion has read do not stay
+    in its resident memory. The mappings are private (copy-on-write): their arrays are writable
+    like h5py's, so that Numba reuses the passes it compiled for those (read-only arrays are other
+    types to it: 2.4 s more compiling), and still no write could reach the file."""
 
     def __init__(self, dataset: h5py.Dataset, offset: int):
         self._file = open(dataset.file.filename, "rb")
@@ -126,7 +129,7 @@ class MappedRows:
         if os.fstat(self._file.fileno()).st_size < aligned + length:
             raise CorruptFileError(self._file.name, f"became shorter than its events table while being read "
                                                     f"(rows {start} to {stop - 1} reach past its end)")
-        mapping = mmap.mmap(self._file.fileno(), length, access=mmap.ACCESS_READ, offset=aligned)
+        mapping = mmap.mmap(self._file.fileno(), length, access=mmap.ACCESS_COPY, offset=aligned)
         return np.frombuffer(mapping, self.dtype, (stop - start) * self._row_bytes // self.dtype.itemsize,
                              first - aligned).reshape(stop - start, *self.shape[1:])
 
