@@ -189,3 +189,22 @@ def test_rows_in_one_row_chunks_read_as_the_contiguous_rows(tmp_path, hand_built
     with open_recording(one_row_chunks(hand_built, tmp_path / "c1.hdf5")) as chunked, open_recording(hand_built) as plain:
         assert_same_events(chunked.events(), plain.events())
         np.testing.assert_array_equal(chunked.frames[0], plain.frames[0])
+
+
+@pytest.mark.parametrize("kind", [1, 2, 15])
+def test_a_damaged_variable_length_kind_is_one_line_not_a_crash(tmp_path, events, kind):
+    """HDF5 keeps whether variable-length rows are a sequence (0) or a string (1) in the low bits
+    of the type message's first bit-field byte; a value of 2 (one flipped bit, found by the file
+    fuzzer) made HDF5's read of the rows end the process with a segmentation fault."""
+    path = write_ddd17(tmp_path / "w.hdf5", packets_from_events(events, t0_us=0))
+    data = bytearray(path.read_bytes())
+    # dvs/data's type message: a variable-length sequence (class 9, version 1) of 16 bytes in memory,
+    # its base a 1-byte unsigned integer (class 0, version 1)
+    at = data.find(bytes.fromhex("19000000100000001000000001000000"))
+    assert at > 0 and data.find(bytes.fromhex("19000000100000001000000001000000"), at + 1) < 0
+    data[at + 1] = kind
+    path.write_bytes(data)
+    done = run_cli("info", path)  # in a child process: a crash would show as a signal, not exit 2
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {path}: 'dvs/data' is not of variable-length rows of bytes (its HDF5 "
+                                   "datatype is another or damaged)")

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import CorruptFileError
-from evtools.io.hdf5 import open_h5, require
+from evtools.io.hdf5 import holds_byte_rows, open_h5, require
 from evtools.io.hdf5_heap import GlobalHeapCheck
 from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages
 
@@ -147,6 +147,9 @@ class Ddd17Recording(Recording):
                 raise CorruptFileError(
                     path, f"'dvs/data' is {self._data.dtype} {self._data.shape}, expected (R, 3) variable-length rows"
                 )
+            if not holds_byte_rows(self._data):
+                raise CorruptFileError(path, "'dvs/data' is not of variable-length rows of bytes (its HDF5 datatype "
+                                             "is another or damaged)")
             self._heap = GlobalHeapCheck(self._data)
             self._rotate180 = options.rotate180
             rows, headers = self._scan_headers()

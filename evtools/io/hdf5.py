@@ -161,3 +161,18 @@ def mapped_rows(dataset: h5py.Dataset) -> MappedRows | None:
         rows.close()
         return None
     return rows
+
+
+def holds_byte_rows(dataset: h5py.Dataset) -> bool:
+    """Whether the dataset's type is a variable-length sequence of 1-byte integers, as h5py's
+    ``vlen_dtype(np.uint8)`` writes it. HDF5 keeps the variable-length kind (0 a sequence, 1 a
+    string) in the low bits of the type message's first bit-field byte; any other value, which only
+    damage gives, makes HDF5's reads of the rows crash the process (seen: a segmentation fault), and
+    no HDF5 call but H5Tencode shows it."""
+    datatype = dataset.id.get_type()
+    if not isinstance(datatype, h5py.h5t.TypeVlenID):
+        return False
+    base = datatype.get_super()
+    # H5Tencode: the datatype message's id and the encoding's version, then the message itself
+    kind = datatype.encode()[3] & 0x0F
+    return kind == 0 and base.get_class() == h5py.h5t.INTEGER and base.get_size() == 1
