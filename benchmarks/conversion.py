@@ -3,8 +3,8 @@ frames every 40 ms, converted to a 5-bin voxel cache (50 ms windows before each 
 
 Reports, for each Blosc codec, events per second end to end (events in the file / wall time of the conversion, cache
 finished on disk, in a fresh process), for zstd also a second conversion in a process that has converted once (the
-rate once the start, loading the kernels, is paid, as it is once in a long recording), the conversion's peak RSS, and as the floor the time just to read the events
-table with h5py. With ``--profile``, one more zstd conversion runs with the main thread under
+rate once the start, loading the kernels, is paid, as it is once in a long recording), the conversion's peak RSS,
+and as the floor the time just to read the events table with h5py. With ``--profile``, one more zstd conversion runs with the main thread under
 cProfile, and the JSON gets where that thread's time went (reading events, kernels, waiting for
 blocks to be stored, cutting windows, the rest) beside the process's CPU seconds: whether the
 serial main thread or the compressors bound a conversion on the machine.
@@ -126,10 +126,10 @@ def main() -> None:
     parser.add_argument("--cores", type=lambda text: [int(n) for n in text.split(",")], default=[],
                         help="Comma-separated core counts: zstd again pinned to the first N cores (taskset), fresh and warm.")
     args = parser.parse_args()
-    available = len(os.sched_getaffinity(0))
-    if skipped := [n for n in args.cores if not 1 <= n <= available]:
-        print(f"--cores: {', '.join(map(str, skipped))} skipped: 1 to {available} cores here")
-    args.cores = [n for n in args.cores if 1 <= n <= available]
+    affinity = sorted(os.sched_getaffinity(0))  # the cores this process may use
+    if skipped := [n for n in args.cores if not 1 <= n <= len(affinity)]:
+        print(f"--cores: {', '.join(map(str, skipped))} skipped: 1 to {len(affinity)} cores here")
+    args.cores = [n for n in args.cores if n not in skipped]
     with tempfile.TemporaryDirectory() as folder:
         recording = Path(folder) / "bench_data.hdf5"
         n_frames = make_recording(recording, args.events)
@@ -151,7 +151,7 @@ def main() -> None:
                             device, "fresh"], check=True, capture_output=True)
         for codec, device, process, cores in settings:
             # taskset: Numba's threads and the compressors follow the process's affinity
-            pinned = ["taskset", "-c", ",".join(map(str, sorted(os.sched_getaffinity(0))[:cores]))] if cores else []
+            pinned = ["taskset", "-c", ",".join(map(str, affinity[:cores]))] if cores else []
             output = subprocess.run([*pinned, sys.executable, "-c", CONVERT, str(recording),
                                      str(Path(folder) / f"{codec}-{device}-{process}-{cores}"), codec, device, process],
                                     check=True, capture_output=True, text=True).stdout.split()
@@ -160,7 +160,7 @@ def main() -> None:
                 "codec": codec,
                 "device": device,
                 "process": process,
-                "cores": cores or len(os.sched_getaffinity(0)),
+                "cores": cores or len(affinity),
                 "windows": windows,
                 "seconds": seconds,
                 "events_per_second": args.events / seconds,

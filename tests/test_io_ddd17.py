@@ -200,8 +200,9 @@ def test_a_damaged_variable_length_kind_is_one_line_not_a_crash(tmp_path, events
     data = bytearray(path.read_bytes())
     # dvs/data's type message: a variable-length sequence (class 9, version 1) of 16 bytes in memory,
     # its base a 1-byte unsigned integer (class 0, version 1)
-    at = data.find(bytes.fromhex("19000000100000001000000001000000"))
-    assert at > 0 and data.find(bytes.fromhex("19000000100000001000000001000000"), at + 1) < 0
+    message = bytes.fromhex("19000000100000001000000001000000")
+    at = data.find(message)
+    assert at > 0 and data.find(message, at + 1) < 0
     data[at + 1] = kind
     path.write_bytes(data)
     done = run_cli("info", path)  # in a child process: a crash would show as a signal, not exit 2
