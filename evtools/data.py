@@ -181,14 +181,20 @@ class Loader(torch.utils.data.DataLoader):
 
     def __iter__(self):
         batches = super().__iter__()
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except (RuntimeError, EvtoolsError) as err:
-                raise _worker_error(err) from err
-            yield batch
+        try:
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                except (RuntimeError, EvtoolsError) as err:
+                    raise _worker_error(err) from err
+                yield batch
+        finally:
+            # torch stops its workers when the iterator is collected; after an error its traceback
+            # holds the iterator in a reference cycle, and stopping them from the garbage collector
+            # waited 5 s a worker (their queues closed first)
+            getattr(batches, "_shutdown_workers", lambda: None)()
 
 
 def _worker_error(err: Exception) -> Exception:

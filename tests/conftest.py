@@ -42,6 +42,20 @@ def assert_same_events(actual: Events, expected: Events) -> None:
         assert getattr(actual, name).dtype == getattr(expected, name).dtype
 
 
+@pytest.fixture(autouse=True)
+def small_simulated_cuda_launches(monkeypatch):
+    """Under Numba's CUDA simulator every CUDA thread is a Python thread, started and joined:
+    launches of 2 blocks of 32 threads (per window, per part) run the kernels' grid-stride loops
+    over many values a thread, in a tenth of the time of the real shapes. A real GPU
+    (NUMBA_ENABLE_CUDASIM=0) runs the real shapes."""
+    if os.environ["NUMBA_ENABLE_CUDASIM"] == "1":
+        from evtools.kernels import launch
+
+        monkeypatch.setattr(launch, "CUDA_THREADS", 32)
+        monkeypatch.setattr(launch, "CUDA_MAX_BLOCKS_X", 2)
+        monkeypatch.setattr(launch, "CUDA_MAX_BLOCKS_PER_WINDOW", 2)
+
+
 @pytest.fixture
 def events() -> Events:
     return make_events()

@@ -1,3 +1,4 @@
+import multiprocessing
 import numpy as np
 import pytest
 import torch
@@ -57,9 +58,12 @@ def test_an_error_in_a_loader_worker_comes_back_as_its_one_line(caches):
         list(loader)
     assert str(raised.value) == (f"{caches[1]}: window 0 of 'repr/voxel' is missing (the file that holds it was "
                                  "deleted); evtools info --verify lists every problem")
+    # the workers are stopped at once, not when the error is collected (5 s a worker)
+    assert not multiprocessing.active_children()
     # any other error of a worker is torch's, as it was
     with pytest.raises(ZeroDivisionError, match="Caught ZeroDivisionError in DataLoader worker process 0"):
         list(Loader(range(4), num_workers=1, collate_fn=lambda items: 1 / 0))
+    assert not multiprocessing.active_children()
 
 
 def test_transforms_move_events_frames_and_labels_together(caches):

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import cuda as numba_cuda
 
-from evtools.kernels.launch import (CHUNK, CUDA_THREADS, cut, elementwise_blocks, open_window, place, run_cpu,
+from evtools.kernels.launch import (CHUNK, cut, elementwise_launch, open_window, place, run_cpu,
                                     run_cuda, time_span)
 
 UINT8_MAX = 255
@@ -83,7 +83,7 @@ def _clip_on_device(limit: int):
     def finish(counts, result, stream) -> None:
         size = counts.size
         if size:
-            _cuda_clip[elementwise_blocks(size), CUDA_THREADS, stream](counts.reshape(size), limit, result.reshape(size))
+            _cuda_clip[(*elementwise_launch(size), stream)](counts.reshape(size), limit, result.reshape(size))
 
     return finish
 

@@ -122,8 +122,11 @@ def run_cpu(fill: Callable, columns: tuple, windows: np.ndarray, out: np.ndarray
     return bool(invalid.any())
 
 
+# Launch shapes: every kernel loops grid-stride, so these change its speed, never its values
+# (the tests run Numba's CUDA simulator, a Python thread per CUDA thread, with small ones).
 CUDA_THREADS = 256
 CUDA_MAX_BLOCKS_X = 1024
+CUDA_MAX_BLOCKS_PER_WINDOW = 64
 CUDA_MAX_GRID_Y = 65535
 
 
@@ -148,15 +151,15 @@ def _zero(flat):
         i += numba_cuda.gridsize(1)
 
 
-def elementwise_blocks(n: int) -> int:
-    """Blocks for a grid-stride loop over ``n`` elements."""
-    return max(1, min(CUDA_MAX_BLOCKS_X * 4, -(-n // CUDA_THREADS)))
+def elementwise_launch(n: int) -> tuple[int, int]:
+    """(blocks, threads) for a grid-stride loop over ``n`` elements."""
+    return max(1, min(CUDA_MAX_BLOCKS_X * 4, -(-n // CUDA_THREADS))), CUDA_THREADS
 
 
 def per_window_grid(n_windows: int, per_window: int) -> tuple[tuple[int, int], int]:
     """A launch of (blocks, K) blocks of CUDA_THREADS for grid-stride loops over ``per_window``
     values of each of ``n_windows`` windows (window k on grid row k)."""
-    return (max(1, min(64, -(-per_window // CUDA_THREADS))), n_windows), CUDA_THREADS
+    return (max(1, min(CUDA_MAX_BLOCKS_PER_WINDOW, -(-per_window // CUDA_THREADS))), n_windows), CUDA_THREADS
 
 
 # Events of one CUDA part: a call's windows go to the GPU in parts of about this many events, each
@@ -287,7 +290,7 @@ def run_cuda(kernel, columns: tuple, windows: np.ndarray, out, *args, grids_dtyp
         for part, stream, device_columns, device_windows, device_args in parts:
             n = part.stop - part.start
             if per_window:
-                _zero[elementwise_blocks(n * per_window), CUDA_THREADS, stream](grids[part].reshape(n * per_window))
+                _zero[(*elementwise_launch(n * per_window), stream)](grids[part].reshape(n * per_window))
             longest = int((windows[part, 1] - windows[part, 0]).max())
             blocks = max(1, min(CUDA_MAX_BLOCKS_X, -(-longest // CUDA_THREADS)))
             kernel[(blocks, n), CUDA_THREADS, stream](*device_columns, device_windows, *device_args, grids[part])
