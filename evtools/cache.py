@@ -445,8 +445,10 @@ def start_write(array: zarr.Array, first: int, values: np.ndarray, pool: Executo
                 ) -> Callable[[], None]:
     """Starts storing ``values`` as windows first, first + 1, ... of ``array`` and returns the call
     that finishes it: with a ``pool``, their encodings are queued on its threads at once, so that a
-    caller can compute the next windows meanwhile; ``values`` must then stay unchanged until that
-    call has returned.
+    caller can compute the next windows meanwhile. ``values`` must stay unchanged until the tasks
+    queued on ``pool`` have finished, not longer: what the returned call writes is encoded or
+    copied by then (per-window scalars, and everything a remote store's zarr writes, are copied
+    here; calls to one array must finish in order, as a chunk of scalars holds several blocks).
 
     In a local store the files are written as zarr would write them, each window encoded
     with the array's own Blosc settings: a shard of ``shards[0]`` windows
@@ -461,12 +463,12 @@ def start_write(array: zarr.Array, first: int, values: np.ndarray, pool: Executo
     events); their encoding is then made once for all, not once a window.
     """
     if not _is_local(array):
-        return partial(array.__setitem__, slice(first, first + len(values)), values)
+        held = values if _is_one_value(values) else np.array(values)
+        return partial(array.__setitem__, slice(first, first + len(values)), held)
     encoder = _encoder(array)
     if array.ndim == 1:
-        return partial(_write_scalars, array, first, np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<")),
-                       encoder)
-    if values.size and not any(values.strides) and not values.flat[0]:  # one zero for every window
+        return partial(_write_scalars, array, first, np.array(values, dtype=array.dtype.newbyteorder("<")), encoder)
+    if _is_one_value(values) and not values.flat[0]:  # one zero for every window
         encodings = [_encoded_zeros(encoder, array.chunks[1:], array.dtype.newbyteorder("<").str)] * len(values)
     else:
         windows = np.ascontiguousarray(values, dtype=array.dtype.newbyteorder("<"))
@@ -488,6 +490,11 @@ def _write_encoded(array: zarr.Array, first: int, encodings: list) -> None:
 
 def _is_local(array: zarr.Array) -> bool:
     return getattr(array.store, "root", None) is not None
+
+
+def _is_one_value(values: np.ndarray) -> bool:
+    """Whether ``values`` is one value broadcast (``zero_windows``), held without its bytes."""
+    return bool(values.size) and not any(values.strides)
 
 
 def zero_windows(count: int, shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -317,7 +318,7 @@ def _open_partial(job: _Conversion):
 
 
 def _write_windows(job: _Conversion, group, done: int, progress: Progress | None) -> None:
-    """Every window from ``done`` on, block by block, each recorded as done once stored."""
+    """Every window from ``done`` on, block by block, recorded as done once stored."""
     events_done = int(np.sum(group[CacheArray.N_EVENTS][:done])) if done else 0
     stored = _stored_blocks(job.recording, job.windows, _blocks(job.windows, done), job.spec, job.width, job.height,
                             job.ground_truth, group, mark=True)
@@ -330,30 +331,58 @@ def _write_windows(job: _Conversion, group, done: int, progress: Progress | None
 def _stored_blocks(recording: Recording, windows: Windows, blocks: Iterator[slice], spec: ConvertSpec, width: int,
                    height: int, ground_truth: GroundTruth | None, group, mark: bool) -> Iterator[tuple[slice, int]]:
     """Computes and stores ``blocks`` in order, yielding each block and its number of events once
-    it is stored (and, when ``mark``, recorded as done). A reader thread reads the next block
-    (events, frames, masks: all of the recording's I/O) while the kernels compute this one. Two
-    sets of buffers: the kernels fill one while the compressors encode the other, whose windows
-    were queued on them as soon as they were computed, so that the compressors never wait for a
-    file to be written or the next block to be handed over; a writer thread stores the blocks in
-    order. At most two blocks in flight. Close the generator when leaving it early: closing
-    waits for the blocks in flight."""
+    it is stored; with ``mark``, the windows stored are recorded as done in ``group`` as
+    _ProgressMarks says. A reader thread reads the next block (events, frames, masks: all of the
+    recording's I/O) while the kernels compute this one. Two sets of buffers: the kernels fill one
+    while the compressors encode the other's windows, queued on them as soon as they were
+    computed; a set is filled again once its encodings are done, while a writer thread stores the
+    blocks in order (at most UNSTORED_BLOCKS encoded blocks wait for it). Close the generator when
+    leaving it early: closing waits for the blocks in flight."""
     buffer_sets = [_block_buffers(spec, width, height) for _ in range(2)]
+    reading: list[list[Future]] = [[] for _ in buffer_sets]  # the queued tasks that read each set
     arrays = _Arrays(group)
-    in_flight: deque[tuple[Future, slice, int]] = deque()
+    marks = _ProgressMarks(group) if mark else None
+    unstored: deque[tuple[Future, slice, int]] = deque()
     read = partial(_read_block, recording, windows, spec, ground_truth)
-    with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors, \
-            closing(_read_ahead(read, blocks)) as read_blocks:
-        for number, (block, block_input) in enumerate(read_blocks):
-            if len(in_flight) == len(buffer_sets):  # its buffers are the ones to fill now
-                yield _when_stored(in_flight.popleft())
-            outputs = _compute_block(recording, windows, block, block_input, spec, width, height,
-                                     buffer_sets[number % 2])
-            writes = _start_block(arrays, block, outputs, compressors)
-            before = in_flight[-1][0] if in_flight else None
-            in_flight.append((writer.submit(_store_block, group, block, writes, mark, before), block,
-                              int(outputs[CacheArray.N_EVENTS].sum())))
-        while in_flight:
-            yield _when_stored(in_flight.popleft())
+    try:
+        with ThreadPoolExecutor(max_workers=1) as writer, _compressors() as compressors, \
+                closing(_read_ahead(read, blocks)) as read_blocks:
+            for number, (block, block_input) in enumerate(read_blocks):
+                buffers = number % len(buffer_sets)
+                wait(reading[buffers])
+                outputs = _compute_block(recording, windows, block, block_input, spec, width, height,
+                                         buffer_sets[buffers])
+                queued = _QueuedFor(compressors)
+                writes = _start_block(arrays, block, outputs, queued)
+                reading[buffers] = queued.futures
+                before = unstored[-1][0] if unstored else None
+                unstored.append((writer.submit(_store_block, block, writes, marks, before), block,
+                                 int(outputs[CacheArray.N_EVENTS].sum())))
+                while unstored and (unstored[0][0].done() or len(unstored) > UNSTORED_BLOCKS):
+                    yield _when_stored(unstored.popleft())
+            while unstored:
+                yield _when_stored(unstored.popleft())
+    finally:  # the writer is done: every block stored is recorded, however the conversion ends
+        if marks is not None:
+            marks.close()
+
+
+# Encoded blocks that may wait for the writer thread: what they hold is compressed, a few MB each.
+UNSTORED_BLOCKS = 4
+
+
+class _QueuedFor(Executor):
+    """The compressors as one block's writes see them, keeping what is queued for the block: its
+    buffers are free once these tasks are done."""
+
+    def __init__(self, pool: Executor):
+        self.pool = pool
+        self.futures: list[Future] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = self.pool.submit(fn, *args, **kwargs)
+        self.futures.append(future)
+        return future
 
 
 def _read_ahead(read: Callable[[slice], object], blocks: Iterator[slice]) -> Iterator[tuple[slice, object]]:
@@ -534,17 +563,50 @@ def _store_events(arrays: _Arrays, first: int, packed: list) -> None:
         cache.write_events(arrays[name], first, [window[i] for window in packed])
 
 
-def _store_block(group, block: slice, writes: list[Callable[[], None]], mark: bool, before: Future | None) -> None:
-    """Stores a block's writes; then, when ``mark``, records the windows up to its end as done
-    (a conversion in order; a cluster's client records ranges itself). Nothing is stored after a
+def _store_block(block: slice, writes: list[Callable[[], None]], marks: _ProgressMarks | None,
+                 before: Future | None) -> None:
+    """Stores a block's writes; then, with ``marks`` (a conversion in order; a cluster's client
+    records ranges itself), counts the windows up to its end as stored. Nothing is stored after a
     block ``before`` (stored first by the same writer thread) that failed: recording this block
     as done would record that one too."""
     if before is not None:
         before.result()
     for store in writes:
         store()
-    if mark:
-        cache.mark_progress(group, block.stop)  # only once the block's data is stored
+    if marks is not None:
+        marks.stored(block.stop)
+
+
+class _ProgressMarks:
+    """Records the windows stored so far as done in a partial cache, on a thread of its own: each
+    record rewrites the group's metadata through zarr (4-7 ms here), which the writer thread, that
+    stores every block, need not wait for. Records are made in order, one for the latest windows
+    stored when the thread comes to it (a record that a later one supersedes is skipped);
+    ``close`` waits for the last and raises the first error of any."""
+
+    def __init__(self, group):
+        self.group = group
+        self.recorder = ThreadPoolExecutor(max_workers=1)
+        self.records: list[Future] = []
+        self.latest: int | None = None
+        self.lock = threading.Lock()
+
+    def stored(self, stop: int) -> None:
+        with self.lock:
+            self.latest = stop
+        self.records = [record for record in self.records if not record.done() or record.exception()]
+        self.records.append(self.recorder.submit(self._record))
+
+    def _record(self) -> None:
+        with self.lock:
+            stop, self.latest = self.latest, None
+        if stop is not None:
+            cache.mark_progress(self.group, stop)  # only once the windows' data is stored
+
+    def close(self) -> None:
+        self.recorder.shutdown(wait=True)
+        for record in self.records:
+            record.result()
 
 
 def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:

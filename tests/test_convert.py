@@ -41,14 +41,27 @@ class SlowEncoder:
         return self.encoder.get_config()
 
 
-@pytest.mark.parametrize("pipelined", [False, True], ids=["one block", "a block a window, slow compressors"])
-def test_values_match_the_kernels_on_each_window(tmp_path, monkeypatch, pipelined):
-    if pipelined:
-        # twelve blocks and encodings that lag behind the kernels: a buffer refilled before its
-        # windows were encoded would store another window's values
+def slow_writes(write_file):
+    def write(*args, **kwargs):
+        time.sleep(0.005)
+        return write_file(*args, **kwargs)
+
+    return write
+
+
+@pytest.mark.parametrize("lagging", [None, "compressors", "writer"],
+                         ids=["one block", "a block a window, slow compressors", "a block a window, slow writer"])
+def test_values_match_the_kernels_on_each_window(tmp_path, monkeypatch, lagging):
+    if lagging:
+        # twelve blocks and encodings or writes that lag behind the kernels: a buffer refilled
+        # before its windows were encoded would store another window's values; blocks wait for
+        # the writer encoded, not in the buffers
         monkeypatch.setattr("evtools.convert.MAX_BLOCK_EVENTS", 1000)
+    if lagging == "compressors":
         encoder = cache_module._encoder
         monkeypatch.setattr("evtools.cache._encoder", lambda array: SlowEncoder(encoder(array)))
+    if lagging == "writer":
+        monkeypatch.setattr("evtools.cache._write_file", slow_writes(cache_module._write_file))
     events, frames_t, images = write_recording(tmp_path / "rec_data.hdf5")
     reps = (VoxelGrid(bins=3, normalize=True), Histogram(bins=2), EvSegNet(), TimeSurface(tau_us=20_000.0))
     result = convert(tmp_path / "rec_data.hdf5", tmp_path / "out", ConvertSpec(representations=reps))
@@ -123,7 +136,7 @@ class Interrupt(Exception):
 
 
 def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
-    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=120, span_us=6_000_000)
     spec = ConvertSpec(representations=(VoxelGrid(), EvSegNet()))
     clean = Cache(convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", spec).output)
 
@@ -136,9 +149,10 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     assert not (tmp_path / "r.zarr").exists()
     with pytest.raises(CacheError, match="incomplete cache"):
         Cache(tmp_path / "r.zarr.partial")
-    # the block after the reported ones was on its way to the store and may have been stored
+    # the blocks computed before the stop (up to UNSTORED_BLOCKS after the reported ones) are
+    # stored and recorded too
     done = zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"]
-    assert done in (32, 48)
+    assert done in (32, 48, 64, 80, 96)
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
     assert resumed.resumed_from == done
     assert_same_cache(Cache(resumed.output), clean)
@@ -184,10 +198,44 @@ def test_no_block_is_recorded_as_done_after_one_that_failed_to_be_stored(tmp_pat
     assert_same_cache(Cache(resumed.output), Cache(clean.output))
 
 
+def test_progress_is_recorded_in_order_beside_the_writer_and_up_to_the_last_block_stored(tmp_path, monkeypatch):
+    # records of progress that take their time (0.5 s each) do not hold the writer: while the
+    # first is made, the next blocks are stored and the next record takes the latest of them;
+    # when a damaged block stops the conversion, the record of every block before it is made
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=120, span_us=6_000_000)
+    read_block, mark_progress = convert_module._read_block, cache_module.mark_progress
+    recorded = []
+
+    def damaged_sixth_block(recording, windows, spec, truth, block):
+        if block.start == 80:
+            raise InputError(recording.path, "events 9 to 10: damaged")
+        return read_block(recording, windows, spec, truth, block)
+
+    def slow_record(group, windows_done):
+        time.sleep(0.5)
+        mark_progress(group, windows_done)
+        recorded.append(windows_done)
+
+    monkeypatch.setattr(convert_module, "_read_block", damaged_sixth_block)
+    monkeypatch.setattr(cache_module, "mark_progress", slow_record)
+    with pytest.raises(InputError, match="damaged"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+    assert recorded == sorted(recorded) and len(recorded) < 5 and recorded[-1] == 80
+    assert zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"] == 80
+
+    def failing_record(group, windows_done):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(convert_module, "_read_block", read_block)
+    monkeypatch.setattr(cache_module, "mark_progress", failing_record)
+    with pytest.raises(OSError, match="No space left"):
+        convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
+
+
 def test_a_partial_cache_from_before_shards_resumes_in_its_own_layout(tmp_path, monkeypatch):
     # caches written before shards hold a file per window and per chunk of stored events: a
     # conversion into one that was interrupted resumes it in that layout, equal to a clean run
-    write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
+    write_recording(tmp_path / "rec_data.hdf5", n_frames=120, span_us=6_000_000)
     spec = ConvertSpec(representations=(VoxelGrid(), EvSegNet()), events=True)
     create_array = zarr.Group.create_array
     monkeypatch.setattr(zarr.Group, "create_array", lambda group, name, **options: create_array(
@@ -203,11 +251,11 @@ def test_a_partial_cache_from_before_shards_resumes_in_its_own_layout(tmp_path, 
         convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec, progress=stop_after_two_blocks)
     monkeypatch.undo()
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
-    assert 32 <= resumed.resumed_from < 60  # the block in flight when stopped is stored too
+    assert 32 <= resumed.resumed_from <= 96  # the blocks computed when stopped are stored too
     cache = Cache(resumed.output)
     for name in ("repr/voxel", "repr/evsegnet", *cache_module.EVENT_ARRAYS):
         assert cache.array(name).shards is None
-    assert len(list((cache.path / "repr" / "voxel").glob("c.*"))) == len(cache) == 60
+    assert len(list((cache.path / "repr" / "voxel").glob("c.*"))) == len(cache) == 120
     assert len(list((cache.path / "events" / "dt").glob("c.*"))) == int((cache.n_events > 0).sum())
     assert cache.verify() == []
     clean = convert(tmp_path / "rec_data.hdf5", tmp_path / "clean", spec)

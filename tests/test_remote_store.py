@@ -13,9 +13,11 @@ import torch
 from cli import run_cli
 from conftest import Bright, assert_same_cache, write_recording
 
+from evtools import convert as convert_module
 from evtools.cache import Cache, CacheError, StaleCacheError
 from evtools.convert import ConvertSpec, convert
 from evtools.data import CacheDataset
+from evtools.errors import InputError
 from evtools.render import render_window
 from evtools.representations import EvImage, VoxelGrid
 
@@ -66,21 +68,23 @@ def test_a_cache_in_s3_equals_the_local_one(s3, recording):
     assert Cache(replaced.output).representations == ["evimage"]
 
 
-def test_an_interrupted_conversion_resumes_in_place(s3, recording):
+def test_an_interrupted_conversion_resumes_in_place(s3, recording, monkeypatch):
     path, local = recording
+    read_block = convert_module._read_block
 
-    class Stop(Exception):
-        pass
+    def damaged_third_block(recording, windows, spec, truth, block):
+        if block.start == 32:
+            raise InputError(recording.path, "events 9 to 10: damaged")
+        return read_block(recording, windows, spec, truth, block)
 
-    def stop_after_one_block(update):
-        raise Stop
-
-    with pytest.raises(Stop):
-        convert(path, f"{s3}/run2/rec", SPEC, stop_after_one_block)
+    monkeypatch.setattr(convert_module, "_read_block", damaged_third_block)
+    with pytest.raises(InputError, match="damaged"):
+        convert(path, f"{s3}/run2/rec", SPEC)
     with pytest.raises(CacheError, match="incomplete cache"):
         Cache(f"{s3}/run2/rec.zarr")  # no rename in S3: the cache is where it will be, marked incomplete
+    monkeypatch.undo()
     resumed = convert(path, f"{s3}/run2/rec", SPEC)
-    assert resumed.resumed_from in (16, 32)  # the block after the reported one may have been stored
+    assert resumed.resumed_from == 32  # the two blocks before the damage, stored and recorded
     assert_same_cache(Cache(resumed.output), local)
 
 
