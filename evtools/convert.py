@@ -367,8 +367,10 @@ def _stored_blocks(recording: Recording, windows: Windows, blocks: Iterator[slic
             marks.close()
 
 
-# Encoded blocks that may wait for the writer thread: what they hold is compressed, a few MB each.
-UNSTORED_BLOCKS = 4
+# Encoded blocks that may wait for the writer thread, so that the kernels may run that far ahead
+# of it: the bytes held beyond the two buffer sets are at most one block's encodings more than
+# when each set waited for its block to be stored.
+UNSTORED_BLOCKS = 2
 
 
 class _QueuedFor(Executor):

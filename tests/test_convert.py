@@ -152,7 +152,7 @@ def test_resume_after_an_interruption_gives_the_clean_values(tmp_path):
     # the blocks computed before the stop (up to UNSTORED_BLOCKS after the reported ones) are
     # stored and recorded too
     done = zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"]
-    assert done in (32, 48, 64, 80, 96)
+    assert done in (32, 48, 64)
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
     assert resumed.resumed_from == done
     assert_same_cache(Cache(resumed.output), clean)
@@ -251,7 +251,7 @@ def test_a_partial_cache_from_before_shards_resumes_in_its_own_layout(tmp_path, 
         convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec, progress=stop_after_two_blocks)
     monkeypatch.undo()
     resumed = convert(tmp_path / "rec_data.hdf5", tmp_path / "r", spec)
-    assert 32 <= resumed.resumed_from <= 96  # the blocks computed when stopped are stored too
+    assert 32 <= resumed.resumed_from <= 64  # the blocks computed when stopped are stored too
     cache = Cache(resumed.output)
     for name in ("repr/voxel", "repr/evsegnet", *cache_module.EVENT_ARRAYS):
         assert cache.array(name).shards is None
