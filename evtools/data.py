@@ -193,8 +193,9 @@ class Loader(torch.utils.data.DataLoader):
         finally:
             # torch stops its workers when the iterator is collected; after an error its traceback
             # holds the iterator in a reference cycle, and stopping them from the garbage collector
-            # waited 5 s a worker (their queues closed first)
-            getattr(batches, "_shutdown_workers", lambda: None)()
+            # waited 5 s a worker (their queues closed first). Persistent ones serve the next epoch.
+            if not self.persistent_workers:
+                getattr(batches, "_shutdown_workers", lambda: None)()
 
 
 def _worker_error(err: Exception) -> Exception:

@@ -64,6 +64,12 @@ def test_an_error_in_a_loader_worker_comes_back_as_its_one_line(caches):
     with pytest.raises(ZeroDivisionError, match="Caught ZeroDivisionError in DataLoader worker process 0"):
         list(Loader(range(4), num_workers=1, collate_fn=lambda items: 1 / 0))
     assert not multiprocessing.active_children()
+    # persistent workers are kept for the next epoch, after one left early too
+    loader = Loader(range(8), batch_size=2, num_workers=1, persistent_workers=True)
+    next(iter(loader))
+    assert [batch.tolist() for batch in loader] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert [batch.tolist() for batch in loader] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    loader._iterator._shutdown_workers()  # at once, not when the test's frame is collected
 
 
 def test_transforms_move_events_frames_and_labels_together(caches):
