@@ -8,6 +8,9 @@ and as the floor the time just to read the events table with h5py. With ``--prof
 cProfile, and the JSON gets where that thread's time went (reading events, kernels, waiting for
 blocks to be stored, cutting windows, the rest) beside the process's CPU seconds: whether the
 serial main thread or the compressors bound a conversion on the machine.
+With ``--profile`` also a warm zstd conversion (a second in one process) with the busy seconds of
+each thread's stage (reading, kernels, compressing, writing, recording progress): the stage busy
+for about the whole conversion is what bounds it.
 With ``--cores 1,2,...``, the zstd conversions again pinned to that many cores (the scaling curve).
 Usage: python benchmarks/conversion.py [--events N] [--json PATH] [--profile] [--cores N,...]
 """
@@ -84,6 +87,76 @@ for (path, _, name), (_, _, _, total, _) in pstats.Stats(profile).stats.items():
             cumulative[step] = cumulative.get(step, 0.0) + total
 print(json.dumps({"seconds": seconds, "process_cpu_seconds": cpu_seconds, "main_thread": cumulative}))
 """
+
+
+# Where a warm conversion's threads spend their time, from wrappers around the functions each stage
+# runs: a stage busy for about the whole conversion bounds it (the rest wait for it).
+STAGES = {
+    "reader thread: read blocks (the table, the reader's passes, the selection)": "read",
+    "main thread: kernels (waiting for the parallel-code lock included)": "compute",
+    "main thread: waiting for the parallel-code lock (the reader's passes hold it)": "compute lock wait",
+    "compressing threads: encode windows (summed; its share is of all of them)": "encode",
+    "writer thread: assemble shards and write files": "write",
+    "recorder thread: record progress in the partial cache": "record",
+}
+STAGED_CONVERT = """
+import json, shutil, sys, threading, time
+import evtools.kernels.parallel as parallel
+lock, busy, totals = parallel.PARALLEL_LAUNCH_LOCK, threading.Lock(), {}
+
+def add(stage, seconds):
+    with busy:
+        totals[stage] = totals.get(stage, 0.0) + seconds
+
+class TimedLock:  # the lock every parallel launch takes, its waits counted on the main thread
+    def __enter__(self):
+        started = time.perf_counter()
+        lock.acquire()
+        if threading.current_thread() is threading.main_thread():
+            add("compute lock wait", time.perf_counter() - started)
+    def __exit__(self, *exc):
+        lock.release()
+
+parallel.PARALLEL_LAUNCH_LOCK = TimedLock()  # before the modules that take it are imported
+from evtools import cache, convert as convert_module
+from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
+
+def timed(stage, function):
+    def run(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            add(stage, time.perf_counter() - started)
+    return run
+
+class TimedEncoder:
+    def __init__(self, encoder):
+        self.encoder, self.encode = encoder, timed("encode", encoder.encode)
+    def get_config(self):
+        return self.encoder.get_config()
+
+kernel_threads_sleep_between_calls()
+convert(sys.argv[1], sys.argv[2] + "-first", ConvertSpec(codec="zstd"))  # the kernels loaded: a warm run
+encoder = cache._encoder
+cache._encoder = lambda array: TimedEncoder(encoder(array))
+convert_module._read_block = timed("read", convert_module._read_block)
+convert_module._compute_block = timed("compute", convert_module._compute_block)
+cache._write_file = timed("write", cache._write_file)
+cache._shard_bytes = timed("write", cache._shard_bytes)
+cache.mark_progress = timed("record", cache.mark_progress)
+started = time.perf_counter()
+convert(sys.argv[1], sys.argv[2], ConvertSpec(codec="zstd"))
+print(json.dumps({"seconds": time.perf_counter() - started, "stages": totals}))
+"""
+
+
+def staged_conversion(recording: Path, output: Path) -> dict:
+    """A warm zstd conversion (a second in one process) with each stage's busy seconds (STAGES)."""
+    found = json.loads(subprocess.run([sys.executable, "-c", STAGED_CONVERT, str(recording), str(output)], check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1])
+    return {"seconds": found["seconds"],
+            "stages": {stage: found["stages"].get(key, 0.0) for stage, key in STAGES.items()}}
 
 
 def profiled_conversion(recording: Path, output: Path) -> dict:
@@ -169,6 +242,7 @@ def main() -> None:
                 "compression_ratio": uncompressed / on_disk,
             })
         profile = profiled_conversion(recording, Path(folder) / "profiled") if args.profile else None
+        stages = staged_conversion(recording, Path(folder) / "staged") if args.profile else None
     result = {
         "machine": machine(),
         "events": args.events,
@@ -176,7 +250,7 @@ def main() -> None:
         "read_floor_seconds": floor,
         "read_floor_events_per_second": args.events / floor,
         "conversions": runs,
-        **({"profile": profile} if profile else {}),
+        **({"profile": profile, "stages": stages} if profile else {}),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -200,6 +274,15 @@ def main() -> None:
         for step, seconds in profile["main_thread"].items():
             steps.add_row(step, f"{seconds:.2f}")
         console.print(steps)
+        busy = Table(title=f"where each thread's time goes (zstd, a warm conversion: {stages['seconds']:.2f} s, "
+                           f"{len(affinity)} cores)")
+        busy.add_column("stage")
+        busy.add_column("busy seconds", justify="right")
+        busy.add_column("of the conversion", justify="right")
+        for stage, seconds in stages["stages"].items():
+            threads = len(affinity) if STAGES[stage] == "encode" else 1  # one compressing thread a core
+            busy.add_row(stage, f"{seconds:.2f}", f"{seconds / stages['seconds'] / threads:.0%}")
+        console.print(busy)
     console.print(f"machine: {result['machine']}; JSON written to {args.json}")
 
 
