@@ -81,22 +81,27 @@ class MvsecRecording(Recording):
         relative = np.empty(len(seconds), np.int64)
         with PARALLEL_LAUNCH_LOCK:
             bad = _relative_microseconds(seconds, self._t_first_s, relative)
+        self._refuse_time(seconds, bad, first_index)
+        return relative
+
+    def _refuse_time(self, seconds: np.ndarray, bad: int, first_index: int | None) -> None:
         if bad >= 0:
             what = f"event {first_index + bad}" if first_index is not None else f"image {bad}"
             raise CorruptFileError(self.path, f"{what} has the time {float(seconds[bad])} s")
-        return relative
 
     def _read_columns(self, start: int, stop: int) -> tuple[np.ndarray, ...]:
         block = self._rows[start:stop]
+        relative = np.empty(len(block), np.int64)
+        with PARALLEL_LAUNCH_LOCK:
+            unusual, bad_time = _decode_rows(block, self._t_first_s, relative)
         # whole pixel coordinates (those outside the sensor are dropped and counted later) and a
         # polarity of -1/+1 (0/1 in some conversions: positive means > 0 either way)
-        with PARALLEL_LAUNCH_LOCK:
-            bad = _first_unusual_event(block)
-        if bad >= 0:
-            x, y, p = (float(v) for v in block[bad, [X, Y, P]])
-            raise CorruptFileError(self.path, f"event {start + bad} has x {x}, y {y}, p {p}: "
+        if unusual >= 0:
+            x, y, p = (float(v) for v in block[unusual, [X, Y, P]])
+            raise CorruptFileError(self.path, f"event {start + unusual} has x {x}, y {y}, p {p}: "
                                               "expected whole pixel coordinates and a polarity of -1, 0 or 1")
-        return self._relative_us(block[:, T], start), block[:, X], block[:, Y], block[:, P]
+        self._refuse_time(block[:, T], bad_time, start)
+        return relative, block[:, X], block[:, Y], block[:, P]
 
     def _timestamps(self, start: int, stop: int) -> np.ndarray:
         return self._relative_us(self._rows[start:stop, T], start)
@@ -107,17 +112,24 @@ class MvsecRecording(Recording):
         self._h5.close()
 
 
-# One pass each over a block's rows (numpy took six, with their temporaries), on all cores.
+# One pass over a block's rows (numpy took six, with their temporaries), on all cores.
+@numba.njit(cache=True)
+def _microseconds_after(seconds, t_first_s):
+    """(rint((seconds - t_first_s) * 1e6) as an int64, whether that is finite and within the
+    int64 range); 0 when it is not."""
+    relative = (seconds - t_first_s) * 1e6
+    valid = abs(relative) < 2.0**62  # False for NaN too
+    return (np.int64(np.rint(relative)) if valid else np.int64(0)), valid
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _relative_microseconds(seconds, t_first_s, out):
-    """out = rint((seconds - t_first_s) * 1e6); returns the index of the first time that is not
-    finite or not within the int64 range (its ``out`` left 0), else -1."""
+    """out = the seconds' relative microseconds; returns the index of the first time that is not
+    valid (its ``out`` left 0), else -1."""
     n = len(seconds)
     bad = n
     for i in numba.prange(n):
-        relative = (seconds[i] - t_first_s) * 1e6
-        valid = abs(relative) < 2.0**62  # False for NaN too
-        out[i] = np.int64(np.rint(relative)) if valid else 0
+        out[i], valid = _microseconds_after(seconds[i], t_first_s)
         bad = min(bad, n if valid else i)
     return bad if bad < n else -1
 
@@ -129,15 +141,21 @@ def _is_unusual(x, y, p):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _first_unusual_event(block):
-    """The first row that ``_is_unusual``, else -1. A count over all cores first (a search that
-    stops at the first took four times as long on valid blocks, which all are in practice); the
-    search only when the count finds one."""
-    unusual = 0
-    for i in numba.prange(block.shape[0]):
+def _decode_rows(block, t_first_s, out):
+    """out = the rows' relative microseconds, as _relative_microseconds; returns (the first row
+    that ``_is_unusual``, the first whose time is not valid), -1 for none. Unusual rows are
+    counted over all cores first (a search that stops at the first took four times as long on
+    valid blocks, which all are in practice); the search only when the count finds one."""
+    n = block.shape[0]
+    unusual, bad_time = 0, n
+    for i in numba.prange(n):
+        out[i], valid = _microseconds_after(block[i, T], t_first_s)
+        bad_time = min(bad_time, n if valid else i)
         unusual += np.int64(_is_unusual(block[i, X], block[i, Y], block[i, P]))
+    first_unusual = -1
     if unusual:
-        for i in range(block.shape[0]):
+        for i in range(n):
             if _is_unusual(block[i, X], block[i, Y], block[i, P]):
-                return i
-    return -1
+                first_unusual = i
+                break
+    return first_unusual, (bad_time if bad_time < n else -1)
