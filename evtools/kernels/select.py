@@ -1,7 +1,8 @@
 """The pass over decoded columns that keeps the events on the sensor (and in a band of rows),
 casting them to the in-memory dtypes as it goes: five numpy passes and their temporaries were a
-fifth of a conversion's time. Where every event is kept (nearly always), it runs on all cores:
-a count, then a cast per event; else one pass that moves the kept ones to the front."""
+fifth of a conversion's time. Every event is cast and counted in one pass on all cores, which is
+the selection where every event is kept (nearly always); else one more pass moves the kept ones
+to the front."""
 
 from __future__ import annotations
 
@@ -37,26 +38,20 @@ def _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, j):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _count_kept(x, y, width, height, row_lo, row_hi):
-    """(events kept, events off the sensor)."""
-    kept, outside = 0, 0
-    for i in numba.prange(len(x)):
+def _cast_every_event(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out, y_out, p_out):
+    """Every event cast into its place in the ``*_out`` arrays, in one pass that also counts:
+    returns (events kept, events off the sensor, index of the first polarity that is not -1, 0 or
+    1, or -1). The casts are what the selection is only when every event is kept; the values
+    cast from events that are not are never used."""
+    n = len(t)
+    kept, outside, bad = 0, 0, n
+    for i in numba.prange(n):
         inside = on_sensor(x[i], y[i], width, height)
         kept += np.int64(_is_kept(inside, y[i], row_lo, row_hi))
         outside += np.int64(not inside)
-    return kept, outside
-
-
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _cast_every_event(t, x, y, p, row_lo, t_out, x_out, y_out, p_out):
-    """Every event cast into the ``*_out`` arrays; returns the index of the first polarity that
-    is not -1, 0 or 1, or -1."""
-    n = len(t)
-    bad = n
-    for i in numba.prange(n):
         _cast_event(t, x, y, p, i, row_lo, t_out, x_out, y_out, p_out, i)
         bad = min(bad, i if is_bad_polarity(p[i]) else n)
-    return bad if bad < n else -1
+    return kept, outside, (bad if bad < n else -1)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -82,8 +77,9 @@ def keep_on_sensor(t, x, y, p, width, height, row_lo, row_hi, t_out, x_out, y_ou
     event whose polarity is not -1, 0 or 1, or -1). The bounds are compared on the raw values,
     before any cast, so that a negative or huge coordinate cannot wrap onto the sensor."""
     with PARALLEL_LAUNCH_LOCK:
-        n_kept, n_outside = _count_kept(x, y, width, height, row_lo, row_hi)
-        if n_kept == len(t):
-            return n_kept, n_outside, _cast_every_event(t, x, y, p, row_lo, t_out, x_out, y_out, p_out)
+        n_kept, n_outside, bad_polarity = _cast_every_event(t, x, y, p, width, height, row_lo, row_hi,
+                                                            t_out, x_out, y_out, p_out)
+    if n_kept == len(t):
+        return n_kept, n_outside, bad_polarity
     return n_kept, n_outside, _move_kept_to_front(t, x, y, p, width, height, row_lo, row_hi,
                                                   t_out, x_out, y_out, p_out, keep)
