@@ -60,7 +60,9 @@ MAIN_THREAD_STEPS = {
     "wait for the next block's events (reader thread)": ("convert.py", "_read_ahead"),
     "kernels (the first call loads them)": ("representations.py", "batch"),
     "queue the encodings": ("convert.py", "_start_block"),
-    "wait for a block to be stored (compressors, writer)": ("convert.py", "_when_stored"),
+    # concurrent.futures.wait: a set of buffers is filled again once the compressors have read it
+    "wait for the compressors to free a set of buffers": ("_base.py", "wait"),
+    "wait for a block to be stored (writer)": ("convert.py", "_when_stored"),
     "finish the cache (consolidate, rename)": ("cache.py", "finish"),
 }
 PROFILED_CONVERT = """
