@@ -56,6 +56,22 @@ def small_simulated_cuda_launches(monkeypatch):
         monkeypatch.setattr(launch, "CUDA_MAX_BLOCKS_PER_WINDOW", 2)
 
 
+def damage_block_at(monkeypatch, first_window: int) -> None:
+    """Makes the conversion's read of the block that starts at ``first_window`` fail as a damaged
+    recording's would; ``monkeypatch.undo()`` mends it."""
+    from evtools import convert as convert_module
+    from evtools.errors import InputError
+
+    read_block = convert_module._read_block
+
+    def damaged(recording, windows, spec, truth, block):
+        if block.start == first_window:
+            raise InputError(recording.path, "events 9 to 10: damaged")
+        return read_block(recording, windows, spec, truth, block)
+
+    monkeypatch.setattr(convert_module, "_read_block", damaged)
+
+
 @pytest.fixture
 def events() -> Events:
     return make_events()

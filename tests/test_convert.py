@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zarr
 from cli import run_cli
-from conftest import T0_US, assert_same_cache, make_events, write_recording
+from conftest import T0_US, assert_same_cache, damage_block_at, make_events, write_recording
 
 from evtools import cache as cache_module
 from evtools.cache import Cache, CacheError
@@ -203,20 +203,15 @@ def test_progress_is_recorded_in_order_beside_the_writer_and_up_to_the_last_bloc
     # first is made, the next blocks are stored and the next record takes the latest of them;
     # when a damaged block stops the conversion, the record of every block before it is made
     write_recording(tmp_path / "rec_data.hdf5", n_frames=120, span_us=6_000_000)
-    read_block, mark_progress = convert_module._read_block, cache_module.mark_progress
+    mark_progress = cache_module.mark_progress
     recorded = []
-
-    def damaged_sixth_block(recording, windows, spec, truth, block):
-        if block.start == 80:
-            raise InputError(recording.path, "events 9 to 10: damaged")
-        return read_block(recording, windows, spec, truth, block)
 
     def slow_record(group, windows_done):
         time.sleep(0.5)
         mark_progress(group, windows_done)
         recorded.append(windows_done)
 
-    monkeypatch.setattr(convert_module, "_read_block", damaged_sixth_block)
+    damage_block_at(monkeypatch, 80)  # the sixth block
     monkeypatch.setattr(cache_module, "mark_progress", slow_record)
     with pytest.raises(InputError, match="damaged"):
         convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
@@ -226,7 +221,7 @@ def test_progress_is_recorded_in_order_beside_the_writer_and_up_to_the_last_bloc
     def failing_record(group, windows_done):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(convert_module, "_read_block", read_block)
+    monkeypatch.undo()
     monkeypatch.setattr(cache_module, "mark_progress", failing_record)
     with pytest.raises(OSError, match="No space left"):
         convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
@@ -290,14 +285,7 @@ def test_the_next_block_is_read_on_its_own_thread_while_this_one_is_computed(tmp
 
 def test_a_block_whose_read_fails_stops_the_conversion_after_the_blocks_before_it(tmp_path, monkeypatch):
     write_recording(tmp_path / "rec_data.hdf5", n_frames=60, span_us=3_000_000)
-    read_block = convert_module._read_block
-
-    def damaged_third_block(recording, windows, spec, truth, block):
-        if block.start == 32:
-            raise InputError(recording.path, "events 9 to 10: damaged")
-        return read_block(recording, windows, spec, truth, block)
-
-    monkeypatch.setattr(convert_module, "_read_block", damaged_third_block)
+    damage_block_at(monkeypatch, 32)  # the third block
     with pytest.raises(InputError, match="damaged"):
         convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
     assert zarr.open_group(tmp_path / "r.zarr.partial").attrs["windows_done"] == 32

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from cli import run_cli
-from conftest import Bright, assert_same_cache, write_recording
+from conftest import Bright, assert_same_cache, damage_block_at, write_recording
 
-from evtools import convert as convert_module
 from evtools.cache import Cache, CacheError, StaleCacheError
 from evtools.convert import ConvertSpec, convert
 from evtools.data import CacheDataset
@@ -70,14 +69,7 @@ def test_a_cache_in_s3_equals_the_local_one(s3, recording):
 
 def test_an_interrupted_conversion_resumes_in_place(s3, recording, monkeypatch):
     path, local = recording
-    read_block = convert_module._read_block
-
-    def damaged_third_block(recording, windows, spec, truth, block):
-        if block.start == 32:
-            raise InputError(recording.path, "events 9 to 10: damaged")
-        return read_block(recording, windows, spec, truth, block)
-
-    monkeypatch.setattr(convert_module, "_read_block", damaged_third_block)
+    damage_block_at(monkeypatch, 32)  # the third block
     with pytest.raises(InputError, match="damaged"):
         convert(path, f"{s3}/run2/rec", SPEC)
     with pytest.raises(CacheError, match="incomplete cache"):
