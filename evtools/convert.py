@@ -589,26 +589,29 @@ class _ProgressMarks:
     def __init__(self, group):
         self.group = group
         self.recorder = ThreadPoolExecutor(max_workers=1)
-        self.records: list[Future] = []
         self.latest: int | None = None
+        self.failure: Exception | None = None  # the first record's error
         self.lock = threading.Lock()
 
     def stored(self, stop: int) -> None:
         with self.lock:
             self.latest = stop
-        self.records = [record for record in self.records if not record.done() or record.exception()]
-        self.records.append(self.recorder.submit(self._record))
+        self.recorder.submit(self._record)
 
     def _record(self) -> None:
         with self.lock:
             stop, self.latest = self.latest, None
-        if stop is not None:
+        if stop is None:
+            return
+        try:
             cache.mark_progress(self.group, stop)  # only once the windows' data is stored
+        except Exception as err:
+            self.failure = self.failure or err
 
     def close(self) -> None:
         self.recorder.shutdown(wait=True)
-        for record in self.records:
-            record.result()
+        if self.failure is not None:
+            raise self.failure
 
 
 def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
