@@ -102,7 +102,7 @@ STAGES = {
     "recorder thread: record progress in the partial cache": "record",
 }
 STAGED_CONVERT = """
-import json, shutil, sys, threading, time
+import json, sys, threading, time
 import evtools.kernels.parallel as parallel
 lock, busy, totals = parallel.PARALLEL_LAUNCH_LOCK, threading.Lock(), {}
 
