@@ -106,11 +106,17 @@ PARAMETER_FIELDS = (CacheAttr.WINDOW, CacheAttr.CROP, CacheAttr.REPRESENTATIONS,
 def repr_array(name: str) -> str:
     """The array of representation ``name``."""
     return f"{REPR_GROUP}/{name}"
+
+
 # zstd level 1 through Blosc, without shuffling, by default: windows of event tensors are mostly
 # zeros, which zstd packs best as they are. Measured on 50 ms voxel grids of synthetic driving
 # data (2% nonzero): 28x smaller at about 640 MB/s, against 17x with byte shuffle and 10x with
-# bit-shuffle, both slower. lz4 writes about three times faster for half the ratio: the choice
-# when conversion speed matters more than disk (see docs/cache-format.md).
+# bit-shuffle, both slower; on the conversion benchmark's denser grids (18% nonzero) 4.6x at 480
+# MB/s a thread, against 3.4x at 300 MB/s with byte shuffle and 2.4x at 290 with bit-shuffle.
+# lz4 writes three times as fast for half the ratio on the sparse grids (3.0x at 950 MB/s on the
+# denser ones): the choice when conversion speed matters more than disk (docs/cache-format.md).
+# zstd's negative levels (zarr's own zstd codec) lie between the two on the denser grids (level
+# -1 4.4x at 550 MB/s, -3 3.6x at 730) and are not offered.
 CODECS = ("zstd", "lz4")
 SHUFFLES = {BloscShuffle.noshuffle: numcodecs.Blosc.NOSHUFFLE, BloscShuffle.shuffle: numcodecs.Blosc.SHUFFLE,
             BloscShuffle.bitshuffle: numcodecs.Blosc.BITSHUFFLE}
@@ -512,6 +518,17 @@ def _zeros_encoding(encoder_config: tuple, shape: tuple[int, ...], dtype: str) -
     return numcodecs.get_codec(dict(encoder_config)).encode(np.zeros(shape, dtype))
 
 
+def _count_problem(counts: np.ndarray, capacity: int | None) -> str | None:
+    """What is wrong with the windows' event counts, if anything: a count below 0, or beyond
+    ``capacity``, what a window of the event arrays holds (None: the cache stores no events)."""
+    outside = np.flatnonzero((counts < 0) | (counts > (np.inf if capacity is None else capacity)))
+    if not len(outside):
+        return None
+    k = int(outside[0])
+    limit = "at least 0" if capacity is None else f"0 to {capacity}, what a window of the event arrays holds"
+    return f"'{CacheArray.N_EVENTS}' counts {counts[k]} events in window {k}, not {limit}"
+
+
 def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int, int]]:
     """(file's first window, first and stop of windows [first, stop) in it) for each file of
     ``per_file`` windows that the range touches."""
@@ -846,8 +863,12 @@ class Cache:
             raise CacheError(self.path, f"cache schema {schema}, this evtools reads schema {SCHEMA}")
         if self.attrs.get(CacheAttr.COMPLETE) is not True:
             raise CacheError(self.path, "incomplete cache (its conversion did not finish); run the conversion again")
+        windows = self.attrs.get(CacheAttr.WINDOWS_DONE)
+        if type(windows) is not int or windows < 0:
+            raise CacheError(self.path, f"its attribute windows_done is {windows!r}, not a number of windows (damaged)")
         self._values: dict[str, np.ndarray] = {}
         self._arrays: dict[str, zarr.Array] = {}
+        self._counts_checked = False
 
     def __len__(self) -> int:
         return int(self.array(CacheArray.N_EVENTS).shape[0])  # the shape alone: no chunk is read
@@ -870,12 +891,26 @@ class Cache:
         if name in self._arrays:
             return self._arrays[name]
         try:
-            if name in self.group:
-                self._arrays[name] = self.group[name]
-                return self._arrays[name]
+            array = self.group[name] if name in self.group else None
         except Exception as err:  # noqa: BLE001 - a garbled zarr.json of the array
             raise CacheError(self.path, f"array '{name}' is unreadable ({type(err).__name__})") from err
-        raise CacheError(self.path, f"has no array '{name}'")
+        if array is None:
+            raise CacheError(self.path, f"has no array '{name}'")
+        self._check_shape(name, array)
+        self._arrays[name] = array
+        return array
+
+    def _check_shape(self, name: str, array: zarr.Array) -> None:
+        """Refuses an array whose shape a damaged zarr.json changed: every array holds a row a
+        window, as many as the windows done, and a window's tensor is one chunk, whole (an absurd
+        shape would have the readers list chunks or allocate without end)."""
+        windows = self.attrs[CacheAttr.WINDOWS_DONE]
+        if not array.ndim or array.shape[0] != windows:
+            raise CacheError(self.path, f"array '{name}' holds {array.shape[0] if array.ndim else 0} windows, the "
+                                        f"cache {windows} (its metadata is damaged)")
+        if array.ndim > 2 and tuple(array.chunks) != (1, *array.shape[1:]):
+            raise CacheError(self.path, f"array '{name}' has windows of shape {array.shape[1:]} in chunks of "
+                                        f"{array.chunks[1:]} (its metadata is damaged)")
 
     def has(self, name: str) -> bool:
         try:
@@ -888,6 +923,8 @@ class Cache:
         there: zarr would read a deleted chunk as zeros. ``length`` reads only the first values of
         a (K, capacity) array chunked along both axes (the event arrays)."""
         array = self.array(name)
+        if length is not None and not 0 <= length <= array.shape[-1]:
+            raise ValueError(f"length must be 0 to {array.shape[-1]}, what a window of '{name}' holds, got {length}")
         for index in _window_chunks(array, k, length):
             chunk = _chunk_file(array, index)
             if chunk is not None and not chunk.exists():
@@ -938,8 +975,19 @@ class Cache:
 
     @property
     def n_events(self) -> np.ndarray:
-        """(K,) events of each window."""
-        return self.values(CacheArray.N_EVENTS)
+        """(K,) events of each window, checked when first read: none negative and, where the cache
+        stores the events, none beyond what a window of its event arrays holds (a damaged chunk
+        can decode to any number, and the events are read up to a window's count)."""
+        counts = self.values(CacheArray.N_EVENTS)
+        if not self._counts_checked:
+            if problem := _count_problem(counts, self._events_capacity() if self.has_events else None):
+                raise CacheError(self.path, problem)
+            self._counts_checked = True
+        return counts
+
+    def _events_capacity(self) -> int:
+        """The most events a window of the event arrays holds."""
+        return min(self.array(name).shape[-1] for name in EVENT_ARRAYS)
 
     def window_events(self, k: int) -> Events:
         """The events of window ``k`` of a cache that stores them (``--repr events``)."""
@@ -956,21 +1004,28 @@ class Cache:
         """Every problem found by reading every chunk of every array: missing or undecodable
         chunks, and counts that disagree; an empty list for a sound cache."""
         problems = []
-        k = len(self)
-        if self.attrs.get(CacheAttr.WINDOWS_DONE) != k:
-            problems.append(f"windows_done is {self.attrs.get(CacheAttr.WINDOWS_DONE)}, the arrays hold {k} windows")
+        k = self.attrs[CacheAttr.WINDOWS_DONE]  # what every array holds (array checks it)
+        counts = None  # each window's events, where they are sound: how far its event arrays are read
+        try:
+            values = self.values(CacheArray.N_EVENTS)
+            capacity = self._events_capacity() if self.has_events else None
+        except CacheError:
+            pass  # an undecodable count or unreadable event arrays, reported below with every array
+        else:
+            problem = _count_problem(values, capacity)
+            problems += [problem] if problem else []
+            counts = None if problem else values
         for name in _array_names(self.path):
             try:
                 array = self.array(name)
             except CacheError as err:
                 problems.append(err.problem)
                 continue
-            if array.shape[:1] != (k,):
-                problems.append(f"'{name}' has {array.shape[0] if array.ndim else 0} windows, n_events {k}")
-                continue
-            lengths = self.n_events if name in EVENT_ARRAYS else [None] * k
-            expected = (list(np.ndindex(*array.cdata_shape)) if array.ndim == 1 else
-                        [index for w in range(k) for index in _window_chunks(array, w, lengths[w])])
+            if name in EVENT_ARRAYS:
+                expected = [] if counts is None else [index for w in range(k) for index in _window_chunks(array, w, counts[w])]
+            else:
+                expected = (list(np.ndindex(*array.cdata_shape)) if array.ndim == 1 else
+                            [index for w in range(k) for index in _window_chunks(array, w, None)])
             missing = _missing_chunks(array, expected)
             if missing:
                 problems.append(f"'{name}': {len(missing)} of {len(expected)} chunks missing (the first at chunk {missing[0]})")

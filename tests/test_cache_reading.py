@@ -1,6 +1,8 @@
 """Caches are not trusted on reading: a deleted or corrupt chunk, a garbled array, found and named
 (never read as zeros), by the dataset, render and evtools info --verify."""
 
+import json
+import re
 import shutil
 
 import pytest
@@ -71,6 +73,40 @@ def test_info_on_a_damaged_cache_is_one_line(damaged):
                              "position 19: invalid continuation byte); evtools info --verify lists every problem\n")
     result = run_cli("info", damaged, "--verify")
     assert result.stderr == f"error: {damaged}: 1 problem(s): array 't_end_us' is unreadable (UnicodeDecodeError)\n"
+
+
+def test_a_negative_count_is_named(damaged):
+    zarr.open_array(damaged / "n_events", mode="r+")[2] = -1
+    problem = "'n_events' counts -1 events in window 2, not at least 0"
+    assert Cache(damaged).verify() == [problem]
+    result = run_cli("info", damaged)
+    assert result.returncode == 2 and result.stderr == f"error: {damaged}: {problem}\n"
+
+
+def edit_json(path, edit):
+    metadata = json.loads(path.read_text())
+    edit(metadata)
+    path.write_text(json.dumps(metadata))
+
+
+def test_a_shape_that_damaged_metadata_changed_is_named(damaged):
+    # a zarr.json that still parses, with a digit of a shape changed: read as it says, the readers
+    # listed a million chunks a window (verify) or took the window for deleted
+    edit_json(damaged / "repr" / "voxel" / "zarr.json", lambda metadata: metadata["shape"].__setitem__(2, 48_000_000))
+    problem = "array 'repr/voxel' has windows of shape (5, 48000000, 64) in chunks of (5, 48, 64) (its metadata is damaged)"
+    assert Cache(damaged).verify() == [problem]
+    with pytest.raises(CacheError, match=re.escape(problem)):
+        CacheDataset(damaged)[0]
+    result = run_cli("info", damaged)
+    assert result.returncode == 2 and result.stderr == f"error: {damaged}: {problem}\n"
+    # the windows of each array against the windows done, and those a number
+    edit_json(damaged / "t_end_us" / "zarr.json", lambda metadata: metadata["shape"].__setitem__(0, 2_000_000_000))
+    assert Cache(damaged).verify() == [
+        problem, "array 't_end_us' holds 2000000000 windows, the cache 20 (its metadata is damaged)"]
+    edit_json(damaged / "zarr.json", lambda metadata: metadata["attributes"].__setitem__("windows_done", "20"))
+    result = run_cli("info", damaged)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {damaged}: its attribute windows_done is '20', not a number of windows (damaged)\n"
 
 
 def test_every_command_that_reads_windows_names_a_corrupt_chunk(damaged, tmp_path):

@@ -148,6 +148,30 @@ def test_damaged_event_chunks_are_found(tmp_path, converted):
         Cache(tmp_path / "off.zarr").window_events(5)
 
 
+@pytest.mark.parametrize("count", [6076574518398419549, -3])
+def test_a_damaged_count_is_named_not_read_up_to(tmp_path, converted, count):
+    # a count chunk that still decodes, to a number no window holds (found by the fuzzer: verify and
+    # the readers listed the event chunks up to it, without end)
+    _, _, only = converted
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(only.path, damaged)
+    capacity = only.array(cache_module.CacheArray.EVENTS_DT).shape[1]
+    zarr.open_array(damaged / "n_events", mode="r+")[3] = count
+    problem = f"'n_events' counts {count} events in window 3, not 0 to {capacity}, what a window of the event arrays holds"
+    cache = Cache(damaged)
+    with pytest.raises(CacheError, match=f"^{damaged}: {problem}$"):
+        cache.window_events(0)
+    assert cache.verify() == [problem]
+    with pytest.raises(CacheError, match=f"^{damaged}: {problem}$"):
+        CacheDataset(damaged, repr=Histogram(bins=2))[0]
+    for args in (["info", damaged], ["info", damaged, "--verify"]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+        assert problem in result.stderr
+    with pytest.raises(ValueError, match=f"length must be 0 to {capacity}, what a window of 'events/dt' holds, got {count}"):
+        cache.window(cache_module.CacheArray.EVENTS_DT, 3, count)
+
+
 def test_events_are_part_of_the_key(tmp_path):
     write_recording(tmp_path / "rec_data.hdf5")
     convert(tmp_path / "rec_data.hdf5", tmp_path / "c", ConvertSpec(representations=(EvImage(),)))
