@@ -3,14 +3,16 @@ frames every 40 ms, converted to a 5-bin voxel cache (50 ms windows before each 
 
 Reports, for each Blosc codec, events per second end to end (events in the file / wall time of the conversion, cache
 finished on disk, in a fresh process), for zstd also a second conversion in a process that has converted once (the
-rate once the start, loading the kernels, is paid, as it is once in a long recording), the conversion's peak RSS,
+rate once the start, loading the kernels, is paid, as it is once in a long recording) and one fresh without
+scipy (its import blocked, as where it is not installed: Numba's BLAS check then imports nothing), the conversion's peak RSS,
 and as the floor the time just to read the events table with h5py. With ``--profile``, one more zstd conversion runs with the main thread under
 cProfile, and the JSON gets where that thread's time went (reading events, kernels, waiting for
 blocks to be stored, cutting windows, the rest) beside the process's CPU seconds: whether the
 serial main thread or the compressors bound a conversion on the machine.
-With ``--profile`` also a warm zstd conversion (a second in one process) with the busy seconds of
-each thread's stage (reading, kernels, compressing, writing, recording progress): the stage busy
-for about the whole conversion is what bounds it.
+With ``--profile`` also a warm zstd conversion (a second in one process) with the busy and CPU
+seconds of each thread's stage (reading, kernels, compressing, writing, recording progress) and
+the process's CPU seconds: the stage busy for about the whole conversion is what bounds it, and a
+process using fewer CPU seconds than its cores give is bound by a serial stage, not by the cores.
 With ``--cores 1,2,...``, the zstd conversions again pinned to that many cores (the scaling curve).
 Usage: python benchmarks/conversion.py [--events N] [--json PATH] [--profile] [--cores N,...]
 """
@@ -40,6 +42,8 @@ WIDTH, HEIGHT, FRAME_PERIOD_US, CHUNK_ROWS = 346, 260, 40_000, 1 << 20
 CODECS = ("zstd", "lz4")
 CONVERT = """
 import sys, time
+if sys.argv[5] == "fresh without scipy":  # as where scipy is not installed: Numba's BLAS check imports nothing
+    sys.modules["scipy"] = None
 from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
 kernel_threads_sleep_between_calls()  # as the command does
 spec = ConvertSpec(codec=sys.argv[3], device=sys.argv[4])
@@ -92,7 +96,9 @@ print(json.dumps({"seconds": seconds, "process_cpu_seconds": cpu_seconds, "main_
 
 
 # Where a warm conversion's threads spend their time, from wrappers around the functions each stage
-# runs: a stage busy for about the whole conversion bounds it (the rest wait for it).
+# runs: a stage busy for about the whole conversion bounds it (the rest wait for it). Busy is wall
+# time, a thread waiting for a core included; CPU is the thread's own (time.thread_time), so a
+# stage whose CPU is far below its busy time waits for cores, the GIL or the disk.
 STAGES = {
     "reader thread: read blocks (the table, the reader's passes, the selection)": "read",
     "main thread: kernels (waiting for the parallel-code lock included)": "compute",
@@ -106,16 +112,17 @@ import json, sys, threading, time
 import evtools.kernels.parallel as parallel
 lock, busy, totals = parallel.PARALLEL_LAUNCH_LOCK, threading.Lock(), {}
 
-def add(stage, seconds):
+def add(stage, seconds, cpu_seconds):
     with busy:
-        totals[stage] = totals.get(stage, 0.0) + seconds
+        before = totals.get(stage, (0.0, 0.0))
+        totals[stage] = (before[0] + seconds, before[1] + cpu_seconds)
 
 class TimedLock:  # the lock every parallel launch takes, its waits counted on the main thread
     def __enter__(self):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         lock.acquire()
         if threading.current_thread() is threading.main_thread():
-            add("compute lock wait", time.perf_counter() - started)
+            add("compute lock wait", time.perf_counter() - started, time.thread_time() - cpu_started)
     def __exit__(self, *exc):
         lock.release()
 
@@ -125,11 +132,11 @@ from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_c
 
 def timed(stage, function):
     def run(*args, **kwargs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             return function(*args, **kwargs)
         finally:
-            add(stage, time.perf_counter() - started)
+            add(stage, time.perf_counter() - started, time.thread_time() - cpu_started)
     return run
 
 class TimedEncoder:
@@ -147,18 +154,21 @@ convert_module._compute_block = timed("compute", convert_module._compute_block)
 cache._write_file = timed("write", cache._write_file)
 cache._shard_bytes = timed("write", cache._shard_bytes)
 cache.mark_progress = timed("record", cache.mark_progress)
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 convert(sys.argv[1], sys.argv[2], ConvertSpec(codec="zstd"))
-print(json.dumps({"seconds": time.perf_counter() - started, "stages": totals}))
+print(json.dumps({"seconds": time.perf_counter() - started, "process_cpu_seconds": time.process_time() - cpu_started,
+                  "stages": totals}))
 """
 
 
 def staged_conversion(recording: Path, output: Path) -> dict:
-    """A warm zstd conversion (a second in one process) with each stage's busy seconds (STAGES)."""
+    """A warm zstd conversion (a second in one process) with each stage's busy and CPU seconds
+    (STAGES) and the process's CPU seconds."""
     found = json.loads(subprocess.run([sys.executable, "-c", STAGED_CONVERT, str(recording), str(output)], check=True,
                                       capture_output=True, text=True).stdout.splitlines()[-1])
-    return {"seconds": found["seconds"],
-            "stages": {stage: found["stages"].get(key, 0.0) for stage, key in STAGES.items()}}
+    return {"seconds": found["seconds"], "process_cpu_seconds": found["process_cpu_seconds"],
+            "stages": {stage: dict(zip(("busy_seconds", "cpu_seconds"), found["stages"].get(key, (0.0, 0.0))))
+                       for stage, key in STAGES.items()}}
 
 
 def profiled_conversion(recording: Path, output: Path) -> dict:
@@ -212,9 +222,10 @@ def main() -> None:
         floor = min(read_floor(recording) for _ in range(2))
         runs = []
         # every codec on the CPU from a fresh process; zstd again in a process that has converted once (the
-        # rate once the start is paid, as in a long recording); zstd on the GPU too when there is one
+        # rate once the start is paid, as in a long recording), and fresh without scipy; zstd on the GPU too when there is one
         # (codec, device, process, cores: None for all of them); --cores: zstd fresh and warm again on fewer
         settings = ([(codec, "cpu", "fresh", None) for codec in CODECS] + [("zstd", "cpu", "warm", None)]
+                    + [("zstd", "cpu", "fresh without scipy", None)]
                     + ([("zstd", "cuda", "fresh", None)] if cuda_available() else [])
                     + [("zstd", "cpu", process, cores) for cores in args.cores for process in ("fresh", "warm")])
         # a small conversion first on each device: on a machine where Numba's cache of the kernels is
@@ -261,7 +272,7 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "step" else "right")
     table.add_row("read the events table with h5py (floor)", f"{floor:.2f}", f"{args.events / floor / 1e6:.1f}", "", "")
     for run in runs:
-        process = "end to end" if run["process"] == "fresh" else "its second in one process"
+        process = {"fresh": "end to end", "warm": "its second in one process"}.get(run["process"], run["process"])
         table.add_row(f"evtools convert --codec {run['codec']} --device {run['device']}, {process}, {run['cores']} core{'s' * (run['cores'] > 1)}",
                       f"{run['seconds']:.2f}",
                       f"{run['events_per_second'] / 1e6:.1f}", f"{run['peak_rss_bytes'] / 2**20:.0f} MiB",
@@ -276,14 +287,18 @@ def main() -> None:
         for step, seconds in profile["main_thread"].items():
             steps.add_row(step, f"{seconds:.2f}")
         console.print(steps)
-        busy = Table(title=f"where each thread's time goes (zstd, a warm conversion: {stages['seconds']:.2f} s, "
-                           f"{len(affinity)} cores)")
+        cores_seconds = stages["seconds"] * len(affinity)
+        busy = Table(title=f"where each thread's time goes (zstd, a warm conversion: {stages['seconds']:.2f} s on "
+                           f"{len(affinity)} cores, {stages['process_cpu_seconds']:.2f} CPU seconds in all threads: "
+                           f"{stages['process_cpu_seconds'] / cores_seconds:.0%} of what the cores give)")
         busy.add_column("stage")
         busy.add_column("busy seconds", justify="right")
-        busy.add_column("of the conversion", justify="right")
+        busy.add_column("CPU seconds", justify="right")
+        busy.add_column("busy, of the conversion", justify="right")
         for stage, seconds in stages["stages"].items():
             threads = len(affinity) if STAGES[stage] == "encode" else 1  # one compressing thread a core
-            busy.add_row(stage, f"{seconds:.2f}", f"{seconds / stages['seconds'] / threads:.0%}")
+            busy.add_row(stage, f"{seconds['busy_seconds']:.2f}", f"{seconds['cpu_seconds']:.2f}",
+                         f"{seconds['busy_seconds'] / stages['seconds'] / threads:.0%}")
         console.print(busy)
     console.print(f"machine: {result['machine']}; JSON written to {args.json}")
 
