@@ -995,14 +995,18 @@ class Cache:
             raise CacheError(self.path, "stores no events (convert with --repr events)")
         n = int(self.n_events[k])
         dt, xyp = (self.window(name, k, n) for name in EVENT_ARRAYS)
+        t_start, t_end = int(self.values(CacheArray.T_START)[k]), int(self.values(CacheArray.T_END)[k])
+        last = t_start + int(dt.sum(dtype=np.uint64))  # a Python int: a damaged time cannot wrap around
+        if last > t_end:  # every window mode keeps its events before its end
+            raise CacheError(self.path, f"window {k}: its events run to {last} us, past its end at {t_end} us")
         try:
-            return unpack_window(dt, xyp, int(self.values(CacheArray.T_START)[k]), self.width, self.height)
+            return unpack_window(dt, xyp, t_start, self.width, self.height)
         except ValueError as err:
             raise CacheError(self.path, f"window {k}: {err}") from None
 
     def verify(self) -> list[str]:
         """Every problem found by reading every chunk of every array: missing or undecodable
-        chunks, and counts that disagree; an empty list for a sound cache."""
+        chunks, and counts and times that disagree; an empty list for a sound cache."""
         problems = []
         k = self.attrs[CacheAttr.WINDOWS_DONE]  # what every array holds (array checks it)
         counts = None  # each window's events, where they are sound: how far its event arrays are read
@@ -1035,6 +1039,14 @@ class Cache:
                 except Exception as err:  # noqa: BLE001 - a corrupt chunk
                     problems.append(f"'{name}': windows from {start} cannot be decoded ({type(err).__name__})")
                     break
+        try:
+            starts, ends = self.values(CacheArray.T_START), self.values(CacheArray.T_END)
+        except CacheError:
+            pass  # reported with every array
+        else:
+            if len(after := np.flatnonzero(starts > ends)):
+                w = int(after[0])
+                problems.append(f"window {w} starts at {starts[w]} us, after its end at {ends[w]} us")
         if self.has_events and not problems:
             for w in range(k):
                 try:

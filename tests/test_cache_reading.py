@@ -83,6 +83,12 @@ def test_a_negative_count_is_named(damaged):
     assert result.returncode == 2 and result.stderr == f"error: {damaged}: {problem}\n"
 
 
+def test_a_window_that_starts_after_its_end_is_named(damaged):
+    zarr.open_array(damaged / "t_end_us", mode="r+")[5] = -7
+    start = int(zarr.open_array(damaged / "t_start_us", mode="r")[5])
+    assert Cache(damaged).verify() == [f"window 5 starts at {start} us, after its end at -7 us"]
+
+
 def edit_json(path, edit):
     metadata = json.loads(path.read_text())
     edit(metadata)

@@ -148,6 +148,26 @@ def test_damaged_event_chunks_are_found(tmp_path, converted):
         Cache(tmp_path / "off.zarr").window_events(5)
 
 
+@pytest.mark.parametrize("array, index, value", [(cache_module.CacheArray.EVENTS_DT, (4, 0), 2**32 - 1),
+                                                 (cache_module.CacheArray.T_START, 4, 2**63 - 1)])
+def test_events_past_their_windows_end_are_named_not_wrapped(tmp_path, converted, array, index, value):
+    # a damaged delta, or a damaged start whose sum with the deltas would wrap around int64
+    _, _, only = converted
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(only.path, damaged)
+    zarr.open_array(damaged / array, mode="r+")[index] = value
+    n, end = int(only.n_events[4]), int(only.values("t_end_us")[4])
+    start = int(zarr.open_array(damaged / "t_start_us", mode="r")[4])
+    deltas = zarr.open_array(damaged / "events" / "dt", mode="r")[4, :n].astype(np.int64)
+    problem = f"window 4: its events run to {start + int(deltas.sum())} us, past its end at {end} us"
+    cache = Cache(damaged)
+    with pytest.raises(CacheError, match=f"^{damaged}: {problem}$"):
+        cache.window_events(4)
+    # a start after the end is found from the times alone
+    assert cache.verify() == [problem if array == cache_module.CacheArray.EVENTS_DT
+                              else f"window 4 starts at {value} us, after its end at {end} us"]
+
+
 @pytest.mark.parametrize("count", [6076574518398419549, -3])
 def test_a_damaged_count_is_named_not_read_up_to(tmp_path, converted, count):
     # a count chunk that still decodes, to a number no window holds (found by the fuzzer: verify and
