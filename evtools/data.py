@@ -24,9 +24,10 @@ import torch.nn.functional as F
 
 from evtools.cache import Cache, CacheArray, CacheError, location
 from evtools.devices import check_device
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import ConfigError, EvtoolsError, InputError
 from evtools.events import Events
 from evtools.io.images import read_grey
+from evtools.labels import IGNORE
 from evtools.representations import Representation
 from evtools.tensors import WindowTensors, representation_batch, resolve_representation
 
@@ -60,6 +61,7 @@ class CacheDataset(torch.utils.data.Dataset):
         labels: str = CacheArray.LABELS,
         with_previous_aps: bool = False,
         batch_device: str | None = None,
+        label_classes: int | None = None,
     ):
         """``repr`` None leaves the events out (APS-only items); a name reads the dense array of
         that name, or computes the representation's defaults from stored events; a
@@ -67,13 +69,16 @@ class CacheDataset(torch.utils.data.Dataset):
         ``labels`` names the label array: "labels" (pseudo-labels) or "gt_labels" (ground
         truth). ``with_previous_aps`` adds the previous window's frame when it is at most 100 ms
         older, else the window's own frame. ``batch_device`` ("cpu", "cuda", "cuda:1", ...)
-        defers representations computed from events to ``collate``, which leaves them there."""
+        defers representations computed from events to ``collate``, which leaves them there.
+        ``label_classes``, the classes of the network the labels train or score: a window whose
+        labels hold another class (a damaged chunk) is refused when read."""
         self.paths = [location(paths)] if isinstance(paths, (str, Path)) else [location(p) for p in paths]
         self.paths = [cache for path in self.paths for cache in _caches_in(path)]
         self.repr, self.with_aps, self.with_labels, self.labels = repr, with_aps or with_previous_aps, with_labels, labels
         self.with_previous_aps = with_previous_aps
         self.transforms = tuple(transforms)
         self.batch_device = batch_device
+        self.label_classes = label_classes
         if batch_device is not None:  # torch and the Numba kernels must both reach it
             check_device(batch_device)
             check_device(batch_device, kernels=True)
@@ -139,7 +144,11 @@ class CacheDataset(torch.utils.data.Dataset):
             close = k > 0 and 0 < int(frame_t[k]) - int(frame_t[k - 1]) <= PREVIOUS_FRAME_MAX_US
             sample["aps_previous"] = _frame_tensor(cache.window(CacheArray.APS, k - 1)) if close else sample["aps"].clone()
         if self.with_labels:
-            sample["labels"] = torch.from_numpy(cache.window(self.labels, k).astype(np.int64))
+            labels = cache.window(self.labels, k)
+            if (beyond := class_beyond(labels, self.label_classes)) is not None:
+                raise CacheError(cache.path, f"window {k} of '{self.labels}' holds class {beyond}, and the network has "
+                                             f"{self.label_classes} classes ({IGNORE}: ignored)")
+            sample["labels"] = torch.from_numpy(labels.astype(np.int64))
         return sample if deferred else self._transformed(sample)
 
     def _transformed(self, sample: Sample) -> Sample:
@@ -265,8 +274,9 @@ class RandomCrop:
 
     def __call__(self, sample: Sample) -> Sample:
         full_h, full_w = next(sample[key] for key in SPATIAL_KEYS if key in sample).shape[-2:]
-        if self.height > full_h or self.width > full_w:
-            raise ValueError(f"a {self.height}x{self.width} crop does not fit a {full_h}x{full_w} sample")
+        if self.height > full_h or self.width > full_w:  # a training option: one line, not a traceback
+            raise ConfigError(f"crop: a {self.height}x{self.width} crop does not fit a {full_h}x{full_w} sample "
+                              "(give a smaller crop, or none)")
         top = int(torch.randint(0, full_h - self.height + 1, ()))
         left = int(torch.randint(0, full_w - self.width + 1, ()))
         return Crop(top, left, self.height, self.width)(sample)
@@ -284,6 +294,16 @@ class RandomHorizontalFlip:
         return _map_spatial(sample, lambda value, key: value.flip(-1))
 
 
+def class_beyond(labels: np.ndarray, classes: int | None) -> int | None:
+    """The first class id in ``labels`` that is neither below ``classes`` nor IGNORE, if any (none
+    is looked for without ``classes``): cross-entropy would fail on it deep inside torch, on a
+    GPU with a device-side assert."""
+    if classes is None:
+        return None
+    beyond = labels[(labels >= classes) & (labels != IGNORE)]
+    return int(beyond.flat[0]) if beyond.size else None
+
+
 class ImageMaskFolder(torch.utils.data.Dataset):
     """Labelled images as PNG pairs: ``<root>/frames/NAME.png`` (or ``images/``) with
     ``<root>/masks/NAME.png`` (or ``labels/``), grayscale images and uint8 class ids (255 =
@@ -294,7 +314,8 @@ class ImageMaskFolder(torch.utils.data.Dataset):
     simulator's, and most video datasets'), the image numbered one less in the same sequence
     when it exists, else the image itself (a still image: no motion)."""
 
-    def __init__(self, root: str | Path, transforms: Sequence[Transform] = (), with_previous: bool = False):
+    def __init__(self, root: str | Path, transforms: Sequence[Transform] = (), with_previous: bool = False,
+                 label_classes: int | None = None):
         root = Path(root)
         images = next((root / d for d in ("frames", "images") if (root / d).is_dir()), None)
         masks = next((root / d for d in ("masks", "labels") if (root / d).is_dir()), None)
@@ -305,6 +326,7 @@ class ImageMaskFolder(torch.utils.data.Dataset):
             raise InputError(root, "holds no image with a mask of the same name")
         self.transforms = tuple(transforms)
         self.with_previous = with_previous
+        self.label_classes = label_classes  # as CacheDataset's
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -322,6 +344,9 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         image, mask = read_grey(image_path), read_grey(mask_path)
         if mask.shape != image.shape:
             raise InputError(mask_path, f"a {mask.shape[1]}x{mask.shape[0]} mask for a {image.shape[1]}x{image.shape[0]} image")
+        if (beyond := class_beyond(mask, self.label_classes)) is not None:
+            raise InputError(mask_path, f"holds class {beyond}, and the network has {self.label_classes} classes "
+                                        f"({IGNORE}: ignored)")
         sample = {"aps": _frame_tensor(image), "labels": torch.from_numpy(mask.astype(np.int64))}
         if self.with_previous:
             previous_path = self.previous_of(image_path)

@@ -6,7 +6,7 @@ import zarr
 from conftest import write_recording
 
 from evtools.cache import CacheError
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import ConfigError, EvtoolsError, InputError
 from evtools.convert import ConvertSpec, convert
 from evtools.data import CacheDataset, Crop, Loader, RandomCrop, RandomHorizontalFlip, Resize
 from evtools.representations import Histogram, VoxelGrid
@@ -146,5 +146,14 @@ def test_negative_indices_folders_of_caches_and_crops_that_do_not_fit(caches, tm
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="is neither a cache nor a folder of caches"):
         CacheDataset(tmp_path / "empty")
-    with pytest.raises(ValueError, match="a 100x10 crop does not fit a 48x64 sample"):
+    with pytest.raises(ConfigError, match=r"^crop: a 100x10 crop does not fit a 48x64 sample \(give a smaller crop, or none\)$"):
         CacheDataset(caches, transforms=[RandomCrop(100, 10)])[0]
+
+
+def test_labels_beyond_the_networks_classes_are_refused_when_read(caches):
+    # classes 0-6 and 255 (ignored) in every window; cross-entropy would fail deep inside torch
+    assert int(CacheDataset(caches, repr=None, with_labels=True, label_classes=7)[3]["labels"].max()) == 255
+    with pytest.raises(CacheError, match=rf"^{caches[0]}: window 0 of 'labels' holds class 5, and the network has 5 "
+                                         r"classes \(255: ignored\)$"):
+        CacheDataset(caches, repr=None, with_labels=True, label_classes=5)[0]
+    assert int(CacheDataset(caches, repr=None, with_labels=True)[0]["labels"].max()) == 255  # no classes: unchecked

@@ -3,17 +3,20 @@ run under torchrun with two gloo processes."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+import zarr
 from cli import run_cli
 from conftest import STUDENT_H, STUDENT_W, TINY
 
-from evtools.cache import Cache
+from evtools.cache import Cache, CacheError
 from evtools.convert import ConvertSpec, convert
 from evtools.errors import EvtoolsError, InputError
 from evtools.evaluate import evaluate_checkpoint
@@ -66,6 +69,16 @@ def test_a_student_that_does_not_fit_its_data_or_teacher_is_refused(student_data
     with pytest.raises(EvtoolsError, match=rf"^{student_data['caches'][0]}: its 'evimage' windows have 2 channels, the "
                                            rf"network of {checkpoint} takes 5$"):
         evaluate_checkpoint(checkpoint, student_data["caches"][:1], truth="labels")
+
+
+def test_pseudo_labels_beyond_the_students_classes_are_one_line(student_data, tmp_path):
+    # a damaged labels chunk that still decodes: cross-entropy would raise deep inside torch
+    caches = [Path(shutil.copytree(c, tmp_path / c.name)) for c in student_data["caches"]]
+    zarr.open_array(caches[0] / "labels", mode="r+")[:] = 17
+    config = load_config(None, TINY + ['method="supervised"', "training.validation_fraction=0"])
+    with pytest.raises(CacheError, match=rf"^{caches[0]}: window \d+ of 'labels' holds class 17, and the network has 3 "
+                                         r"classes \(255: ignored\)$"):
+        train_student(config, StudentInputs(events=caches), tmp_path / "run")
 
 
 def test_a_student_given_as_the_teacher_is_refused(student_data, tmp_path):

@@ -1,3 +1,5 @@
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -70,6 +72,24 @@ def test_teacher_learns_and_its_checkpoint_loads(folder, tmp_path):
     confusion = evaluate(model, loader, "aps", TINY.num_classes, "cpu")
     assert pixel_accuracy(confusion) == result.validation[-1]["pixel_accuracy"]
     assert miou(confusion) == result.validation[-1]["miou"]
+
+
+def test_a_mask_beyond_the_classes_and_a_crop_beyond_the_images_are_one_line(folder, tmp_path):
+    mask = np.ones((32, 48), np.uint8)
+    mask[5, 7] = 9
+    cv2.imwrite(str(folder / "masks" / "f3.png"), mask)
+    problem = f"{folder}/masks/f3.png: holds class 9, and the network has 2 classes (255: ignored)"
+    with pytest.raises(InputError, match=f"^{re.escape(problem)}$"):
+        ImageMaskFolder(folder, label_classes=2)[3]
+    assert int(ImageMaskFolder(folder, label_classes=10)[3]["labels"].max()) == 9
+    tiny = ["--width", "0.25", "--head-channels", "16", "--classes", "2", "--epochs", "1", "--batch-size", "4"]
+    result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", *tiny, "--crop", "none")
+    assert (result.returncode, result.stderr) == (2, f"error: {problem}\n")
+    cv2.imwrite(str(folder / "masks" / "f3.png"), np.ones((32, 48), np.uint8))
+    result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", *tiny)  # the default crop, 192x256
+    assert (result.returncode, result.stderr) == (
+        2, "error: crop: a 192x256 crop does not fit a 32x48 sample (give a smaller crop, or none)\n")
+    assert not (tmp_path / "t.pt").exists()
 
 
 def test_cli_train_teacher(folder, tmp_path):

@@ -216,7 +216,7 @@ def _load_data(run: _Run) -> None:
     augment = ([RandomHorizontalFlip()] if cfg.flip else []) + ([RandomCrop(*cfg.crop)] if cfg.crop else [])
     train_parts, run.val_parts = split_validation(run.inputs.events, cfg.validation_fraction)
     train_set = _Windows(train_parts, config.model, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
-                         with_previous_aps=run.uses_images, transforms=augment)
+                         with_previous_aps=run.uses_images, transforms=augment, label_classes=config.model.num_classes)
     run.sampler = world.sampler(train_set, True, cfg.seed)
     run.loader = Loader(train_set, batch_size=cfg.batch_size, shuffle=run.sampler is None,
                         sampler=run.sampler, drop_last=True, num_workers=cfg.workers,
@@ -224,7 +224,7 @@ def _load_data(run: _Run) -> None:
     if len(run.loader) == 0:
         raise EvtoolsError(f"{len(train_set)} training windows make no batch of {cfg.batch_size}")
     if run.uses_images:
-        image_set = ImageMaskFolder(run.inputs.images, augment, with_previous=True)
+        image_set = ImageMaskFolder(run.inputs.images, augment, with_previous=True, label_classes=config.model.num_classes)
         image_sampler = world.sampler(image_set, True, cfg.seed + 1)
         run.images = Loader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
                             sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
@@ -232,7 +232,7 @@ def _load_data(run: _Run) -> None:
     if run.val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in run.val_parts):
         # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
         val_set = _Windows(run.val_parts, config.model, repr=config.repr, with_aps=True, with_labels=True,
-                           transforms=[ignore_untrusted_frames])
+                           transforms=[ignore_untrusted_frames], label_classes=config.model.num_classes)
         run.val_loader = Loader(val_set, batch_size=cfg.batch_size, num_workers=cfg.workers)
 
 

@@ -47,12 +47,13 @@ class TeacherTraining:
         require(self.crop is None or min(self.crop) >= 1, "crop", "none or a height and width of at least 1", self.crop)
 
 
-def labelled_images(source: str | Path | list[str | Path], transforms=()) -> torch.utils.data.Dataset:
-    """A folder of PNG pairs, or one or more caches holding ``aps`` and ``labels``."""
+def labelled_images(source: str | Path | list[str | Path], num_classes: int, transforms=()) -> torch.utils.data.Dataset:
+    """A folder of PNG pairs, or one or more caches holding ``aps`` and ``labels``, for a network
+    of ``num_classes`` classes (labels of another class are refused)."""
     paths = source if isinstance(source, list) else [source]
     if len(paths) == 1 and not (Path(paths[0]) / "zarr.json").exists():
-        return ImageMaskFolder(paths[0], transforms)
-    return CacheDataset(paths, repr=None, with_aps=True, with_labels=True, transforms=transforms)
+        return ImageMaskFolder(paths[0], transforms, label_classes=num_classes)
+    return CacheDataset(paths, repr=None, with_aps=True, with_labels=True, transforms=transforms, label_classes=num_classes)
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,12 @@ def train_teacher(
     check_device(config.device)
     seed_everything(config.seed)
     augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
-    train_set = labelled_images(train_source, augment)
+    train_set = labelled_images(train_source, config.model.num_classes, augment)
     loader = Loader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
                     num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
     val_loader = None
     if val_source is not None:
-        val_loader = Loader(labelled_images(val_source), batch_size=config.batch_size,
+        val_loader = Loader(labelled_images(val_source, config.model.num_classes), batch_size=config.batch_size,
                             num_workers=config.workers)
     model = place(DeepLabV3Plus(config.model), config.device, config.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
