@@ -180,13 +180,32 @@ class CacheDataset(torch.utils.data.Dataset):
             for sample, value in zip(group, values.float()):
                 sample["events"] = value
         computed = {id(s) for s in pending}
-        return torch.utils.data.default_collate([self._transformed(s) if id(s) in computed else s for s in samples])
+        return collate([self._transformed(s) if id(s) in computed else s for s in samples])
+
+
+def collate(samples: list[Sample]) -> Sample:
+    """torch's ``default_collate``, but samples of different sizes (windows of caches of other
+    sensors, images of other sizes, left uncropped) are a one-line error naming the sizes, where
+    torch's stack fails with a traceback. Loader's default ``collate_fn``."""
+    for key in SPATIAL_KEYS if samples and isinstance(samples[0], dict) else ():
+        shapes = sorted({tuple(sample[key].shape) for sample in samples if key in sample})
+        if len(shapes) > 1:
+            sizes = " and ".join("x".join(map(str, shape)) for shape in shapes[:2])
+            raise EvtoolsError(f"a batch mixes samples of different sizes ('{key}' {sizes}): crop the training "
+                               "samples to one size (training.crop, --crop), or use caches and images of one size")
+    return torch.utils.data.default_collate(samples)
 
 
 class Loader(torch.utils.data.DataLoader):
     """torch's DataLoader, but an evtools error raised in one of its worker processes (a damaged
     cache, an unreadable image) comes back as the one-line error it was: torch re-raises it as a
-    RuntimeError holding the worker's whole traceback."""
+    RuntimeError holding the worker's whole traceback. Its batches are ``collate``'s unless a
+    ``collate_fn`` is given."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("collate_fn") is None:
+            kwargs["collate_fn"] = collate
+        super().__init__(*args, **kwargs)
 
     def __iter__(self):
         batches = super().__iter__()

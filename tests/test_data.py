@@ -72,6 +72,21 @@ def test_an_error_in_a_loader_worker_comes_back_as_its_one_line(caches):
     loader._iterator._shutdown_workers()  # at once, not when the test's frame is collected
 
 
+def test_a_batch_of_windows_of_two_sizes_is_one_line(caches, tmp_path):
+    write_recording(tmp_path / "small_data.hdf5", n_events=2000, n_frames=6, width=32, height=24)
+    small = convert(tmp_path / "small_data.hdf5", tmp_path / "small", ConvertSpec(representations=(VoxelGrid(),))).output
+    dataset = CacheDataset([caches[0], small], with_aps=True)  # 6 windows each: the second batch mixes them
+    for workers in (0, 1):
+        loader = Loader(dataset, batch_size=4, num_workers=workers)
+        with pytest.raises(EvtoolsError) as raised:
+            list(loader)
+        assert str(raised.value) == ("a batch mixes samples of different sizes ('events' 5x24x32 and 5x48x64): crop the "
+                                     "training samples to one size (training.crop, --crop), or use caches and images "
+                                     "of one size")
+    cropped = Loader(CacheDataset([caches[0], small], with_aps=True, transforms=[RandomCrop(16, 16)]), batch_size=4)
+    assert [tuple(batch["aps"].shape) for batch in cropped] == [(4, 1, 16, 16)] * 3
+
+
 def test_transforms_move_events_frames_and_labels_together(caches):
     plain = CacheDataset(caches[0], with_aps=True, with_labels=True)[2]
     flipped = CacheDataset(caches[0], with_aps=True, with_labels=True, transforms=[RandomHorizontalFlip(p=1.0)])[2]
