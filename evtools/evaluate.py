@@ -13,6 +13,7 @@ import torch
 from evtools.cache import Cache, CacheArray, CacheAttr, CacheError
 from evtools.devices import check_device
 from evtools.errors import require
+from evtools.io.images import write_picture
 from evtools.labels import IGNORE
 from evtools.metrics import CONVENTIONS, Scores, confusion_matrix, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
@@ -90,9 +91,7 @@ def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth:
         (out_dir / "metrics.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
         (out_dir / "metrics.md").write_text(markdown_table(result))
         for k, (cache, index, prediction, true) in enumerate(pictures):
-            import cv2
-
-            cv2.imwrite(str(out_dir / f"window_{k:03d}.png"), comparison_picture(cache, index, repr_name, true, prediction))
+            write_picture(out_dir / f"window_{k:03d}.png", comparison_picture(cache, index, repr_name, true, prediction))
     return result
 
 

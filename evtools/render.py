@@ -18,6 +18,7 @@ import numpy as np
 
 from evtools.cache import Cache, CacheArray
 from evtools.errors import EvtoolsError
+from evtools.io.images import write_picture
 from evtools.labels import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR
 from evtools.representations import EvImage
 from evtools.tensors import WindowTensors
@@ -149,9 +150,7 @@ def render(cache_path: str | Path, output: str | Path, indices: range, repr: str
     cache, output = Cache(cache_path), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() not in VIDEO_SUFFIXES:
-        if not cv2.imwrite(str(output), render_window(cache, indices[0], repr)):
-            raise EvtoolsError(f"{output}: OpenCV could not write this image format")
-        return output
+        return write_picture(output, render_window(cache, indices[0], repr))
     frames = [render_window(cache, k, repr) for k in indices]
     if not frames:
         raise EvtoolsError(f"{cache.path}: no windows in the range asked for")

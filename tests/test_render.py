@@ -9,6 +9,7 @@ from evtools.cache import Cache
 from evtools.convert import ConvertSpec, convert
 from evtools.errors import EvtoolsError
 from evtools.events import Events
+from evtools.io.images import write_picture
 from evtools.io.writers.evh5 import write_evh5
 from evtools.labels import CLASS_COLOURS
 from evtools.render import GAP, TITLE_HEIGHT, VISIBLE, events_picture, labels_picture, legend, render_window
@@ -102,6 +103,19 @@ def test_cli_picture_and_videos(cache, tmp_path):
     assert len(frames) == 1 and frames[0].shape == (expected.shape[0] + expected.shape[0] % 2, expected.shape[1] + expected.shape[1] % 2, 3)
     result = run_cli("render", cache.path, "-o", tmp_path / "v.avi")
     assert result.returncode == 2 and result.stderr.strip().startswith("error: --output: '.avi' is no picture or video type evtools writes (known: .png")
+
+
+def test_pictures_are_written_as_opencv_writes_them_and_failures_are_errors(cache, tmp_path):
+    # cv2.imwrite answers a full disk or an unwritable folder with False, silently
+    picture = render_window(cache, 0)
+    assert write_picture(tmp_path / "w.png", picture) == tmp_path / "w.png"
+    assert cv2.imwrite(str(tmp_path / "cv.png"), picture)
+    assert (tmp_path / "w.png").read_bytes() == (tmp_path / "cv.png").read_bytes()
+    with pytest.raises(FileNotFoundError):
+        write_picture(tmp_path / "absent" / "w.png", picture)
+    with pytest.raises(EvtoolsError, match=f"^{tmp_path}/w.xyz: OpenCV could not write this image format$"):
+        write_picture(tmp_path / "w.xyz", picture)
+    assert not (tmp_path / "w.xyz").exists()
 
 
 def test_out_of_range_window(cache):

@@ -59,11 +59,11 @@ def simulate(
         elif preset is not None:
             raise OptionError(f"--preset: unknown preset '{preset}' (known: demo)")
         else:
-            import cv2
+            from evtools.io.images import write_picture
 
             def write_preview(name, sequence) -> None:
                 (out / "previews").mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(out / "previews" / f"{name}.png"), preview_picture(sequence, len(sequence.frames) // 2))
+                write_picture(out / "previews" / f"{name}.png", preview_picture(sequence, len(sequence.frames) // 2))
 
             paths = simulate_recordings(out, spec, progress, on_sequence=write_preview if preview else None)
             summary = f"{len(paths)} recordings in the {format} layout, ground truth in {out / 'ground_truth'}"

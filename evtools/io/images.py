@@ -1,6 +1,6 @@
 """Grey pictures from files (PNG frames and masks of the ESS layout, labelled image folders),
 checked before they are decoded: libpng reports a damaged PNG on stderr itself, beside the one
-line that evtools gives for it."""
+line that evtools gives for it; and pictures written to files, whose failures are errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, InputError
+from evtools.errors import CorruptFileError, EvtoolsError, InputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -31,6 +31,22 @@ def read_grey(path: Path) -> np.ndarray:
     if image is None:
         raise CorruptFileError(path, "not an image OpenCV can read")
     return image
+
+
+def write_picture(path: Path, image: np.ndarray) -> Path:
+    """Writes ``image`` in the format its suffix names (any OpenCV writes). cv2.imwrite returns
+    False, silently, on a full disk or a folder it cannot write: the file is written here instead,
+    so that such a failure is the operating system's error, and a format OpenCV lacks is one line."""
+    import cv2
+
+    try:
+        encoded, data = cv2.imencode(Path(path).suffix, image)
+    except cv2.error:  # no encoder for the suffix
+        encoded = False
+    if not encoded:
+        raise EvtoolsError(f"{path}: OpenCV could not write this image format")
+    Path(path).write_bytes(data.tobytes())
+    return Path(path)
 
 
 def _png_damage(data: bytes) -> str | None:

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import EvtoolsError, require
+from evtools.io.images import write_picture
 from evtools.io.writers import written_atomically
 from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.evh5 import write_evh5
@@ -127,8 +128,6 @@ def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progres
 def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progress | None = None,
                           name_prefix: str = "img") -> int:
     """APS frames and their masks as PNG pairs ``frames/NAME.png`` and ``masks/NAME.png``."""
-    import cv2
-
     out = Path(out)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
@@ -138,8 +137,8 @@ def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progr
         config = replace(sequence_config(spec, index), with_events=False)
         sequence = simulate(config, progress, name)
         for k, (frame, mask) in enumerate(zip(sequence.frames, sequence.masks)):
-            cv2.imwrite(str(out / "frames" / f"{name}_{k:04d}.png"), frame)
-            cv2.imwrite(str(out / "masks" / f"{name}_{k:04d}.png"), mask)
+            write_picture(out / "frames" / f"{name}_{k:04d}.png", frame)
+            write_picture(out / "masks" / f"{name}_{k:04d}.png", mask)
             count += 1
     return count
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.events import Events
+from evtools.io.images import write_picture
 from evtools.io.writers import written_atomically
 
 INDEX_WINDOWS_MS = (10, 50, 250)
@@ -24,8 +25,6 @@ def write_ess_ddd17(
 ) -> Path:
     """Writes a directory. ``image_t_us`` are relative times of images 1..K; ``masks`` and
     ``images`` map 1-based image numbers to uint8 arrays written as PNGs."""
-    import cv2
-
     t_ns = t0_ns + events.t * NS_PER_US
     image_ns = t0_ns + np.asarray(image_t_us, np.int64) * NS_PER_US
     with written_atomically(path) as partial:
@@ -48,5 +47,5 @@ def write_ess_ddd17(
             if series:
                 (partial / folder).mkdir()
                 for number, image in series.items():
-                    cv2.imwrite(str(partial / folder / pattern.format(number)), image)
+                    write_picture(partial / folder / pattern.format(number), image)
     return Path(path)
