@@ -52,9 +52,10 @@ class PseudolabelResult:
 
 
 def _options(spec: PseudolabelSpec, teacher: Teacher) -> dict:
+    """What keys the labels: the teacher, its fingerprint, the options and the labels' classes."""
     options = {k: v for k, v in asdict(spec).items() if k not in ("teacher", "device", "batch_size", "overwrite")}
     return {"teacher": str(spec.teacher), "teacher_fingerprint": teacher.fingerprint,
-            **json.loads(json.dumps(options))}
+            **json.loads(json.dumps(options)), "num_classes": teacher.output_classes}
 
 
 def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progress | None = None,
@@ -66,6 +67,8 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progres
     if not opened.has(CacheArray.APS):
         raise CacheError(opened.path, "has no APS frames ('aps'): convert with a frame-aligned window mode")
     n, (height, width) = len(opened), opened.array(CacheArray.APS).shape[1:]
+    if teacher.output_classes is None and n:  # a TorchScript teacher's classes: run it on one frame
+        teacher.probabilities(opened.windows(CacheArray.APS, 0, 1))
     arrays = {LABELS: ArraySpec((n, height, width), np.dtype(np.uint8), {"ignore": IGNORE}),
               CONFIDENCE: ArraySpec((n, height, width), np.dtype(np.float16))}
     written = AddedArrays(opened, arrays, _options(spec, teacher), spec.overwrite, "labels from another teacher or")
@@ -77,7 +80,8 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progres
         report(progress, stop, n)
     up_to_date = written.complete
     written.finish()
-    return PseudolabelResult(opened.path, n, resumed_from, up_to_date, _class_counts(written.group[LABELS][:], spec.num_classes))
+    return PseudolabelResult(opened.path, n, resumed_from, up_to_date, _class_counts(written.group[LABELS][:],
+                                                                                     teacher.output_classes or 0))
 
 
 def _class_counts(labels: np.ndarray, num_classes: int) -> list[int]:

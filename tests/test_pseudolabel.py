@@ -74,6 +74,34 @@ def test_min_confidence_tta_and_class_map(tmp_path, scripted):
     assert (Cache(cache_path).array("labels")[:] == 2).all()
 
 
+def test_the_labels_classes_are_the_teachers_unless_asked(tmp_path, scripted):
+    # recorded 6 whatever the teacher before, so that a student of a 3-class teacher's classes was
+    # refused ("its pseudo-labels have 6 classes, the student 3")
+    from evtools.models.checkpoint import save_checkpoint
+    from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+
+    def recorded(cache_path):
+        return dict(zarr.open_group(cache_path)["labels"].attrs)["options"]["num_classes"]
+
+    checkpoint = save_checkpoint(tmp_path / "t.pt", DeepLabV3Plus(DeepLabConfig(
+        depth=18, width=0.25, in_channels=1, num_classes=4, aspp_channels=8, decoder_channels=8)).eval())
+    result = run_cli("pseudolabel", make_cache(tmp_path, "a", n_frames=2), "--teacher", checkpoint, "--scales", "1")
+    assert result.returncode == 0, result.stderr
+    assert recorded(tmp_path / "a.zarr") == 4
+    spec = dict(teacher=scripted, in_channels=1, scales=(1.0,), flip=False)
+    assert pseudolabel(make_cache(tmp_path, "b", n_frames=2), PseudolabelSpec(**spec)).class_counts[-1] == 0
+    assert recorded(tmp_path / "b.zarr") == 3  # a TorchScript teacher's, from its first frame
+    (tmp_path / "map.json").write_text(json.dumps([4, 255, 0]))
+    pseudolabel(make_cache(tmp_path, "c", n_frames=2), PseudolabelSpec(**spec, class_map=str(tmp_path / "map.json")))
+    assert recorded(tmp_path / "c.zarr") == 5  # one more than the map's largest target
+    with pytest.raises(EvtoolsError, match=f"^{scripted}: the teacher has 3 classes, more than the 2 asked for: "
+                                           "give a class map$"):
+        pseudolabel(make_cache(tmp_path, "d", n_frames=2), PseudolabelSpec(**spec, num_classes=2))
+    with pytest.raises(EvtoolsError, match=rf"^{tmp_path}/map.json: the class map sends a class to 4, not one of the 3 "
+                                           r"classes \(0 to 2\) or 255$"):
+        Teacher(PseudolabelSpec(**spec, num_classes=3, class_map=str(tmp_path / "map.json")))
+
+
 def test_cityscapes_map_is_ev_segnets():
     names = dict(zip(CITYSCAPES19, CITYSCAPES19_TO_DDD17))
     assert [k for k, v in names.items() if v == 0] == ["road", "sidewalk"]
@@ -191,9 +219,10 @@ class Failing(torch.nn.Module):
         return x.view(-1, 3, 5)  # no (B, 1, 8, 16) batch has a multiple of 15 values
 
 
+# found on the one frame that a TorchScript teacher without a class map is first run on, to learn its classes
 @pytest.mark.parametrize("network, problem", [
-    (Pooled(), "the teacher gave (3, 1) for a (3, 1, 8, 16) batch, not (B, K, H, W) logits"),
-    (Failing(), "the teacher failed on a (3, 1, 8, 16) batch (RuntimeError: shape '[-1, 3, 5]' is invalid for input of size 384)"),
+    (Pooled(), "the teacher gave (1, 1) for a (1, 1, 8, 16) batch, not (B, K, H, W) logits"),
+    (Failing(), "the teacher failed on a (1, 1, 8, 16) batch (RuntimeError: shape '[-1, 3, 5]' is invalid for input of size 128)"),
 ])
 def test_a_teacher_that_fails_or_gives_no_logits_is_one_line(tmp_path, network, problem):
     path = tmp_path / "teacher.ts"

@@ -50,14 +50,16 @@ def load_class_map(name: str | None) -> tuple[int, ...] | None:
 @dataclass(frozen=True)
 class TeacherSpec:
     """A teacher file and how to run it: an evtools checkpoint, or TorchScript with the channels
-    and normalisation it expects; its classes mapped onto ``num_classes``; test-time scales and flip."""
+    and normalisation it expects; its classes mapped onto ``num_classes``; test-time scales and flip.
+    ``num_classes`` None: the teacher's own classes, or with a class map one more than its largest
+    target; given, the teacher's classes (mapped) must be fewer."""
 
     teacher: Path
     in_channels: int | None = None  # TorchScript teachers: channels they expect (the gray frame is repeated)
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     class_map: str | None = None  # a built-in name or a JSON file: a list, teacher class -> output class or 255
-    num_classes: int = 6
+    num_classes: int | None = None
     scales: tuple[float, ...] = (0.75, 1.0, 1.5)
     flip: bool = True
     device: str = "cpu"
@@ -69,7 +71,7 @@ class TeacherSpec:
             require(len(self.mean) == len(self.std) and all(map(math.isfinite, self.mean)), "mean", "finite numbers, as many "
                     "as std has", self.mean)
             require(all(math.isfinite(v) and v > 0 for v in self.std), "std", "finite numbers above 0", self.std)
-        require(self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
+        require(self.num_classes is None or self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
         # the frame resized by each scale: a tenth (26 rows of a DAVIS346's) to four times
         require(bool(self.scales) and all(MIN_SCALE <= v <= MAX_SCALE for v in self.scales), "scales",
                 f"from {MIN_SCALE} to {MAX_SCALE}", self.scales)
@@ -84,9 +86,10 @@ class Teacher:
         if not path.is_file():
             raise InputError(path, "no such teacher file")
         self.fingerprint = file_fingerprint(path)
+        self.classes: int | None = None  # the network's; a TorchScript teacher's once it has run
         if is_checkpoint(path):
             model, meta = load_checkpoint(path, spec.device)
-            self.in_channels = model.config.in_channels
+            self.in_channels, self.classes = model.config.in_channels, model.config.num_classes
             self._forward: Callable[[torch.Tensor], torch.Tensor] = lambda x: model(x)["logits"]
         else:
             try:
@@ -103,6 +106,20 @@ class Teacher:
                                f"{self.in_channels} channel(s): give {takes}")
         self.spec = spec
         self.class_map = load_class_map(spec.class_map)
+        if self.class_map is not None and spec.num_classes is not None:
+            beyond = [target for target in self.class_map if target != IGNORE and not 0 <= target < spec.num_classes]
+            if beyond:
+                raise EvtoolsError(f"{spec.class_map}: the class map sends a class to {beyond[0]}, not one of the "
+                                   f"{spec.num_classes} classes (0 to {spec.num_classes - 1}) or {IGNORE}")
+
+    @property
+    def output_classes(self) -> int | None:
+        """The labels' classes (None: a TorchScript teacher without a class map that has not run)."""
+        if self.spec.num_classes is not None:
+            return self.spec.num_classes
+        if self.class_map is not None:
+            return 1 + max((target for target in self.class_map if target != IGNORE), default=1)
+        return self.classes
 
     def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.float().div(255.0).unsqueeze(1).repeat(1, self.in_channels, 1, 1)
@@ -117,7 +134,7 @@ class Teacher:
             raise EvtoolsError(
                 f"{self.spec.teacher}: the class map has {len(self.class_map)} entries, the teacher {probabilities.shape[1]} classes"
             )
-        out = probabilities.new_zeros((probabilities.shape[0], self.spec.num_classes, *probabilities.shape[2:]))
+        out = probabilities.new_zeros((probabilities.shape[0], self.output_classes, *probabilities.shape[2:]))
         for source, target in enumerate(self.class_map):
             if target != IGNORE:
                 out[:, target] += probabilities[:, source]
@@ -136,6 +153,10 @@ class Teacher:
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise EvtoolsError(f"{self.spec.teacher}: the teacher gave {shape} for a {tuple(x.shape)} batch, not "
                                "(B, K, H, W) logits")
+        self.classes = logits.shape[1]
+        if self.class_map is None and self.spec.num_classes is not None and self.classes > self.spec.num_classes:
+            raise EvtoolsError(f"{self.spec.teacher}: the teacher has {self.classes} classes, more than the "
+                               f"{self.spec.num_classes} asked for: give a class map")
         return logits
 
     @torch.no_grad()

@@ -124,7 +124,7 @@ class _Windows(torch.utils.data.Dataset):
             require_unstacked(cache, options["repr"])
             require_channels(cache, options["repr"], model.in_channels, "the student (model.in_channels)")
             if options.get("with_labels"):
-                labelled = cache.array(CacheArray.LABELS).attrs.get("options", {}).get("num_classes", 0)
+                labelled = cache.array(CacheArray.LABELS).attrs.get("options", {}).get("num_classes") or 0
                 if labelled > model.num_classes:
                     raise CacheError(cache.path, f"its pseudo-labels have {labelled} classes, the student "
                                                  f"{model.num_classes} (model.num_classes)")
