@@ -910,7 +910,8 @@ class Cache:
                                         f"cache {windows} (its metadata is damaged)")
         if array.ndim > 2 and tuple(array.chunks) != (1, *array.shape[1:]):
             raise CacheError(self.path, f"array '{name}' has windows of shape {array.shape[1:]} in chunks of "
-                                        f"{array.chunks[1:]} (its metadata is damaged)")
+                                        f"{array.chunks}, not one whole window a chunk (its metadata is damaged, or "
+                                        "evtools did not write it)")
 
     def has(self, name: str) -> bool:
         try:

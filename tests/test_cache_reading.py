@@ -99,7 +99,8 @@ def test_a_shape_that_damaged_metadata_changed_is_named(damaged):
     # a zarr.json that still parses, with a digit of a shape changed: read as it says, the readers
     # listed a million chunks a window (verify) or took the window for deleted
     edit_json(damaged / "repr" / "voxel" / "zarr.json", lambda metadata: metadata["shape"].__setitem__(2, 48_000_000))
-    problem = "array 'repr/voxel' has windows of shape (5, 48000000, 64) in chunks of (5, 48, 64) (its metadata is damaged)"
+    problem = ("array 'repr/voxel' has windows of shape (5, 48000000, 64) in chunks of (1, 5, 48, 64), not one whole "
+               "window a chunk (its metadata is damaged, or evtools did not write it)")
     assert Cache(damaged).verify() == [problem]
     with pytest.raises(CacheError, match=re.escape(problem)):
         CacheDataset(damaged)[0]
