@@ -518,17 +518,6 @@ def _zeros_encoding(encoder_config: tuple, shape: tuple[int, ...], dtype: str) -
     return numcodecs.get_codec(dict(encoder_config)).encode(np.zeros(shape, dtype))
 
 
-def _count_problem(counts: np.ndarray, capacity: int | None) -> str | None:
-    """What is wrong with the windows' event counts, if anything: a count below 0, or beyond
-    ``capacity``, what a window of the event arrays holds (None: the cache stores no events)."""
-    outside = np.flatnonzero((counts < 0) | (counts > (np.inf if capacity is None else capacity)))
-    if not len(outside):
-        return None
-    k = int(outside[0])
-    limit = "at least 0" if capacity is None else f"0 to {capacity}, what a window of the event arrays holds"
-    return f"'{CacheArray.N_EVENTS}' counts {counts[k]} events in window {k}, not {limit}"
-
-
 def _file_spans(first: int, stop: int, per_file: int) -> Iterator[tuple[int, int, int]]:
     """(file's first window, first and stop of windows [first, stop) in it) for each file of
     ``per_file`` windows that the range touches."""
@@ -981,14 +970,21 @@ class Cache:
         can decode to any number, and the events are read up to a window's count)."""
         counts = self.values(CacheArray.N_EVENTS)
         if not self._counts_checked:
-            if problem := _count_problem(counts, self._events_capacity() if self.has_events else None):
+            if problem := self._count_problem(counts):
                 raise CacheError(self.path, problem)
             self._counts_checked = True
         return counts
 
-    def _events_capacity(self) -> int:
-        """The most events a window of the event arrays holds."""
-        return min(self.array(name).shape[-1] for name in EVENT_ARRAYS)
+    def _count_problem(self, counts: np.ndarray) -> str | None:
+        """What is wrong with the windows' event counts, if anything: a count below 0, or, where
+        the cache stores events, beyond what a window of the event arrays holds."""
+        capacity = min(self.array(name).shape[-1] for name in EVENT_ARRAYS) if self.has_events else None
+        outside = np.flatnonzero((counts < 0) | (counts > (np.inf if capacity is None else capacity)))
+        if not len(outside):
+            return None
+        k = int(outside[0])
+        limit = "at least 0" if capacity is None else f"0 to {capacity}, what a window of the event arrays holds"
+        return f"'{CacheArray.N_EVENTS}' counts {counts[k]} events in window {k}, not {limit}"
 
     def window_events(self, k: int) -> Events:
         """The events of window ``k`` of a cache that stores them (``--repr events``)."""
@@ -1013,11 +1009,10 @@ class Cache:
         counts = None  # each window's events, where they are sound: how far its event arrays are read
         try:
             values = self.values(CacheArray.N_EVENTS)
-            capacity = self._events_capacity() if self.has_events else None
+            problem = self._count_problem(values)
         except CacheError:
             pass  # an undecodable count or unreadable event arrays, reported below with every array
         else:
-            problem = _count_problem(values, capacity)
             problems += [problem] if problem else []
             counts = None if problem else values
         for name in _array_names(self.path):

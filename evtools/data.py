@@ -145,9 +145,8 @@ class CacheDataset(torch.utils.data.Dataset):
             sample["aps_previous"] = _frame_tensor(cache.window(CacheArray.APS, k - 1)) if close else sample["aps"].clone()
         if self.with_labels:
             labels = cache.window(self.labels, k)
-            if (beyond := class_beyond(labels, self.label_classes)) is not None:
-                raise CacheError(cache.path, f"window {k} of '{self.labels}' holds class {beyond}, and the network has "
-                                             f"{self.label_classes} classes ({IGNORE}: ignored)")
+            if problem := labels_problem(labels, self.label_classes):
+                raise CacheError(cache.path, f"window {k} of '{self.labels}' {problem}")
             sample["labels"] = torch.from_numpy(labels.astype(np.int64))
         return sample if deferred else self._transformed(sample)
 
@@ -313,14 +312,16 @@ class RandomHorizontalFlip:
         return _map_spatial(sample, lambda value, key: value.flip(-1))
 
 
-def class_beyond(labels: np.ndarray, classes: int | None) -> int | None:
-    """The first class id in ``labels`` that is neither below ``classes`` nor IGNORE, if any (none
-    is looked for without ``classes``): cross-entropy would fail on it deep inside torch, on a
-    GPU with a device-side assert."""
+def labels_problem(labels: np.ndarray, classes: int | None) -> str | None:
+    """Names the first class id in ``labels`` that is neither below ``classes`` nor IGNORE, if
+    any (none is looked for without ``classes``): cross-entropy would fail on it deep inside
+    torch, on a GPU with a device-side assert."""
     if classes is None:
         return None
     beyond = labels[(labels >= classes) & (labels != IGNORE)]
-    return int(beyond.flat[0]) if beyond.size else None
+    if not beyond.size:
+        return None
+    return f"holds class {beyond.flat[0]}, and the network has {classes} classes ({IGNORE}: ignored)"
 
 
 class ImageMaskFolder(torch.utils.data.Dataset):
@@ -363,9 +364,8 @@ class ImageMaskFolder(torch.utils.data.Dataset):
         image, mask = read_grey(image_path), read_grey(mask_path)
         if mask.shape != image.shape:
             raise InputError(mask_path, f"a {mask.shape[1]}x{mask.shape[0]} mask for a {image.shape[1]}x{image.shape[0]} image")
-        if (beyond := class_beyond(mask, self.label_classes)) is not None:
-            raise InputError(mask_path, f"holds class {beyond}, and the network has {self.label_classes} classes "
-                                        f"({IGNORE}: ignored)")
+        if problem := labels_problem(mask, self.label_classes):
+            raise InputError(mask_path, problem)
         sample = {"aps": _frame_tensor(image), "labels": torch.from_numpy(mask.astype(np.int64))}
         if self.with_previous:
             previous_path = self.previous_of(image_path)
