@@ -14,6 +14,7 @@ Usage: python fuzz_files.py FIRST_SEED STOP_SEED FOLDER. Prints {"outcomes": {ou
 "defects": [...]} as JSON on its last line.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -184,9 +185,12 @@ def watchdog(outcomes: Counter, defects: list, limit_s: float = 60.0) -> None:
             os._exit(0)
 
 
-def attempt(label: str, run, defects: list[str]) -> str:
-    """One case under a 30 s alarm: its outcome; a traceback or an overrun is also a defect."""
+def attempt(label: str, run, defects: list[str], case: Path) -> str:
+    """One case under a 30 s alarm: its outcome; a traceback or an overrun is also a defect. The
+    case's files (the input and what converting it left) are removed unless it found one: a long
+    run of seeds would otherwise fill the disk (gigabytes a hundred seeds)."""
     CURRENT.update(case=label, since=time.monotonic())
+    found = len(defects)
     signal.alarm(30)
     try:
         return run()
@@ -200,6 +204,9 @@ def attempt(label: str, run, defects: list[str]) -> str:
         return f"traceback {type(err).__name__}"
     finally:
         signal.alarm(0)
+        if len(defects) == found:
+            for path in case.parent.glob(glob.escape(case.name) + "*"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def main(first_seed: int, stop_seed: int, folder: Path) -> None:
@@ -217,7 +224,7 @@ def main(first_seed: int, stop_seed: int, folder: Path) -> None:
                 case = folder / f"{seed}-{kind}-{path.name}"
                 case.write_bytes(mutate(path.read_bytes(), kind, rng))
                 outcome = attempt(f"{name} {kind} seed {seed}",
-                                  lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects)
+                                  lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects, case)
                 outcomes[f"{name}: {outcome}"] += 1
     for seed in seeds:
         rng = np.random.default_rng(2000 + seed)
@@ -229,7 +236,7 @@ def main(first_seed: int, stop_seed: int, folder: Path) -> None:
                 shutil.copy(path, case)
                 replace_dataset(case, kind, rng)
                 outcome = attempt(f"{name} dataset {kind} seed {seed}",
-                                  lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects)
+                                  lambda: run_case(case, fmt, folder / f"{case.name}.zarr"), defects, case)
                 outcomes[f"{name} datasets: {outcome}"] += 1
     sound = convert(originals["evh5"][0], folder / "sound.zarr", ConvertSpec(events=True)).output
     for seed in seeds:
@@ -237,7 +244,7 @@ def main(first_seed: int, stop_seed: int, folder: Path) -> None:
         for kind in MUTATIONS:
             case = folder / f"cache-{seed}-{kind}.zarr"
             damage_cache(sound, case, kind, rng)
-            outcomes[f"cache: {attempt(f'cache {kind} seed {seed}', lambda: run_cache_case(case), defects)}"] += 1
+            outcomes[f"cache: {attempt(f'cache {kind} seed {seed}', lambda: run_cache_case(case), defects, case)}"] += 1
     print(json.dumps({"outcomes": dict(sorted(outcomes.items())), "defects": defects}))
 
 
