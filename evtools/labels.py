@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 IGNORE = 255  # in label arrays: no label here (no ground truth, an abstaining teacher)
+MAX_CLASSES = IGNORE  # labels are uint8 and 255 is no label: classes 0 to 254
+CLASS_COUNTS = f"from 2 to {MAX_CLASSES} (labels are uint8, {IGNORE} meaning no label)"  # what a network may have
 CLASS_NAMES = ("flat", "construction+sky", "object", "nature", "human", "vehicle")
 FLAT, CONSTRUCTION_SKY, OBJECT, NATURE, HUMAN, VEHICLE = range(len(CLASS_NAMES))
 # BGR, in CLASS_NAMES' order (Cityscapes' colours of road, building, traffic sign, vegetation,

@@ -35,7 +35,8 @@ def test_depths_strides_and_event_channels(depth, stride):
     (dict(width=0.0), "^width must be above 0, got 0.0$"),
     (dict(in_channels=0), "^in_channels must be at least 1, got 0$"),
     (dict(decoder_channels=-2), "^decoder_channels must be at least 1, got -2$"),
-    (dict(num_classes=1), "^num_classes must be at least 2, got 1$"),
+    (dict(num_classes=1), r"^num_classes must be from 2 to 255 \(labels are uint8, 255 meaning no label\), got 1$"),
+    (dict(num_classes=256), r"^num_classes must be from 2 to 255 \(labels are uint8, 255 meaning no label\), got 256$"),
 ])
 def test_bad_configurations(values, message):
     with pytest.raises(ValueError, match=message):

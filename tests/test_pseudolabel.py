@@ -100,6 +100,33 @@ def test_the_labels_classes_are_the_teachers_unless_asked(tmp_path, scripted):
     with pytest.raises(EvtoolsError, match=rf"^{tmp_path}/map.json: the class map sends a class to 4, not one of the 3 "
                                            r"classes \(0 to 2\) or 255$"):
         Teacher(PseudolabelSpec(**spec, num_classes=3, class_map=str(tmp_path / "map.json")))
+    # the map given as it is, on the command line
+    result = run_cli("pseudolabel", make_cache(tmp_path, "e", n_frames=2), "--teacher", scripted, "--in-channels", "1",
+                     "--scales", "1", "--class-map", "[1, 0, 255]")
+    assert result.returncode == 0, result.stderr
+    assert recorded(tmp_path / "e.zarr") == 2
+    bright_is_0 = np.ones((H, W), np.uint8)
+    bright_is_0[:, : W // 2] = 0
+    np.testing.assert_array_equal(Cache(tmp_path / "e.zarr").array("labels")[0], bright_is_0)
+
+
+@pytest.mark.parametrize("class_map, problem", [
+    ("[0, 1, 300]", "--class-map: a class map is a JSON list of integers, teacher class -> output class (0 to 254) or 255"),
+    ("[0, -1, 2]", "--class-map: a class map is a JSON list of integers, teacher class -> output class (0 to 254) or 255"),
+    ("[0, true, 2]", "--class-map: a class map is a JSON list of integers, teacher class -> output class (0 to 254) or 255"),
+    ("[]", "--class-map: a class map is a JSON list of integers, teacher class -> output class (0 to 254) or 255"),
+    ("[0, 1", "--class-map: not a JSON class map (Expecting ',' delimiter: line 1 column 6 (char 5))"),
+    ("file:bad.json", "bad.json: a class map is a JSON list of integers, teacher class -> output class (0 to 254) or 255"),
+    ("file:nothing.json", "nothing.json: no such class map (built in: cityscapes19-to-ddd17; or a JSON list)"),
+])
+def test_bad_class_maps_are_one_line(tmp_path, scripted, class_map, problem):
+    (tmp_path / "bad.json").write_text('{"0": 1}')
+    if class_map.startswith("file:"):
+        class_map = str(tmp_path / class_map[5:])
+        problem = f"{tmp_path}/{problem}"
+    with pytest.raises(EvtoolsError) as refused:
+        Teacher(PseudolabelSpec(teacher=scripted, in_channels=1, class_map=class_map))
+    assert str(refused.value) == problem
 
 
 def test_cityscapes_map_is_ev_segnets():
@@ -188,7 +215,8 @@ def test_label_frames_directly(scripted):
     (dict(mean=(float("nan"),), std=(1.0,)), "mean must be finite numbers, as many as std has, got (nan,)"),
     (dict(mean=(0.5,), std=(1.0, 1.0)), "mean must be finite numbers, as many as std has, got (0.5,)"),
     (dict(in_channels=0), "in_channels must be at least 1, got 0"),
-    (dict(num_classes=1), "num_classes must be at least 2, got 1"),
+    (dict(num_classes=1), "num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
+    (dict(num_classes=256), "num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 256"),
     (dict(min_confidence=2.0), "min_confidence must be from 0 to 1, got 2.0"),
     (dict(min_confidence=float("nan")), "min_confidence must be from 0 to 1, got nan"),
     (dict(batch_size=0), "batch_size must be at least 1, got 0"),
@@ -219,10 +247,32 @@ class Failing(torch.nn.Module):
         return x.view(-1, 3, 5)  # no (B, 1, 8, 16) batch has a multiple of 15 values
 
 
+class NotANumber(torch.nn.Module):
+    """Logits that are NaN where the frame is bright: labels from them would be noise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.where(x > 0.5, torch.full_like(x, float("nan")), x)], dim=1)
+
+
+class Infinite(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, torch.full_like(x, float("inf"))], dim=1)
+
+
+class ThreeHundredClasses(torch.nn.Module):
+    """More classes than uint8 labels hold: class 299 would have been stored as 43."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x).repeat(1, 299, 1, 1), x + 1], dim=1)
+
+
 # found on the one frame that a TorchScript teacher without a class map is first run on, to learn its classes
 @pytest.mark.parametrize("network, problem", [
     (Pooled(), "the teacher gave (1, 1) for a (1, 1, 8, 16) batch, not (B, K, H, W) logits"),
     (Failing(), "the teacher failed on a (1, 1, 8, 16) batch (RuntimeError: shape '[-1, 3, 5]' is invalid for input of size 128)"),
+    (NotANumber(), "the teacher gave NaN or infinite logits for a (1, 1, 8, 16) batch"),
+    (Infinite(), "the teacher gave NaN or infinite logits for a (1, 1, 8, 16) batch"),
+    (ThreeHundredClasses(), "the teacher has 300 classes, more than the 255 that uint8 labels hold (255 meaning no label): give a class map"),
 ])
 def test_a_teacher_that_fails_or_gives_no_logits_is_one_line(tmp_path, network, problem):
     path = tmp_path / "teacher.ts"

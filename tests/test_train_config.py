@@ -38,7 +38,7 @@ def test_the_shipped_configurations_load_and_round_trip(path, tmp_path):
     ("parts.bmr=yes", "parts.bmr must be true or false, got 'yes'"),
     ("model.depth=7", "model.depth must be one of [18, 34, 50, 101] (the ResNet's), got 7"),
     ("model.output_stride=32", "model.output_stride must be 8 or 16, got 32"),
-    ("model.num_classes=1", "model.num_classes must be at least 2, got 1"),
+    ("model.num_classes=1", "model.num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
     ("model.width=0", "model.width must be above 0, got 0"),
     ("training=3", "configuration entry 'training' must be a [training] table, got 3"),
     ("method=3", "method must be a string, got 3"),
@@ -81,7 +81,7 @@ def test_a_configuration_file_that_cannot_be_used_is_one_line(tmp_path):
     (["--epochs", "0"], "epochs must be at least 1, got 0"),
     (["--lr", "-0.1"], "lr must be above 0, got -0.1"),
     (["--crop", "0x64"], "crop must be none or a height and width of at least 1, got (0, 64)"),
-    (["--classes", "1"], "num_classes must be at least 2, got 1"),
+    (["--classes", "1"], "num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
     (["--depth", "20"], "depth must be one of [18, 34, 50, 101] (the ResNet's), got 20"),
 ])
 def test_teacher_options_out_of_range_are_one_line(tmp_path, options, message):

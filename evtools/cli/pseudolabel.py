@@ -29,7 +29,7 @@ def pseudolabel(
     in_channels: Annotated[int | None, typer.Option(help="TorchScript teachers: input channels (the frame is repeated).")] = None,
     mean: Annotated[str | None, typer.Option(help="Per-channel mean to subtract from [0, 1] frames, e.g. 0.485,0.456,0.406.")] = None,
     std: Annotated[str | None, typer.Option(help="Per-channel standard deviation to divide by.")] = None,
-    class_map: Annotated[str | None, typer.Option(help="cityscapes19-to-ddd17, or a JSON list: teacher class -> class or 255.")] = None,
+    class_map: Annotated[str | None, typer.Option(help="cityscapes19-to-ddd17, or a JSON list (as it is, or a file of one): teacher class -> class or 255.")] = None,
     scales: Annotated[str, typer.Option(help="Test-time scales, each from 0.1 to 4.")] = "0.75,1.0,1.5",
     flip: Annotated[bool, typer.Option(help="Average with the flipped frame.")] = True,
     min_confidence: Annotated[float, typer.Option(help="Below this probability (0 to 1) a pixel becomes 255.")] = 0.0,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evtools.errors import require, require_at_least
+from evtools.labels import CLASS_COUNTS, MAX_CLASSES
 
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
@@ -39,7 +40,7 @@ class DeepLabConfig:
         require(self.output_stride in (8, 16), "output_stride", "8 or 16", self.output_stride)
         require(self.width > 0, "width", "above 0", self.width)
         require_at_least(self, 1, ("in_channels", "aspp_channels", "decoder_channels"))
-        require(self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
+        require(2 <= self.num_classes <= MAX_CLASSES, "num_classes", CLASS_COUNTS, self.num_classes)
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from evtools.devices import check_device
-from evtools.errors import EvtoolsError, InputError, require
-from evtools.labels import IGNORE
+from evtools.errors import EvtoolsError, InputError, first_line, require
+from evtools.labels import CLASS_COUNTS, IGNORE, MAX_CLASSES
 from evtools.models.checkpoint import file_fingerprint, is_checkpoint, load_checkpoint
 
 CITYSCAPES19 = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -31,19 +31,24 @@ MIN_SCALE, MAX_SCALE = 0.1, 4.0  # of the test-time scales
 
 
 def load_class_map(name: str | None) -> tuple[int, ...] | None:
+    """A built-in class map, a JSON list given as it is (``[0, 0, 1, 255]``) or a JSON file of one."""
     if name is None:
         return None
     if name in BUILTIN_CLASS_MAPS:
         return BUILTIN_CLASS_MAPS[name]
-    path = Path(name)
-    if not path.is_file():
-        raise InputError(path, f"no such class map (built in: {', '.join(BUILTIN_CLASS_MAPS)})")
+    inline = name.lstrip().startswith("[")
+    where = "--class-map" if inline else str(name)
+    if not inline and not Path(name).is_file():
+        raise InputError(name, f"no such class map (built in: {', '.join(BUILTIN_CLASS_MAPS)}; or a JSON list)")
     try:
-        mapping = json.loads(path.read_text())
-    except ValueError as err:
-        raise InputError(path, f"not a JSON class map ({err})") from None
-    if not isinstance(mapping, list) or not all(isinstance(v, int) for v in mapping):
-        raise InputError(path, "a class map is a JSON list of integers: teacher class -> output class or 255")
+        mapping = json.loads(name if inline else Path(name).read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise EvtoolsError(f"{where}: not a JSON class map ({first_line(err)})") from None
+    # bool is an int to Python, not a class
+    if (not isinstance(mapping, list) or not mapping
+            or not all(type(v) is int and (0 <= v < MAX_CLASSES or v == IGNORE) for v in mapping)):
+        raise EvtoolsError(f"{where}: a class map is a JSON list of integers, teacher class -> output class "
+                           f"(0 to {MAX_CLASSES - 1}) or {IGNORE}")
     return tuple(mapping)
 
 
@@ -58,7 +63,7 @@ class TeacherSpec:
     in_channels: int | None = None  # TorchScript teachers: channels they expect (the gray frame is repeated)
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
-    class_map: str | None = None  # a built-in name or a JSON file: a list, teacher class -> output class or 255
+    class_map: str | None = None  # a built-in name, a JSON list or a JSON file of one: teacher class -> output class or 255
     num_classes: int | None = None
     scales: tuple[float, ...] = (0.75, 1.0, 1.5)
     flip: bool = True
@@ -71,7 +76,8 @@ class TeacherSpec:
             require(len(self.mean) == len(self.std) and all(map(math.isfinite, self.mean)), "mean", "finite numbers, as many "
                     "as std has", self.mean)
             require(all(math.isfinite(v) and v > 0 for v in self.std), "std", "finite numbers above 0", self.std)
-        require(self.num_classes is None or self.num_classes >= 2, "num_classes", "at least 2", self.num_classes)
+        require(self.num_classes is None or 2 <= self.num_classes <= MAX_CLASSES, "num_classes", CLASS_COUNTS,
+                self.num_classes)
         # the frame resized by each scale: a tenth (26 rows of a DAVIS346's) to four times
         require(bool(self.scales) and all(MIN_SCALE <= v <= MAX_SCALE for v in self.scales), "scales",
                 f"from {MIN_SCALE} to {MAX_SCALE}", self.scales)
@@ -154,9 +160,11 @@ class Teacher:
             raise EvtoolsError(f"{self.spec.teacher}: the teacher gave {shape} for a {tuple(x.shape)} batch, not "
                                "(B, K, H, W) logits")
         self.classes = logits.shape[1]
-        if self.class_map is None and self.spec.num_classes is not None and self.classes > self.spec.num_classes:
-            raise EvtoolsError(f"{self.spec.teacher}: the teacher has {self.classes} classes, more than the "
-                               f"{self.spec.num_classes} asked for: give a class map")
+        if self.class_map is None and self.classes > (self.spec.num_classes or MAX_CLASSES):
+            most = (f"the {self.spec.num_classes} asked for" if self.spec.num_classes is not None
+                    else f"the {MAX_CLASSES} that uint8 labels hold ({IGNORE} meaning no label)")
+            raise EvtoolsError(f"{self.spec.teacher}: the teacher has {self.classes} classes, more than {most}: "
+                               "give a class map")
         return logits
 
     @torch.no_grad()
@@ -170,6 +178,9 @@ class Teacher:
             for flipped in ((False, True) if self.spec.flip else (False,)):
                 logits = self._logits(scaled.flip(-1) if flipped else scaled)
                 probabilities = logits.float().softmax(1)
+                if probabilities.isnan().any():  # NaN or infinite logits: labels from them would be noise
+                    raise EvtoolsError(f"{self.spec.teacher}: the teacher gave NaN or infinite logits for a "
+                                       f"{tuple(scaled.shape)} batch")
                 if flipped:
                     probabilities = probabilities.flip(-1)
                 if probabilities.shape[-2:] != size:
