@@ -225,6 +225,16 @@ class Loader(torch.utils.data.DataLoader):
                 getattr(batches, "_shutdown_workers", lambda: None)()
 
 
+def training_loader(dataset, batch_size: int, what: str, **options) -> Loader:
+    """A Loader of whole batches (the last partial one dropped, as training does), refused when
+    ``dataset`` (``what`` it holds) makes none: an empty pass would train nothing, or, repeated
+    until another stream ends, never end."""
+    loader = Loader(dataset, batch_size=batch_size, drop_last=True, **options)
+    if len(loader) == 0:
+        raise EvtoolsError(f"{len(dataset)} {what} make no batch of {batch_size}: give more, or a smaller batch size")
+    return loader
+
+
 def _worker_error(err: Exception) -> Exception:
     """The evtools error behind torch's report of a worker's error, or ``err`` itself."""
     lines = str(err).strip().splitlines()

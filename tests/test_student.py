@@ -81,6 +81,19 @@ def test_pseudo_labels_beyond_the_students_classes_are_one_line(student_data, tm
         train_student(config, StudentInputs(events=caches), tmp_path / "run")
 
 
+def test_too_few_windows_or_images_for_a_batch_are_one_line(student_data, tmp_path):
+    # before, EvDistill with fewer labelled images than a batch repeated their empty pass forever
+    inputs = StudentInputs(events=student_data["caches"], images=student_data["images"], teacher=student_data["teacher"])
+    for overrides, problem in (
+            (["training.batch_size=8"], "6 labelled images (--images) make no batch of 8"),
+            (["training.batch_size=20"], "16 training windows make no batch of 20")):
+        config = load_config(None, TINY + ['method="evdistill"'] + overrides)
+        with pytest.raises(EvtoolsError) as refused:
+            train_student(config, inputs, tmp_path / "run")
+        assert str(refused.value) == f"{problem}: give more, or a smaller batch size"
+        assert not (tmp_path / "run").exists()
+
+
 def test_a_student_given_as_the_teacher_is_refused(student_data, tmp_path):
     # before, a RuntimeError in the first step: the student's first convolution took 2 channels, the APS frames have 1
     config = load_config(None, TINY + ['method="supervised"'])

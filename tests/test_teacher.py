@@ -90,6 +90,12 @@ def test_a_mask_beyond_the_classes_and_a_crop_beyond_the_images_are_one_line(fol
     assert (result.returncode, result.stderr) == (
         2, "error: crop: a 192x256 crop does not fit a 32x48 sample (give a smaller crop, or none)\n")
     assert not (tmp_path / "t.pt").exists()
+    # before, no step was taken and an untrained checkpoint was written ("last loss nan")
+    result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", *tiny, "--crop", "none", "--batch-size", "64")
+    assert (result.returncode, result.stderr) == (
+        2, f"error: {len(ImageMaskFolder(folder))} labelled training images make no batch of 64: give more, or a smaller "
+           "batch size\n")
+    assert not (tmp_path / "t.pt").exists()
 
 
 def test_cli_train_teacher(folder, tmp_path):

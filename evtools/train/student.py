@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from evtools import __version__
 from evtools.cache import Cache, CacheArray, CacheError
-from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
+from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip, training_loader
 from evtools.devices import DeviceError, check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
@@ -218,17 +218,15 @@ def _load_data(run: _Run) -> None:
     train_set = _Windows(train_parts, config.model, repr=config.repr, with_aps=True, with_labels=config.method == "supervised",
                          with_previous_aps=run.uses_images, transforms=augment, label_classes=config.model.num_classes)
     run.sampler = world.sampler(train_set, True, cfg.seed)
-    run.loader = Loader(train_set, batch_size=cfg.batch_size, shuffle=run.sampler is None,
-                        sampler=run.sampler, drop_last=True, num_workers=cfg.workers,
-                        generator=torch.Generator().manual_seed(cfg.seed))
-    if len(run.loader) == 0:
-        raise EvtoolsError(f"{len(train_set)} training windows make no batch of {cfg.batch_size}")
+    run.loader = training_loader(train_set, cfg.batch_size, "training windows", shuffle=run.sampler is None,
+                                 sampler=run.sampler, num_workers=cfg.workers,
+                                 generator=torch.Generator().manual_seed(cfg.seed))
     if run.uses_images:
         image_set = ImageMaskFolder(run.inputs.images, augment, with_previous=True, label_classes=config.model.num_classes)
         image_sampler = world.sampler(image_set, True, cfg.seed + 1)
-        run.images = Loader(image_set, batch_size=cfg.batch_size, shuffle=image_sampler is None,
-                            sampler=image_sampler, drop_last=True, num_workers=cfg.workers,
-                            generator=torch.Generator().manual_seed(cfg.seed + 1))
+        run.images = training_loader(image_set, cfg.batch_size, "labelled images (--images)",
+                                     shuffle=image_sampler is None, sampler=image_sampler, num_workers=cfg.workers,
+                                     generator=torch.Generator().manual_seed(cfg.seed + 1))
     if run.val_parts and all(Cache(p).has(CacheArray.LABELS) for p, _ in run.val_parts):
         # pseudo-labels (no test data here), ignored where the APS frame they were made from failed
         val_set = _Windows(run.val_parts, config.model, repr=config.repr, with_aps=True, with_labels=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip
+from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip, training_loader
 from evtools.errors import require, require_at_least
 from evtools.labels import IGNORE
 from evtools.metrics import miou, pixel_accuracy
@@ -73,8 +73,8 @@ def train_teacher(
     seed_everything(config.seed)
     augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
     train_set = labelled_images(train_source, config.model.num_classes, augment)
-    loader = Loader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                    num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
+    loader = training_loader(train_set, config.batch_size, "labelled training images", shuffle=True,
+                             num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
     val_loader = None
     if val_source is not None:
         val_loader = Loader(labelled_images(val_source, config.model.num_classes), batch_size=config.batch_size,
