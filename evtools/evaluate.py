@@ -14,7 +14,7 @@ from evtools.cache import Cache, CacheArray, CacheAttr, CacheError
 from evtools.devices import check_device
 from evtools.errors import require
 from evtools.io.images import write_picture
-from evtools.labels import IGNORE
+from evtools.labels import CLASS_COUNTS, IGNORE, MAX_CLASSES
 from evtools.metrics import CONVENTIONS, Scores, confusion_matrix, miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint
 from evtools.tensors import WindowTensors, require_channels, require_unstacked
@@ -51,6 +51,7 @@ def _truth_source(cache: Cache, truth: str):
 
 def evaluate_checkpoint(checkpoint: str | Path, caches: list[str | Path], truth: str = "auto", batch_size: int = 8,
                         device: str = "cpu", out_dir: str | Path | None = None, render: int = 0) -> Evaluation:
+    require(render >= 0, "render", "0 or more pictures", render)
     model, meta = load_checkpoint(checkpoint, check_device(device))
     repr_name = meta.get("repr", "voxel")
     num_classes = model.config.num_classes
@@ -151,7 +152,7 @@ def score(
     out because the prediction abstained (255, below its confidence floor). A ``by_condition``
     dict also receives a confusion matrix per frame condition of caches that have
     ``gt_condition``, and ``windows_by_condition`` the number of windows of each."""
-    require(2 <= num_classes < IGNORE, "classes", f"from 2 to {IGNORE - 1} (uint8 labels, {IGNORE} ignored)", num_classes)
+    require(2 <= num_classes <= MAX_CLASSES, "classes", CLASS_COUNTS, num_classes)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     labelled = abstained = 0
     for path in cache_paths:
@@ -159,6 +160,10 @@ def score(
         for name in (prediction, truth):
             if not opened.has(name):
                 raise CacheError(opened.path, f"has no '{name}' array")
+            array = opened.array(name)
+            if array.dtype.kind not in "iu" or array.shape != (len(opened), opened.height, opened.width):
+                raise CacheError(opened.path, f"'{name}' is not a label array ({array.dtype} {array.shape}; labels are "
+                                              f"integers, a {opened.width}x{opened.height} image a window)")
         conditions = opened.array(CacheArray.GT_CONDITION) if by_condition is not None and opened.has(CacheArray.GT_CONDITION) else None
         for start in range(0, len(opened), 64):
             stop = min(start + 64, len(opened))

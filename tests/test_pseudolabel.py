@@ -180,9 +180,17 @@ def test_score_against_truth(tmp_path, scripted):
     assert confusion.sum() == 10 * H * W and abstained == 0
     assert confusion[0, 1] == 10 * H  # the bright first column: truth 0, label 1
     # classes that uint8 labels cannot hold, and labels beyond the classes given: one line each
-    for classes in (1, 255):
-        with pytest.raises(EvtoolsError, match=rf"^classes must be from 2 to 254 \(uint8 labels, 255 ignored\), got {classes}$"):
+    for classes in (1, 256):
+        with pytest.raises(EvtoolsError, match=rf"^classes must be from 2 to 255 \(labels are uint8, 255 meaning no label\), "
+                                               rf"got {classes}$"):
             score([cache_path], num_classes=classes)
+    assert score([cache_path], num_classes=255)[0].shape == (255, 255)
+    # arrays that are not labels: before, numpy's broadcasting error for the voxel grids
+    for name, array in (("repr/voxel", "float32 (10, 5, 8, 16)"), ("labels_confidence", "float16 (10, 8, 16)")):
+        with pytest.raises(CacheError) as refused:
+            score([cache_path], prediction=name, num_classes=3)
+        assert str(refused.value) == (f"{cache_path}: '{name}' is not a label array ({array}; labels are integers, a "
+                                      "16x8 image a window)")
     gt_labels[0, 0, 0] = 2
     with pytest.raises(CacheError, match=rf"^{cache_path}: 'labels' against 'gt_labels': labels outside 0..1 "
                                          r"\(other than 255 in the truth\)$"):

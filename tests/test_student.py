@@ -151,6 +151,11 @@ def test_cli_evdistill_then_eval(student_data, tmp_path):
     assert (tmp_path / "eval" / "window_001.png").exists() and "| pixel accuracy |" in (tmp_path / "eval" / "metrics.md").read_text()
     result = run_cli("train", "student", "--method", "kd-aps", "--events", student_data["caches"][0], "-o", tmp_path / "r2")
     assert (result.returncode, result.stderr) == (2, "error: --method kd-aps needs --teacher\n")
+    for options, problem in ((["--render", "-1"], "render must be 0 or more pictures, got -1"),
+                             # before, four lines of HDF5's internals
+                             (["--truth", tmp_path / "missing.h5"], f"{tmp_path / 'missing.h5'}: no such file or directory")):
+        result = run_cli("eval", tmp_path / "run" / "best.pt", "--events", student_data["caches"][2], *options)
+        assert (result.returncode, result.stderr) == (2, f"error: {problem}\n")
 
 
 def test_evaluation_counts_against_labels(student_data, tmp_path):

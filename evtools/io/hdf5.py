@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.errors import CorruptFileError, MissingDatasetError, MissingExtraError, first_line
+from evtools.errors import CorruptFileError, InputError, MissingDatasetError, MissingExtraError, first_line
 
 # Event data does not compress 1000x; a column that claims more than this with a thousandth of
 # it stored is a sparse or damaged dataset, whose reading would take for ever.
@@ -21,6 +21,8 @@ PLUGIN_FILTER_NAMES = {32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015:
 
 
 def open_h5(path: str | Path) -> h5py.File:
+    if not os.path.exists(path):  # HDF5's own message for it is four lines of its internals
+        raise InputError(path, "no such file or directory")
     try:
         return h5py.File(path, "r")
     except OSError as err:
