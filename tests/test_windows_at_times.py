@@ -79,3 +79,9 @@ def test_events_after_the_last_frame_are_reported(tmp_path):
     cli = run_cli("convert", path, "-o", tmp_path / "again", "--window", "50ms")
     assert (f"the {after} events after the last window's end are in no window (after the last frame: use --every "
             "or --at to cover them)") in cli.stderr.replace("\n", " ")
+    # with --at, the advice to use --at is no advice
+    (tmp_path / "times.txt").write_text("100000\n200000\n")
+    cli = run_cli("convert", path, "-o", tmp_path / "at", "--window", "50ms", "--at", tmp_path / "times.txt", "--at-relative")
+    after = int((events.t >= events.t[0] + 200_000).sum())
+    assert (f"the {after} events after the last window's end are in no window (after the last of the --at times)"
+            in " ".join(cli.stderr.split()))

@@ -146,8 +146,9 @@ def convert(
         if result.dropped_outside_sensor:
             warn(f"{result.output}: {result.dropped_outside_sensor} events outside the sensor were dropped")
         if result.events_after_last_window:
+            after = "the last of the --at times" if at is not None else "the last frame: use --every or --at to cover them"
             warn(f"{result.output}: the {result.events_after_last_window} events after the last window's end are in no "
-                 "window (after the last frame: use --every or --at to cover them)")
+                 f"window (after {after})")
     for failure in failures:
         stderr.print(f"[red]error:[/red] {failure}", markup=True)
     if failures:
