@@ -161,7 +161,9 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
         (["simulate", tmp_path / "sim", "--sequences", "0"], "sequences must be at least 1, got 0"),
         (["simulate", tmp_path / "sim", "--frame-rate", "1e7"],
          "frame_rate_hz must be above 0 and at most 200.0, got 10000000.0"),
-        (["simulate", tmp_path / "sim", "--seed", "-5"], "seed must be at least 0, got -5"),
+        (["simulate", tmp_path / "sim", "--seed", "-5"], "seed must be from 0 to 1000000, got -5"),
+        # past it, the clocks left int64: an OverflowError traceback
+        (["simulate", tmp_path / "sim", "--seed", "99999999999999999999"], "seed must be from 0 to 1000000, got 99999999999999999999"),
     ]
     for args, expected in cases:
         assert_one_line_error(run_cli(*args), expected)

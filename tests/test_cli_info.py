@@ -51,6 +51,11 @@ def test_info_table_on_ddd17_with_signals(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ddd17" in result.stdout and "500" in result.stdout and "steering_wheel_angle (1)" in result.stdout
     assert f"x {events.x.min()}..{events.x.max()}, y {events.y.min()}..{events.y.max()}" in result.stdout
+    # a clock past 2100 is no date (a simulated recording of seed 10^6 starts in year 33706): shown as it is
+    far = write_ddd17(tmp_path / "far.hdf5", packets_from_events(events, t0_us=10**18))
+    result = run_cli("info", far)
+    assert result.returncode == 0, result.stderr
+    assert f"{10**18 + int(events.t[0])} us " in result.stdout and "UTC" not in result.stdout
 
 
 def test_info_warns_about_dropped_and_backwards_events(tmp_path):

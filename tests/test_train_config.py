@@ -38,6 +38,7 @@ def test_the_shipped_configurations_load_and_round_trip(path, tmp_path):
     ("parts.bmr=yes", "parts.bmr must be true or false, got 'yes'"),
     ("model.depth=7", "model.depth must be one of [18, 34, 50, 101] (the ResNet's), got 7"),
     ("model.output_stride=32", "model.output_stride must be 8 or 16, got 32"),
+    ("training.seed=-1", "training.seed must be from 0 to 2147483647, got -1"),  # numpy's ValueError traceback
     ("model.num_classes=1", "model.num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
     ("model.width=0", "model.width must be above 0, got 0"),
     ("training=3", "configuration entry 'training' must be a [training] table, got 3"),
@@ -68,6 +69,12 @@ def test_a_configuration_file_that_cannot_be_used_is_one_line(tmp_path):
         load_config(tmp_path / "bad.toml")
     with pytest.raises(InputError, match=r"none.toml: no such configuration file$"):
         load_config(tmp_path / "none.toml")
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe")  # was a UnicodeDecodeError traceback
+    with pytest.raises(InputError, match=r"binary.toml: unreadable configuration file \('utf-8' codec can't decode byte "
+                                         r"0xff in position 0: invalid start byte\)$"):
+        load_config(tmp_path / "binary.toml")
+    with pytest.raises(InputError, match=rf"^{tmp_path}: unreadable configuration file \(\[Errno 21\] Is a directory"):
+        load_config(tmp_path)
     (tmp_path / "range.toml").write_text("[training]\nepochs = -3\n")
     with pytest.raises(ConfigError, match=r"^training.epochs must be at least 1, got -3$"):
         load_config(tmp_path / "range.toml")
@@ -81,6 +88,7 @@ def test_a_configuration_file_that_cannot_be_used_is_one_line(tmp_path):
     (["--epochs", "0"], "epochs must be at least 1, got 0"),
     (["--lr", "-0.1"], "lr must be above 0, got -0.1"),
     (["--crop", "0x64"], "crop must be none or a height and width of at least 1, got (0, 64)"),
+    (["--seed", "-5"], "seed must be from 0 to 2147483647, got -5"),
     (["--classes", "1"], "num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
     (["--depth", "20"], "depth must be one of [18, 34, 50, 101] (the ResNet's), got 20"),
 ])

@@ -67,7 +67,7 @@ def info(
 
 def _clock(t_us: int) -> str:
     """An absolute microsecond time, shown as a UTC date when it looks like one."""
-    if t_us > 10**15:  # after 2001-09-09 in Unix microseconds
+    if 10**15 < t_us < 4_102_444_800 * 10**6:  # 2001-09-09 to 2100 in Unix microseconds
         stamp = datetime.fromtimestamp(t_us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
         return f"{t_us} us ({stamp})"
     return f"{t_us} us"

@@ -32,6 +32,9 @@ MAX_SECONDS = 120.0  # of one sequence (about 3.6 GB while it is rendered)
 MAX_FRAME_RATE_HZ = 200.0  # a DAVIS346 takes about 40 APS frames a second at most
 GROUND_TRUTH_DIR = "ground_truth"
 T0_US = 1_500_000_000_000_000  # the absolute clock of simulated sequence 0 (2017-07-14)
+# sequence k of seed s starts (1000 s + k) * 10^9 us after T0_US: past this, clocks leave the
+# ±2^62 us that evtools reads as timestamps
+MAX_SEED = 1_000_000
 SIGNAL_PERIOD_US = 100_000
 
 
@@ -59,7 +62,7 @@ class SimulationSpec:
                 self.frame_rate_hz)
         require(self.seconds * self.frame_rate_hz >= 1, "seconds", f"at least one frame ({1 / self.frame_rate_hz:g} s "
                 f"at {self.frame_rate_hz:g} frames a second)", self.seconds)
-        require(self.seed >= 0, "seed", "at least 0", self.seed)
+        require(0 <= self.seed <= MAX_SEED, "seed", f"from 0 to {MAX_SEED}", self.seed)
         require(self.aps_segment_s > 0, "aps_segment_s", "above 0", self.aps_segment_s)
 
 

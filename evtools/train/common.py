@@ -9,9 +9,17 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from evtools.errors import EvtoolsError
+from evtools.errors import EvtoolsError, require
 from evtools.metrics import confusion_matrix
 
+
+
+# numpy's global seed takes 0 to 2^32 - 1; runs add the process's rank, and 1 for a second stream
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed: int) -> None:
+    require(0 <= seed <= MAX_SEED, "seed", f"from 0 to {MAX_SEED}", seed)
 
 
 def seed_everything(seed: int) -> None:

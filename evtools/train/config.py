@@ -10,9 +10,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evtools.errors import ConfigError, EvtoolsError, InputError, require, require_at_least
+from evtools.errors import ConfigError, EvtoolsError, InputError, first_line, require, require_at_least
 from evtools.models.deeplab import DeepLabConfig
-from evtools.train.common import check_precision
+from evtools.train.common import check_precision, check_seed
 
 METHODS = ("supervised", "kd-aps", "evdistill")
 
@@ -68,6 +68,7 @@ class Training:
         for name in ("lr", "generator_lr", "temperature"):
             require(getattr(self, name) > 0, name, "above 0", getattr(self, name))
         require(0 <= self.validation_fraction < 1, "validation_fraction", "in [0, 1)", self.validation_fraction)
+        check_seed(self.seed)
         require(not self.crop or (len(self.crop) == 2 and min(self.crop) >= 1), "crop",
                 "[] (no crop) or [height, width] of at least 1", self.crop)
 
@@ -157,6 +158,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> StudentCo
             raise InputError(path, "no such configuration file") from None
         except tomllib.TOMLDecodeError as err:
             raise InputError(path, f"not valid TOML ({err})") from None
+        except (OSError, UnicodeDecodeError) as err:  # a folder, no permission, not text
+            raise InputError(path, f"unreadable configuration file ({first_line(err)})") from None
         for key, value in loaded.items():
             data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
     for item in overrides:

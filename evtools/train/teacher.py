@@ -18,7 +18,7 @@ from evtools.models.checkpoint import save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.devices import check_device
 from evtools.progress import Progress, report
-from evtools.train.common import autocast, check_precision, evaluate, place, poly_lr, seed_everything, to_device
+from evtools.train.common import autocast, check_precision, check_seed, evaluate, place, poly_lr, seed_everything, to_device
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class TeacherTraining:
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        check_seed(self.seed)
         require_at_least(self, 1, ("epochs", "batch_size"))
         require_at_least(self, 0, ("weight_decay", "workers"))
         require(self.lr > 0, "lr", "above 0", self.lr)
