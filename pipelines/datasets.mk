@@ -33,7 +33,7 @@ define dataset_pipeline
 	for method in $(DATASET_METHODS); do \
 		$(BIN)/evtools train student --method $$method --config $(DATASET_CONFIG) $(STUDENT_ARGS) \
 			$$(for c in $(DATASET_RUN)/$(1)/caches/train/*.zarr; do echo --events $$c; done) \
-			$(if $(IMAGES),--images $(IMAGES)) --teacher $(TEACHER) -o $(DATASET_RUN)/$(1)/$$method || exit 1; \
+			$(if $(IMAGES),--images $(IMAGES)) --teacher $(TEACHER) -o $(DATASET_RUN)/$(1)/$$method --overwrite || exit 1; \
 		$(BIN)/evtools eval $(DATASET_RUN)/$(1)/$$method/best.pt \
 			$$(for c in $(DATASET_RUN)/$(1)/caches/test/*.zarr; do echo --events $$c; done) \
 			-o $(DATASET_RUN)/$(1)/$$method/eval --render 4 || exit 1; \

@@ -28,7 +28,7 @@ demo-data: $(DEMO_DIR)/data/manifest.json
 		--ground-truth $(DEMO_DIR)/data/test/ground_truth
 
 $(RUN_DIR)/teacher.pt: $(DEMO_DIR)/data/manifest.json
-	$(BIN)/evtools train teacher $(DEMO_DIR)/data/images -o $@ --epochs $(TEACHER_EPOCHS) --device $(DEVICE)
+	$(BIN)/evtools train teacher $(DEMO_DIR)/data/images -o $@ --overwrite --epochs $(TEACHER_EPOCHS) --device $(DEVICE)
 
 demo-teacher: demo-data $(RUN_DIR)/teacher.pt
 	$(BIN)/evtools pseudolabel $(DEMO_DIR)/caches/events/*.zarr $(DEMO_DIR)/caches/test/*.zarr \
@@ -39,7 +39,7 @@ demo-students: demo-teacher
 	for method in $(METHODS); do \
 		$(BIN)/evtools train student --method $$method --config $(STUDENT_CONFIG) --epochs $(STUDENT_EPOCHS) \
 			$(foreach c,$(EVENT_CACHES),--events $(c)) --images $(DEMO_DIR)/data/images \
-			--teacher $(RUN_DIR)/teacher.pt -o $(RUN_DIR)/$$method --device $(DEVICE) || exit 1; \
+			--teacher $(RUN_DIR)/teacher.pt -o $(RUN_DIR)/$$method --overwrite --device $(DEVICE) || exit 1; \
 		$(BIN)/evtools eval $(RUN_DIR)/$$method/best.pt $(foreach c,$(TEST_CACHES),--events $(c)) \
 			--truth gt_labels -o $(RUN_DIR)/$$method/eval --render 1 --device $(DEVICE) || exit 1; \
 	done
@@ -58,7 +58,7 @@ ablation: demo-teacher
 			*) flags="--method evdistill --$$variant";; esac; \
 		$(BIN)/evtools train student $$flags --seed $$seed --config $(STUDENT_CONFIG) \
 			--epochs $(ABLATION_EPOCHS) $(foreach c,$(EVENT_CACHES),--events $(c)) --images $(DEMO_DIR)/data/images \
-			--teacher $(RUN_DIR)/teacher.pt -o $(ABLATION_DIR)/$$variant-seed$$seed --device $(DEVICE) || exit 1; \
+			--teacher $(RUN_DIR)/teacher.pt -o $(ABLATION_DIR)/$$variant-seed$$seed --overwrite --device $(DEVICE) || exit 1; \
 		$(BIN)/evtools eval $(ABLATION_DIR)/$$variant-seed$$seed/best.pt $(foreach c,$(TEST_CACHES),--events $(c)) \
 			--truth gt_labels -o $(ABLATION_DIR)/$$variant-seed$$seed/eval --device $(DEVICE) || exit 1; \
 	done; done

@@ -161,6 +161,20 @@ def test_cli_evdistill_then_eval(student_data, tmp_path):
 def test_evaluation_counts_against_labels(student_data, tmp_path):
     config = load_config(None, TINY + ['method="supervised"'])
     train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")
+    # the run is not lost to the same command typed again: refused unless resumed or overwritten
+    before = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(EvtoolsError) as refused:
+        train_student(config, StudentInputs(events=student_data["caches"]), tmp_path / "run")
+    assert str(refused.value) == f"{tmp_path / 'run'}: holds a run already: --resume continues it, --overwrite starts it again"
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before
+    broken = load_config(None, TINY + ['method="supervised"', "model.num_classes=2"])  # refused before its first epoch
+    with pytest.raises(EvtoolsError, match="pseudo-labels have 3 classes"):
+        train_student(broken, StudentInputs(events=student_data["caches"]), tmp_path / "run", overwrite=True)
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before  # refused before anything was removed
+    train_student(load_config(None, TINY + ['method="supervised"', "training.seed=1"]),
+                  StudentInputs(events=student_data["caches"]), tmp_path / "run", overwrite=True)
+    assert (tmp_path / "run" / "best.pt").read_bytes() != before and (tmp_path / "run" / "last.pt").exists()
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 1
     result = evaluate_checkpoint(tmp_path / "run" / "last.pt", [student_data["caches"][0]], truth="labels")
     assert sum(map(sum, result.confusion)) == 8 * STUDENT_W * STUDENT_H
 

@@ -103,6 +103,15 @@ def test_cli_train_teacher(folder, tmp_path):
                      "--width", "0.25", "--head-channels", "16", "--classes", "2", "--crop", "none")
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and (tmp_path / "t.pt").exists()
+    before = (tmp_path / "t.pt").read_bytes()
+    again = ["train", "teacher", folder, "-o", tmp_path / "t.pt", "--epochs", "1", "--batch-size", "4", "--width", "0.25",
+             "--head-channels", "16", "--classes", "2", "--crop", "none", "--seed", "1"]
+    result = run_cli(*again)  # before, the checkpoint was replaced without a word
+    assert (result.returncode, result.stderr) == (2, f"error: {tmp_path / 't.pt'}: exists already: --overwrite replaces it\n")
+    assert (tmp_path / "t.pt").read_bytes() == before
+    result = run_cli(*again, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "t.pt").read_bytes() != before
     result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", "--crop", "24by32")
     assert (result.returncode, result.stderr) == (2, "error: --crop: '24by32' is not HEIGHTxWIDTH, such as 192x256\n")
 

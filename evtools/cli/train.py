@@ -59,6 +59,7 @@ def teacher(
     workers: Annotated[int, typer.Option(help="DataLoader workers.")] = 0,
     precision: Annotated[str, typer.Option(help="fp32, or bf16 (autocast).")] = "fp32",
     channels_last: Annotated[bool, typer.Option(help="Channels-last models and batches (faster on GPUs).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing checkpoint.")] = False,
 ) -> None:
     """Train the DeepLabV3+ image teacher on labelled images."""
     from evtools.models.deeplab import DeepLabConfig
@@ -74,7 +75,7 @@ def teacher(
         task = bar.add_task("teacher", total=None, loss=float("nan"), rate=0.0, terms="")
         result = train_teacher(sources if len(sources) > 1 else sources[0], output, config,
                                ([str(p) for p in val] if len(val) > 1 else str(val[0])) if val else None,
-                               _shown(bar, task))
+                               _shown(bar, task), overwrite)
     for entry in result.validation:
         stdout.print(f"epoch {entry['epoch']}: validation mIoU {entry['miou']:.3f}, pixel accuracy {entry['pixel_accuracy']:.3f}")
     stdout.print(f"wrote {result.checkpoint} after {result.epochs} epochs in {result.seconds:.0f} s (last loss {result.final_loss:.3f})")
@@ -97,6 +98,7 @@ def student(
     no_affinity: Annotated[bool, typer.Option("--no-affinity", help="EvDistill without affinity-graph KD.")] = False,
     no_distribution: Annotated[bool, typer.Option("--no-distribution", help="EvDistill without distribution KD.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the stopped run in the run folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start the run folder's run again, its files replaced.")] = False,
 ) -> None:
     """Train an event student: evdistill, supervised (on pseudo-labels) or kd-aps."""
     from evtools.train.config import load_config
@@ -120,7 +122,6 @@ def student(
     inputs = StudentInputs(events=[location(e) for e in events], images=images, teacher=teacher)
     with train_progress() as bar:
         task = bar.add_task(resolved.method, total=None, loss=float("nan"), rate=0.0)
-        metrics = train_student(resolved, inputs, output, resume,
-                                _shown(bar, task))
+        metrics = train_student(resolved, inputs, output, resume, _shown(bar, task), overwrite)
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     stdout.print(f"{resolved.method}: {summary}; run in {output}")

@@ -176,10 +176,18 @@ class _Run:
         return self.world.device
 
 
+# what a run writes in its folder; a folder holding any of them holds a run
+RUN_FILES = ("config.toml", "meta.json", "metrics.jsonl", "last.pt", "best.pt", "state.pt", "state.partial")
+
+
 def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | Path, resume: bool = False,
-                  progress: Progress | None = None) -> dict:
-    """Trains one student; returns the last epoch's metrics."""
-    run = start_run(config, inputs, Path(run_dir))
+                  progress: Progress | None = None, overwrite: bool = False) -> dict:
+    """Trains one student; returns the last epoch's metrics. A folder that holds a run already
+    is refused unless the run is resumed or ``overwrite`` starts it again (its files removed)."""
+    run_dir = Path(run_dir)
+    if not resume and not overwrite and any((run_dir / name).exists() for name in RUN_FILES):
+        raise EvtoolsError(f"{run_dir}: holds a run already: --resume continues it, --overwrite starts it again")
+    run = start_run(config, inputs, run_dir)
     _load_data(run)
     build_run(run)
     _resume_or_record(run, resume)
@@ -269,6 +277,8 @@ def _resume_or_record(run: _Run, resume: bool) -> None:
             raise InputError(state_path, f"cannot resume from it ({type(err).__name__}: {first_line(err)})") from err
     elif world.writer:
         run.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:  # an overwritten run's: none of its checkpoints may pass for the new one's
+            (run.run_dir / name).unlink(missing_ok=True)
         (run.run_dir / "config.toml").write_text(to_toml(config.as_dict()))
         (run.run_dir / "meta.json").write_text(json.dumps({
             "evtools_version": __version__, "git_commit": _git_commit(), "method": config.method,

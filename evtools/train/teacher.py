@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip, training_loader
-from evtools.errors import require, require_at_least
+from evtools.errors import EvtoolsError, require, require_at_least
 from evtools.labels import IGNORE
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import save_checkpoint
@@ -68,8 +68,12 @@ class TeacherResult:
 
 def train_teacher(
     train_source, output: str | Path, config: TeacherTraining = TeacherTraining(), val_source=None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, overwrite: bool = False,
 ) -> TeacherResult:
+    """Trains the teacher and writes its checkpoint to ``output``, which must not exist unless
+    ``overwrite``."""
+    if Path(output).exists() and not overwrite:
+        raise EvtoolsError(f"{output}: exists already: --overwrite replaces it")
     check_device(config.device)
     seed_everything(config.seed)
     augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
