@@ -149,6 +149,11 @@ def test_cli_evdistill_then_eval(student_data, tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["windows"] == 8 and set(metrics["miou"]) == {"nanmean", "zero", "clamped"}
     assert (tmp_path / "eval" / "window_001.png").exists() and "| pixel accuracy |" in (tmp_path / "eval" / "metrics.md").read_text()
+    resumed = run_cli("train", "student", "--resume", "-o", tmp_path / "run", "--images", student_data["images"],
+                      "--teacher", student_data["teacher"], *(f"--events={cache}" for cache in student_data["caches"]))
+    assert resumed.returncode == 0, resumed.stderr  # before, "evdistill: ; run in ..."
+    assert (f"evdistill: the run in {tmp_path / 'run'} has trained its 1 epochs already; --epochs N continues it to N"
+            == " ".join(resumed.stdout.split()))
     result = run_cli("train", "student", "--method", "kd-aps", "--events", student_data["caches"][0], "-o", tmp_path / "r2")
     assert (result.returncode, result.stderr) == (2, "error: --method kd-aps needs --teacher\n")
     for options, problem in ((["--render", "-1"], "render must be 0 or more pictures, got -1"),

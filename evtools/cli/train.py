@@ -123,5 +123,9 @@ def student(
     with train_progress() as bar:
         task = bar.add_task(resolved.method, total=None, loss=float("nan"), rate=0.0)
         metrics = train_student(resolved, inputs, output, resume, _shown(bar, task), overwrite)
+    if not metrics:  # resumed after its last epoch
+        stdout.print(f"{resolved.method}: the run in {output} has trained its {resolved.training.epochs} epochs "
+                     "already; --epochs N continues it to N")
+        return
     summary = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     stdout.print(f"{resolved.method}: {summary}; run in {output}")
