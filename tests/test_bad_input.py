@@ -38,7 +38,7 @@ def test_not_a_recording(tmp_path):
     path.write_text("hello")
     assert_one_line_error(
         run_cli("info", path), f"{path}: not a recording evtools can read (not HDF5, AEDAT4, a ROS bag, Prophesee DAT or EVT2/EVT3, nor "
-        "an ess_ddd17 directory)"
+        "an ess_ddd17 directory; N-MNIST binaries have no header: give --format nmnist)"
     )
 
 

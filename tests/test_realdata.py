@@ -37,7 +37,8 @@ def test_real_recording(path):
         except UnknownFormatError as err:
             assert path.name not in EXPECTED
             assert str(err) == (f"{path}: not a recording evtools can read (not HDF5, AEDAT4, a ROS bag, "
-                                "Prophesee DAT or EVT2/EVT3, nor an ess_ddd17 directory)")
+                                "Prophesee DAT or EVT2/EVT3, nor an ess_ddd17 directory; N-MNIST binaries have no "
+                                "header: give --format nmnist)")
             pytest.skip(f"no evtools reader for {path.suffix} files")
     expected = EXPECTED[path.name]
     assert format_name == expected[0]

@@ -55,7 +55,7 @@ def detect_format(path: str | Path) -> str:
             return prophesee
         raise UnknownFormatError(
             path, "not a recording evtools can read (not HDF5, AEDAT4, a ROS bag, Prophesee DAT or EVT2/EVT3, nor an "
-            "ess_ddd17 directory)"
+            "ess_ddd17 directory; N-MNIST binaries have no header: give --format nmnist)"
         )
     with open_h5(path) as h5:
         for name, matches in HDF5_LAYOUTS:
