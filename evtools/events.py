@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 T_DTYPE = np.dtype(np.int64)
+# the largest |time| in microseconds evtools reads: room to subtract one time from another in int64
+MAX_TIMESTAMP_US = 2**62
 XY_DTYPE = np.dtype(np.uint16)
 P_DTYPE = np.dtype(np.int8)
 

@@ -28,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from evtools.errors import EvtoolsError, InputError
+from evtools.events import MAX_TIMESTAMP_US
 from evtools.io.recording import Recording
 
 UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000}
@@ -275,7 +276,7 @@ def read_times(path: str | Path) -> tuple[int, ...]:
         if not re.fullmatch(r"[+-]?\d+", text):
             raise InputError(path, f"line {number}: '{text}' is not one whole number of microseconds "
                                    "(one timestamp a line; cut other columns out first)")
-        if abs(int(text)) >= 2**62:  # room for the recording's start to be subtracted in int64
+        if abs(int(text)) >= MAX_TIMESTAMP_US:
             raise InputError(path, f"line {number}: {text} us is beyond the ±2^62 us a timestamp can be")
         times.append(int(text))
     if not times:

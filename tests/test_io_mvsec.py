@@ -85,6 +85,10 @@ def test_fields_outside_the_description_are_refused(tmp_path):
         "two unusual rows": (np.where(np.arange(12).reshape(3, 4) == 8, 3.5, np.where(np.arange(12).reshape(3, 4) == 7, 2, good)),
                              r"event 1 has x 2.0, y 5.0, p 2.0: "),
         "infinite time": (np.where(np.arange(12).reshape(3, 4) == 10, np.inf, good), r"event 2 has the time inf s"),
+        "time past int64": (np.where(np.arange(12).reshape(3, 4) == 6, 1e17, good), r"event 1 has the time 1e\+17 s"),
+        # a first time whose microseconds leave int64: before, an OverflowError where frame times were added to it
+        "first time past int64": (np.column_stack([good[:, :2], 2e13 + np.array([0.0, 0.5, 1.0]), good[:, 3]]),
+                                  r"its first time, 20000000000000000000 us, is beyond the ±2\^62 us a timestamp can be$"),
     }
     for name, (table, message) in cases.items():
         path = tmp_path / f"{name.replace(' ', '_')}_data.hdf5"

@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError
+from evtools.events import MAX_TIMESTAMP_US
 from evtools.io.hdf5 import check_stored, mapped_rows, open_h5, require, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 from evtools.kernels.parallel import PARALLEL_LAUNCH_LOCK
@@ -118,7 +119,7 @@ def _microseconds_after(seconds, t_first_s):
     """(rint((seconds - t_first_s) * 1e6) as an int64, whether that is finite and within the
     int64 range); 0 when it is not."""
     relative = (seconds - t_first_s) * 1e6
-    valid = abs(relative) < 2.0**62  # False for NaN too
+    valid = abs(relative) < MAX_TIMESTAMP_US  # False for NaN too
     return (np.int64(np.rint(relative)) if valid else np.int64(0)), valid
 
 

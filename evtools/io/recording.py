@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError, reading
-from evtools.events import Events, Selection, select_events
+from evtools.events import MAX_TIMESTAMP_US, Events, Selection, select_events
 
 DEFAULT_CHUNK_EVENTS = 1 << 20
 
@@ -130,6 +130,8 @@ class Recording(ABC):
         signals: Mapping[str, np.ndarray] | None = None,
     ):
         self.path = Path(path)
+        if not -MAX_TIMESTAMP_US < t0_us < MAX_TIMESTAMP_US:  # a damaged time: later sums would leave int64
+            raise CorruptFileError(self.path, f"its first time, {t0_us} us, is beyond the ±2^62 us a timestamp can be")
         self.width = width
         self.height = height
         self.n_events = n_events
