@@ -45,7 +45,10 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 W, H = 346, 260
 MUTATIONS = ("truncate", "flip", "overwrite", "zero", "append")
 # HDF5 layouts only: one dataset replaced by what the layout does not allow
-DATASET_MUTATIONS = ("nan", "empty", "two-d", "negative", "huge", "text", "scalar", "shorter")
+DATASET_MUTATIONS = ("nan", "empty", "two-d", "negative", "huge", "text", "scalar", "shorter", "extreme value")
+# one value of a dataset replaced, its type kept: what a damaged field holds (an MVSEC table whose
+# first time was 2e13 s was an OverflowError)
+EXTREMES = (np.nan, np.inf, -np.inf, 1e17, -1e17, 2e13, -1.0, 0.0)
 
 
 class Hang(Exception):
@@ -123,6 +126,18 @@ def replace_dataset(path: Path, kind: str, rng: np.random.Generator) -> None:
         name = names[int(rng.integers(0, len(names)))]
         old = h5[name]
         shape, dtype = old.shape, old.dtype
+        if kind == "extreme value":
+            if old.size and dtype.kind in "iuf":
+                values = old[()]
+                flat = values.reshape(-1)
+                extreme = EXTREMES[int(rng.integers(0, len(EXTREMES)))]
+                if dtype.kind in "iu":  # the type's own extremes, or the float's integer part within them
+                    info = np.iinfo(dtype)
+                    extreme = (info.min, info.max, info.max // 2, 0)[int(rng.integers(0, 4))] if not np.isfinite(extreme) or \
+                        not info.min <= extreme <= info.max else int(extreme)
+                flat[int(rng.integers(0, flat.size))] = extreme
+                old[()] = values
+            return
         n = shape[0] if shape else 1
         values = {
             "nan": lambda: np.full(shape, np.nan),
