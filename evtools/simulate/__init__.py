@@ -32,8 +32,8 @@ MAX_SECONDS = 120.0  # of one sequence (about 3.6 GB while it is rendered)
 MAX_FRAME_RATE_HZ = 200.0  # a DAVIS346 takes about 40 APS frames a second at most
 GROUND_TRUTH_DIR = "ground_truth"
 T0_US = 1_500_000_000_000_000  # the absolute clock of simulated sequence 0 (2017-07-14)
-# sequence k of seed s starts (1000 s + k) * 10^9 us after T0_US: past this, clocks leave the
-# ±2^62 us that evtools reads as timestamps
+# sequence k of a seed starts (1000 * seed + k) * 10^9 us after T0_US: past this seed, clocks
+# leave the ±2^62 us that evtools reads as timestamps
 MAX_SEED = 1_000_000
 SIGNAL_PERIOD_US = 100_000
 
