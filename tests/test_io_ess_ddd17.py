@@ -1,3 +1,5 @@
+import shutil
+
 import cv2
 import numpy as np
 import pytest
@@ -67,6 +69,11 @@ def test_mismatched_sizes_and_missing_files(tmp_path):
     with pytest.raises(CorruptFileError) as err:
         open_recording(root)
     assert str(err.value) == f"{root}: events.dat.t holds 3 timestamps but events.dat.xyp has 12 bytes, not 18"
+    with open(root / "events.dat.t", "ab") as t:
+        t.write(b"\x01\x02")  # before, "holds 3 timestamps" and nothing about the two bytes more
+    with pytest.raises(CorruptFileError) as err:
+        open_recording(root)
+    assert str(err.value) == f"{root}: events.dat.t has 26 bytes, not a whole number of int64 timestamps"
     (root / "events.dat.xyp").unlink()
     with pytest.raises(MissingDatasetError) as err:
         open_recording(root)
@@ -86,6 +93,17 @@ def test_damaged_index_and_pictures_are_one_line_naming_the_file(tmp_path, event
         index.write_bytes(data)
         result = run_cli("info", root)
         assert (result.returncode, result.stderr) == (2, f"error: {index}: {problem}\n")
+    # an index of floats gave windows at nonsense times (all empty); a picture numbered with
+    # letters was int()'s ValueError
+    np.save(index, np.zeros((3, 3)))
+    result = run_cli("info", root)
+    assert (result.returncode, result.stderr) == (2, f"error: {index}: index of float64 (3, 3), expected (K, 3) integers\n")
+    write_ess_ddd17(tmp_path / "f", events, t0_ns=5_000_000_000, image_t_us=times, images=images)
+    stray = tmp_path / "f" / "imgs" / "img_copy.png"
+    shutil.copy(tmp_path / "f" / "imgs" / "img_00000001.png", stray)
+    result = run_cli("info", tmp_path / "f")
+    assert (result.returncode, result.stderr) == (
+        2, f"error: {stray}: not numbered as the layout's images are (segmentation_0000000001.png, img_0000000001.png)\n")
     write_ess_ddd17(tmp_path / "e", events, t0_ns=5_000_000_000, image_t_us=times, images=images)
     png = tmp_path / "e" / "imgs" / "img_00000002.png"
     data = bytearray(png.read_bytes())

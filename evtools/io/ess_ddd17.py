@@ -31,7 +31,11 @@ def matches_dir(path: Path) -> bool:
 
 def image_number(path: Path) -> int:
     """The 1-based number in a name such as ``segmentation_0000000042.png`` or ``img_00000042.png``."""
-    return int(path.stem.rsplit("_", 1)[-1])
+    number = path.stem.rsplit("_", 1)[-1]
+    if not number.isdecimal():
+        raise CorruptFileError(path, "not numbered as the layout's images are (segmentation_0000000001.png, "
+                                     "img_0000000001.png)")
+    return int(number)
 
 
 class EssDdd17Recording(Recording):
@@ -45,9 +49,11 @@ class EssDdd17Recording(Recording):
         index_file = next((root / name for name in INDEX_FILES if (root / name).is_file()), None)
         if index_file is None:
             raise MissingDatasetError(path, "missing index/index_50ms.npy (or the 10 or 250 ms index)")
-        n_events = (root / "events.dat.t").stat().st_size // 8
-        xyp_bytes = (root / "events.dat.xyp").stat().st_size
-        if (root / "events.dat.t").stat().st_size % 8 or xyp_bytes != 6 * n_events:
+        t_bytes, xyp_bytes = (root / "events.dat.t").stat().st_size, (root / "events.dat.xyp").stat().st_size
+        n_events = t_bytes // 8
+        if t_bytes % 8:
+            raise CorruptFileError(path, f"events.dat.t has {t_bytes} bytes, not a whole number of int64 timestamps")
+        if xyp_bytes != 6 * n_events:
             raise CorruptFileError(
                 path, f"events.dat.t holds {n_events} timestamps but events.dat.xyp has {xyp_bytes} bytes, not {6 * n_events}"
             )
@@ -58,8 +64,8 @@ class EssDdd17Recording(Recording):
             index = np.load(index_file)
         except (ValueError, EOFError, OSError) as err:  # numpy's errors for a truncated, empty or pickled .npy
             raise CorruptFileError(index_file, f"unreadable index ({first_line(err)})") from None
-        if index.ndim != 2 or index.shape[1] < 2:
-            raise CorruptFileError(index_file, f"index of shape {index.shape}, expected (K, 3)")
+        if index.ndim != 2 or index.shape[1] < 2 or index.dtype.kind not in "iu":
+            raise CorruptFileError(index_file, f"index of {index.dtype} {index.shape}, expected (K, 3) integers")
         image_times = self._relative_us(index[:, 0])
         super().__init__(
             path,
