@@ -183,6 +183,14 @@ def test_colour_and_region_of_interest_frames_become_grey_full_frames(tmp_path):
         expected[3, 6] = round(200 * 0.299)
         np.testing.assert_array_equal(image, expected)
         np.testing.assert_array_equal(rec.frames[1], 9)
+    # a frame of no pixels passed for a black one; one outside its stream is refused as before
+    for frame, problem in ((Frame(T0, T0, T0 + 10, np.zeros((0, 0), np.uint8)), "frame 0 is 0x0: no pixels"),
+                           (Frame(T0, T0, T0 + 10, bgr, offset=(7, 2)), "frame 0 (3x2 at 7,2) lies outside the 8x6 frame stream")):
+        spec.packets[1] = ("frame", frame)
+        with open_recording(write_aedat4(tmp_path / "bad.aedat4", spec)) as rec:
+            with pytest.raises(CorruptFileError) as refused:
+                rec.frames[0]
+        assert str(refused.value) == f"{tmp_path / 'bad.aedat4'}: {problem}"
 
 
 def test_a_truncated_last_packet_is_left_out_and_counted(tmp_path):

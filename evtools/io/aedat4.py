@@ -274,8 +274,10 @@ class Aedat4Recording(Recording):
             raise CorruptFileError(self.path, f"frame {index} has the unknown pixel format {table.scalar(5, '<b')}")
         width, height = table.scalar(6, "<h"), table.scalar(7, "<h")
         offset_x, offset_y = table.scalar(8, "<h"), table.scalar(9, "<h")
+        if width <= 0 or height <= 0:  # DV writes no empty frames: before, a black image passed for one
+            raise CorruptFileError(self.path, f"frame {index} is {width}x{height}: no pixels")
         first, count = table.vector(10, 1)
-        if count != width * height * channels or width < 0 or height < 0:
+        if count != width * height * channels:
             raise CorruptFileError(self.path, f"frame {index} holds {count} bytes for {width}x{height}x{channels}")
         pixels = np.frombuffer(table.buffer, np.uint8, count, first).reshape(height, width, channels)
         if channels > 1:  # BGR(A): BT.601 luma
