@@ -110,6 +110,42 @@ def test_the_numpy_parsers_equal_the_rosbags_deserialiser(tmp_path):
                 np.testing.assert_array_equal(pixels.reshape(-1), message.data)
 
 
+def serialised_image(encoding: str, pixels: np.ndarray, step: int | None = None) -> bytes:
+    """A sensor_msgs/Image of (H, W, C) uint8 ``pixels``, serialised by rosbags."""
+    store = typestore()
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, width * pixels.shape[2])
+    step = step or rows.shape[1]
+    data = np.zeros((height, step), np.uint8)
+    data[:, : rows.shape[1]] = rows
+    message = store.types["sensor_msgs/msg/Image"](
+        header=store.types["std_msgs/msg/Header"](seq=0, stamp=store.types["builtin_interfaces/msg/Time"](sec=T0_S, nanosec=0),
+                                                  frame_id="davis"),
+        height=height, width=width, encoding=encoding, is_bigendian=0, step=step, data=data.reshape(-1))
+    return bytes(store.serialize_ros1(message, "sensor_msgs/msg/Image"))
+
+
+def test_colour_images_become_grey_and_others_are_refused():
+    # a colour DAVIS's frames: before, refused ("evtools reads mono8, 8UC1")
+    bgr = np.zeros((2, 3, 3), np.uint8)
+    bgr[0, 0] = (255, 0, 0)  # blue
+    bgr[1, 2] = (0, 0, 200)  # red
+    bgr[0, 1] = (0, 100, 0)  # green
+    expected = np.array([[29, 59, 0], [0, 0, 60]], np.uint8)  # 0.114 * 255, 0.587 * 100, 0.299 * 200, rounded
+    for encoding, pixels in (("bgr8", bgr), ("rgb8", bgr[..., ::-1]), ("bgra8", np.dstack([bgr, np.full((2, 3), 7, np.uint8)])),
+                             ("rgba8", np.dstack([bgr[..., ::-1], np.full((2, 3), 7, np.uint8)]))):
+        for step in (None, 16):  # rows padded to 16 bytes too
+            _, grey = parse_image(serialised_image(encoding, pixels, step))
+            np.testing.assert_array_equal(grey, expected, err_msg=f"{encoding} step {step}")
+    for encoding, pixels, problem in (
+            ("mono16", np.zeros((2, 3, 2), np.uint8), "image encoding 'mono16' (evtools reads mono8, 8UC1, bgr8, rgb8, bgra8, rgba8)"),
+            ("bgr8", np.zeros((0, 0, 3), np.uint8), "a 0x0 image: no pixels"),  # before, a frame of no pixels was taken
+            ("bgr8", np.zeros((2, 3, 1), np.uint8), "a 3x2 bgr8 image with step 3 in 6 bytes")):
+        with pytest.raises(ValueError) as refused:
+            parse_image(serialised_image(encoding, pixels))
+        assert str(refused.value) == problem
+
+
 def test_bad_bags_are_one_line_errors(tmp_path):
     path = write_bag(tmp_path / "b.bag", mvsec_bag(n_messages=3), other_camera=False)
     with pytest.raises(CorruptFileError, match=r"no dvs_msgs/EventArray on /davis/right/events \(EventArray topics: "

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.errors import CorruptFileError, EvtoolsError, MissingExtraError, first_line
+from evtools.io.images import grey_from_bgr
 from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages, packets_holding
 
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -280,8 +281,8 @@ class Aedat4Recording(Recording):
         if count != width * height * channels:
             raise CorruptFileError(self.path, f"frame {index} holds {count} bytes for {width}x{height}x{channels}")
         pixels = np.frombuffer(table.buffer, np.uint8, count, first).reshape(height, width, channels)
-        if channels > 1:  # BGR(A): BT.601 luma
-            pixels = np.rint(pixels[..., :3].astype(np.float32) @ np.float32([0.114, 0.587, 0.299]))
+        if channels > 1:  # BGR(A)
+            pixels = grey_from_bgr(pixels)
         image = np.zeros(self._frame_shape, np.uint8)
         if not (0 <= offset_y and offset_y + height <= image.shape[0] and 0 <= offset_x and offset_x + width <= image.shape[1]):
             raise CorruptFileError(self.path, f"frame {index} ({width}x{height} at {offset_x},{offset_y}) lies "

@@ -33,6 +33,11 @@ def read_grey(path: Path) -> np.ndarray:
     return image
 
 
+def grey_from_bgr(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 BT.601 luma of (H, W, 3 or 4) uint8 BGR(A) pixels, as OpenCV's and DV's grey."""
+    return np.rint(pixels[..., :3].astype(np.float32) @ np.float32([0.114, 0.587, 0.299])).astype(np.uint8)
+
+
 def write_picture(path: Path, image: np.ndarray) -> Path:
     """Writes ``image`` in the format its suffix names (any OpenCV writes). cv2.imwrite returns
     False, silently, on a full disk or a folder it cannot write: the file is written here instead,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.errors import CorruptFileError, InputError, MissingExtraError, first_line
+from evtools.io.images import grey_from_bgr
 from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages, packets_holding
 
 MAGIC = b"#ROSBAG V2.0\n"
@@ -32,7 +33,10 @@ CAMERAS = ("left", "right")
 EVENT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("secs", "<u4"), ("nsecs", "<u4"), ("polarity", "u1")])
 IMU_FIELDS = ("angular_velocity_x", "angular_velocity_y", "angular_velocity_z",
               "linear_acceleration_x", "linear_acceleration_y", "linear_acceleration_z")
-GREY_ENCODINGS = ("mono8", "8UC1")
+# sensor_msgs/Image encodings read: {name: (channels, whether the colours are in RGB order)};
+# colour frames (a colour DAVIS's) become grey by BT.601 luma, as AEDAT4 colour frames do
+IMAGE_ENCODINGS = {"mono8": (1, False), "8UC1": (1, False), "bgr8": (3, False), "rgb8": (3, True),
+                   "bgra8": (4, False), "rgba8": (4, True)}
 EVENT_ARRAY = "dvs_msgs/msg/EventArray"
 
 
@@ -65,12 +69,18 @@ def parse_image(data: bytes | memoryview) -> tuple[int, np.ndarray]:
     offset += 12 + length
     _bigendian, step, size = struct.unpack_from("<BII", data, offset)
     offset += 9
-    if encoding not in GREY_ENCODINGS:
-        raise ValueError(f"image encoding '{encoding}' (evtools reads {', '.join(GREY_ENCODINGS)})")
-    if step < width or size < step * height or offset + size > len(data):
-        raise ValueError(f"a {width}x{height} image with step {step} in {size} bytes")
-    pixels = np.frombuffer(data, np.uint8, step * height, offset).reshape(height, step)[:, :width]
-    return _microseconds(secs, nsecs), pixels
+    if encoding not in IMAGE_ENCODINGS:
+        raise ValueError(f"image encoding '{encoding}' (evtools reads {', '.join(IMAGE_ENCODINGS)})")
+    channels, rgb = IMAGE_ENCODINGS[encoding]
+    if width == 0 or height == 0:
+        raise ValueError(f"a {width}x{height} image: no pixels")
+    if step < width * channels or size < step * height or offset + size > len(data):
+        raise ValueError(f"a {width}x{height} {encoding} image with step {step} in {size} bytes")
+    rows = np.frombuffer(data, np.uint8, step * height, offset).reshape(height, step)[:, : width * channels]
+    if channels == 1:
+        return _microseconds(secs, nsecs), rows
+    pixels = rows.reshape(height, width, channels)
+    return _microseconds(secs, nsecs), grey_from_bgr(pixels[..., [2, 1, 0]] if rgb else pixels)
 
 
 def _microseconds(secs, nsecs):
