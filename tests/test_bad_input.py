@@ -164,6 +164,12 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
         (["simulate", tmp_path / "sim", "--seed", "-5"], "seed must be from 0 to 1000000, got -5"),
         # past it, the clocks left int64: an OverflowError traceback
         (["simulate", tmp_path / "sim", "--seed", "99999999999999999999"], "seed must be from 0 to 1000000, got 99999999999999999999"),
+        # before, the preset silently ignored them
+        (["simulate", tmp_path / "sim", "--preset", "demo", "--sequences", "3"],
+         "--preset demo fixes the simulation: --sequences does not combine with it"),
+        (["simulate", tmp_path / "sim", "--preset", "demo", "--no-preview"],
+         "--preset demo fixes the simulation: --preview does not combine with it"),
+        (["simulate", tmp_path / "sim", "--preset", "other", "--seed", "3"], "--preset: unknown preset 'other' (known: demo)"),
     ]
     for args, expected in cases:
         assert_one_line_error(run_cli(*args), expected)

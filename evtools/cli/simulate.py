@@ -16,6 +16,7 @@ from evtools.progress import ProgressUpdate
 
 
 def simulate(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Argument(help="Output folder.")],
     preset: Annotated[str | None, typer.Option(help="demo: the embedded default dataset (images/, events/, test/).")] = None,
     sequences: Annotated[int, typer.Option(help="Recordings to simulate.")] = 1,
@@ -34,6 +35,14 @@ def simulate(
     from evtools.simulate.scene import ILLUMINATIONS
     from evtools.simulate.sensor import APS_CONDITIONS
 
+    if preset is not None:  # the preset fixes every other option: one given beside it would be ignored
+        if preset != "demo":
+            raise OptionError(f"--preset: unknown preset '{preset}' (known: demo)")
+        given = [name for name in ctx.params if name not in ("out", "preset")
+                 and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+        if given:
+            raise OptionError(f"--preset {preset} fixes the simulation: --{given[0].replace('_', '-')} does not "
+                              "combine with it")
     if format not in FORMATS:
         raise OptionError(f"--format: '{format}' is not one of {', '.join(FORMATS)}")
     if illumination != "mixed" and illumination not in ILLUMINATIONS:
@@ -56,8 +65,6 @@ def simulate(
             manifest = make_demo(out, DemoPreset(), progress)
             summary = (f"{manifest['labelled_images']} labelled images, {len(manifest['events'])} event recordings, "
                        f"{len(manifest['test'])} test recordings")
-        elif preset is not None:
-            raise OptionError(f"--preset: unknown preset '{preset}' (known: demo)")
         else:
             from evtools.io.images import write_picture
 
