@@ -173,18 +173,21 @@ class Teacher:
         x = self._prepare(torch.from_numpy(frames)).to(self.spec.device)
         size = x.shape[-2:]
         total, count = None, 0
+        not_a_number = torch.zeros((), dtype=torch.bool, device=x.device)
         for scale in self.spec.scales:
             scaled = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
             for flipped in ((False, True) if self.spec.flip else (False,)):
                 logits = self._logits(scaled.flip(-1) if flipped else scaled)
                 probabilities = logits.float().softmax(1)
-                if probabilities.isnan().any():  # NaN or infinite logits: labels from them would be noise
-                    raise EvtoolsError(f"{self.spec.teacher}: the teacher gave NaN or infinite logits for a "
-                                       f"{tuple(scaled.shape)} batch")
+                # NaN or infinite logits, before resizing can drop them; gathered on the device,
+                # so that the passes are not each waited for
+                not_a_number |= probabilities.isnan().any()
                 if flipped:
                     probabilities = probabilities.flip(-1)
                 if probabilities.shape[-2:] != size:
                     probabilities = F.interpolate(probabilities, size=size, mode="bilinear", align_corners=False)
                 total = probabilities if total is None else total + probabilities
                 count += 1
+        if not_a_number:  # labels from them would be noise
+            raise EvtoolsError(f"{self.spec.teacher}: the teacher gave NaN or infinite logits for a {tuple(x.shape)} batch")
         return self._mapped(total / count).cpu()
