@@ -7,12 +7,13 @@ First the checks, side by side (their speed is not measured):
 - make demo DEVICE=cuda with 2 teacher epochs and 1 per student: the whole demo chain on the GPU,
   and its report.
 Then the benchmarks, one after another, while time is left (a step starts only with its time
-limit left, and is stopped at it):
-- the kernel benchmark with its CUDA rows (evtools' rows only where Tonic and evlib are missing);
-- the training step of the paper configuration, fp32 and bf16 (benchmarks/training.py);
+limit left, and is stopped at it), first those that need a machine of many cores:
 - the conversion benchmark with --device cpu and --device cuda, with where its main thread's time
   goes (--profile), and again pinned to 1, 2, 4 and 8 of the cores (--cores);
-- the cluster benchmark (with the local cluster's run split by phase) and the loading benchmark.
+- the cluster benchmark (with the local cluster's run split by phase);
+- the kernel benchmark with its CUDA rows (evtools' rows only where Tonic and evlib are missing);
+- the training step of the paper configuration, fp32 and bf16 (benchmarks/training.py);
+- the loading benchmark.
 
 Usage: python benchmarks/gpu_check.py [--quick] [--budget SECONDS] [--only STEP,...], with this project importable
 (the Makefile's gpu-check target sets PYTHONPATH).
@@ -148,16 +149,16 @@ def main() -> None:
     small_model = ["--set", "model.depth=18", "--set", "model.width=0.25", "--set", "training.crop=[64,128]",
                    "--steps", "3"] if args.quick else ["--steps", "100", "--profile"]
     benchmarks = [
-        Step("kernel-bench", [PYTHON, "representations.py", *events, "--json", str(RESULTS / "gpu-representations.json"),
-                              *([] if references else ["--no-references"])], 110, cwd=BENCHMARKS),
-        Step("training-bench", [PYTHON, "training.py", *small_model, "--json", str(RESULTS / "gpu-training.json")], 100,
-             cwd=BENCHMARKS),
         # --profile: where the main thread's time goes, to tell a serial main thread from busy compressors;
         # --cores: the same conversion pinned to fewer of the machine's cores, the scaling curve
         Step("conversion-bench", [PYTHON, "conversion.py", *events, "--profile", "--cores", "1,2,4,8", "--json",
                                   str(RESULTS / "gpu-conversion.json")], 150, cwd=BENCHMARKS),
         Step("cluster-bench", [PYTHON, "cluster.py", "--jobs", "8", "--recordings", "8", "--split", "--json",
                                str(RESULTS / "gpu-cluster.json")], 70, cwd=BENCHMARKS),
+        Step("kernel-bench", [PYTHON, "representations.py", *events, "--json", str(RESULTS / "gpu-representations.json"),
+                              *([] if references else ["--no-references"])], 110, cwd=BENCHMARKS),
+        Step("training-bench", [PYTHON, "training.py", *small_model, "--json", str(RESULTS / "gpu-training.json")], 100,
+             cwd=BENCHMARKS),
         Step("loading-bench", [PYTHON, "loading.py", *events, "--json", str(RESULTS / "gpu-loading.json")], 60,
              cwd=BENCHMARKS),
     ]
