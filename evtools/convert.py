@@ -453,8 +453,8 @@ def _read_block(recording: Recording, windows: Windows, spec: ConvertSpec, groun
         kernel_ranges = np.column_stack([bounds[:, :-1].ravel(), bounds[:, 1:].ravel()])
         ends = windows.sub_t_end_us[block].ravel()
     if windows.frame_index is not None:
-        stored[CacheArray.APS] = np.stack([_cropped(recording.frames[int(i)], spec.crop_rows)
-                                           for i in windows.frame_index[block]])
+        frames = recording.frames.take(windows.frame_index[block])
+        stored[CacheArray.APS] = frames[:, spec.crop_rows[0] : spec.crop_rows[1]] if spec.crop_rows else frames
         if ground_truth is not None:
             frame_abs = recording.t0_us + recording.frames.t_us[windows.frame_index[block]]
             stored[CacheArray.GT_LABELS] = ground_truth.masks(frame_abs, recording.height, recording.width,
@@ -612,10 +612,6 @@ class _ProgressMarks:
         self.recorder.shutdown(wait=True)
         if self.failure is not None:
             raise self.failure
-
-
-def _cropped(image: np.ndarray, crop: tuple[int, int] | None) -> np.ndarray:
-    return image[crop[0] : crop[1]] if crop else image
 
 
 def events_after_last_window(job: _Conversion) -> int:

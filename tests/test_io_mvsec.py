@@ -186,3 +186,24 @@ def test_a_file_cut_short_while_open_is_an_error_not_a_crash(tmp_path, events):
             rec.events()
     assert str(err.value) == (f"{path}: became shorter than its events table while being read "
                               f"(rows 0 to {len(events) - 1} reach past its end)")
+
+
+@pytest.mark.parametrize("indices", [[0, 1, 2, 3, 4], [2], [4, 0, 1, 1, 3], [3, 2, 1]])
+def test_frames_taken_in_runs_equal_frames_read_one_by_one(tmp_path, indices):
+    """A block's frames are read a run of consecutive frames at a time (one h5py call a run)."""
+    from evtools.io.recording import TimedImages
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 260, 346), dtype=np.uint8)
+    table = np.column_stack([[1, 2], [3, 4], T0_S + np.array([0.0, 0.1]), [1, -1]])
+    path = write_raw(tmp_path / "frames_data.hdf5", table, images, T0_S + np.arange(5) / 10)
+    with open_recording(path) as rec:
+        np.testing.assert_array_equal(rec.frames.take(indices), images[indices])
+        with pytest.raises(IndexError, match="images 0 to 5 out of range for 5 images"):
+            rec.frames.take([0, 5])
+    reads = []
+    counted = TimedImages(5, (260, 346), lambda i: images[i], lambda: np.arange(5),
+                          lambda start, stop: reads.append((start, stop)) or images[start:stop])
+    np.testing.assert_array_equal(counted.take(indices), images[indices])
+    runs = {(0, 1, 2, 3, 4): [(0, 5)], (2,): [(2, 3)], (4, 0, 1, 1, 3): [(4, 5), (0, 2), (1, 2), (3, 4)],
+            (3, 2, 1): [(3, 4), (2, 3), (1, 2)]}
+    assert reads == runs[tuple(indices)]

@@ -59,9 +59,8 @@ class MvsecRecording(Recording):
                 images, stamps = require_frames(self._h5, f"{base}/image_raw", f"{base}/image_raw_ts",
                                                 self.format_name, "f")
                 height, width = images.shape[1:]
-                frames = TimedImages(
-                    len(images), (height, width), lambda i: images[i], lambda: self._relative_us(stamps[:])
-                )
+                frames = TimedImages(len(images), (height, width), lambda i: images[i],
+                                     lambda: self._relative_us(stamps[:]), lambda start, stop: images[start:stop])
             super().__init__(
                 path,
                 width=width,
