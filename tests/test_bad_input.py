@@ -50,6 +50,16 @@ def test_hdf5_of_no_known_layout(tmp_path):
     assert_one_line_error(run_cli("info", path), f"{path}: an HDF5 file of no known layout (top-level entries: meta, weights)")
 
 
+def test_hdf5_whose_entry_names_are_not_utf8(tmp_path):
+    """A damaged link name h5py cannot decode comes back as bytes; it is named, not sorted against text."""
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_group("events")
+        h5.create_group(b"ms_to_idx\xe3\xbd")
+    assert_one_line_error(run_cli("info", path),
+                          f"{path}: an HDF5 file of no known layout (top-level entries: b'ms_to_idx\\xe3\\xbd', events)")
+
+
 def test_directory_of_no_known_layout(tmp_path):
     assert_one_line_error(
         run_cli("info", tmp_path),

@@ -63,3 +63,21 @@ def test_indices_at_times_in_one_pass_match_single_lookups(tmp_path, events):
     with open_recording(path) as rec:
         np.testing.assert_array_equal(rec.indices_at_times(times, chunk_events=97), np.searchsorted(events.t, times))
         assert [rec.index_at_time(int(t)) for t in times] == list(np.searchsorted(events.t, times))
+
+
+@pytest.mark.parametrize("bad_time", [np.iinfo(np.int64).min, 2**62, -(2**62)])
+def test_a_frame_time_beyond_the_timestamp_range_is_refused(tmp_path, events, bad_time):
+    """A damaged frame time (seen: int64's minimum) made a window start leave int64: windows ran
+    past the events and the kernels failed with a traceback."""
+    from evtools.convert import convert
+    from evtools.errors import CorruptFileError
+
+    frames_t = np.array([100_000, bad_time, 300_000], np.int64)
+    path = write_evh5(tmp_path / "rec.h5", [events], width=346, height=260,
+                      frames=np.zeros((3, 260, 346), np.uint8), frames_t_us=frames_t)
+    message = f"image 1 has the time {bad_time} us, beyond the ±2\\^62 us a timestamp can be"
+    with open_recording(path) as recording, pytest.raises(CorruptFileError, match=message):
+        recording.frames.t_us
+    with pytest.raises(CorruptFileError, match=message):
+        convert(path, tmp_path / "out.zarr")
+    assert not list(tmp_path.glob("out.zarr*"))

@@ -61,7 +61,8 @@ def detect_format(path: str | Path) -> str:
         for name, matches in HDF5_LAYOUTS:
             if matches(h5):
                 return name
-        top = ", ".join(sorted(h5.keys())) or "none"
+        # h5py gives a name that is not UTF-8 (a damaged link) as bytes: shown as such
+        top = ", ".join(sorted(name if isinstance(name, str) else repr(name) for name in h5.keys())) or "none"
     raise UnknownFormatError(path, f"an HDF5 file of no known layout (top-level entries: {top})")
 
 

@@ -84,6 +84,10 @@ class TimedImages(Sequence):
         with reading(self.source):
             times = np.asarray(self._times(), dtype=np.int64)
         assert len(times) == self._count, "reader gave a timestamp count that differs from the image count"
+        beyond = np.flatnonzero((times <= -MAX_TIMESTAMP_US) | (times >= MAX_TIMESTAMP_US))
+        if len(beyond):  # a damaged time: a window's start before it would leave int64
+            i = int(beyond[0])
+            raise CorruptFileError(self.source, f"image {i} has the time {times[i]} us, beyond the ±2^62 us a timestamp can be")
         return times
 
 
