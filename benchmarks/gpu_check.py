@@ -12,7 +12,8 @@ limit left, and is stopped at it), first those that need a machine of many cores
   goes (--profile), and again pinned to 1, 2, 4 and 8 of the cores (--cores);
 - the cluster benchmark (with the local cluster's run split by phase);
 - the kernel benchmark with its CUDA rows (evtools' rows only where Tonic and evlib are missing);
-- the training step of the paper configuration, fp32 and bf16 (benchmarks/training.py);
+- the training step of the paper configuration, fp32 and bf16, 40 steps each and 5 under torch's
+  profiler (benchmarks/training.py; 100 steps and the profiles outran the step's 100 s on an H200);
 - the loading benchmark.
 
 Usage: python benchmarks/gpu_check.py [--quick] [--budget SECONDS] [--only STEP,...], with this project importable
@@ -147,7 +148,7 @@ def main() -> None:
         checks.append(Step("demo", ["make", "demo", "DEVICE=cuda", f"VENV={demo_environment()}", "TEACHER_EPOCHS=2",
                                     "STUDENT_EPOCHS=1", "DEMO_DIR=build/gpu-demo", "RUN_DIR=runs/gpu-demo"], 300))
     small_model = ["--set", "model.depth=18", "--set", "model.width=0.25", "--set", "training.crop=[64,128]",
-                   "--steps", "3"] if args.quick else ["--steps", "100", "--profile"]
+                   "--steps", "3"] if args.quick else ["--steps", "40", "--profile"]
     benchmarks = [
         # --profile: where the main thread's time goes, to tell a serial main thread from busy compressors;
         # --cores: the same conversion pinned to fewer of the machine's cores, the scaling curve
