@@ -51,13 +51,15 @@ def test_hdf5_of_no_known_layout(tmp_path):
 
 
 def test_hdf5_whose_entry_names_are_not_utf8(tmp_path):
-    """A damaged link name h5py cannot decode comes back as bytes; it is named, not sorted against text."""
+    """A damaged link name h5py cannot decode comes back as bytes: named with those bytes escaped
+    (sorting it with text was a TypeError)."""
     path = tmp_path / "damaged.h5"
     with h5py.File(path, "w") as h5:
         h5.create_group("events")
         h5.create_group(b"ms_to_idx\xe3\xbd")
-    assert_one_line_error(run_cli("info", path),
-                          f"{path}: an HDF5 file of no known layout (top-level entries: b'ms_to_idx\\xe3\\xbd', events)")
+        h5.create_group("two\nlines\x18")
+    assert_one_line_error(run_cli("info", path), f"{path}: an HDF5 file of no known layout (top-level entries: "
+                                                 "events, ms_to_idx\\xe3\\xbd, two\\nlines\\x18)")
 
 
 def test_directory_of_no_known_layout(tmp_path):

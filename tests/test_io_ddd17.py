@@ -72,6 +72,19 @@ def test_hand_built_frame_and_signals(hand_built):
         np.testing.assert_array_equal(rec.signals["vehicle_speed"], [[1_000_000, 12.5], [1_100_000, 13.0]])
 
 
+def test_a_signal_whose_name_is_not_utf8_is_read_under_its_escaped_name(hand_built):
+    """h5py gives a damaged link name it cannot decode as bytes (sorting it with text was a
+    TypeError); the signal is named with the undecodable byte escaped."""
+    with h5py.File(hand_built, "r+") as h5:
+        h5[b"steering\xff/data"] = np.array([[1_050_000, -3.0]])
+    with open_recording(hand_built) as rec:
+        assert list(rec.signals) == ["steering\\xff", "vehicle_speed"]
+        np.testing.assert_array_equal(rec.signals["steering\\xff"], [[1_050_000, -3.0]])
+    result = run_cli("info", hand_built)
+    assert result.returncode == 0, result.stderr
+    assert "steering\\xff" in result.stdout
+
+
 def test_rotate180_matches_the_ddd17_tools(hand_built):
     with open_recording(hand_built, options=ReadOptions(rotate180=True)) as rec:
         events = rec.events(0, 2)

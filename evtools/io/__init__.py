@@ -11,7 +11,7 @@ import h5py
 
 from evtools.errors import InputError, UnknownFormatError, damaged_structure
 from evtools.io import aedat4, dat, ddd17, dsec, ess_ddd17, evh5, evt, mvsec, nmnist, rosbag
-from evtools.io.hdf5 import open_h5
+from evtools.io.hdf5 import entry_name, open_h5
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 READERS: dict[str, type[Recording]] = {
@@ -61,8 +61,7 @@ def detect_format(path: str | Path) -> str:
         for name, matches in HDF5_LAYOUTS:
             if matches(h5):
                 return name
-        # h5py gives a name that is not UTF-8 (a damaged link) as bytes: shown as such
-        top = ", ".join(sorted(name if isinstance(name, str) else repr(name) for name in h5.keys())) or "none"
+        top = ", ".join(sorted(entry_name(name) for name in h5.keys())) or "none"
     raise UnknownFormatError(path, f"an HDF5 file of no known layout (top-level entries: {top})")
 
 

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import CorruptFileError
-from evtools.io.hdf5 import holds_byte_rows, open_h5, require
+from evtools.io.hdf5 import entry_name, holds_byte_rows, open_h5, require
 from evtools.io.hdf5_heap import GlobalHeapCheck
 from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages
 
@@ -126,7 +126,7 @@ def decode_frames(body: np.ndarray, header: np.void) -> list[tuple[int, np.ndarr
     return frames
 
 
-def _filled_rows(h5: h5py.File, name: str) -> np.ndarray:
+def _filled_rows(h5: h5py.File, name: str | bytes) -> np.ndarray:
     """A vehicle signal's table without its preallocated empty rows (time 0) at the end."""
     table = h5[name]["data"][:]
     filled = np.flatnonzero(table[:, 0] != 0)
@@ -169,10 +169,12 @@ class Ddd17Recording(Recording):
             if n_frames:
                 height, width = self._frame(0)[1].shape
                 frames = TimedImages(n_frames, (height, width), lambda i: self._frame(i)[1], self._frame_times)
-            signal_names = sorted(
-                name for name, item in self._h5.items()
+            groups = {  # each signal's name as text: its group's key
+                entry_name(name): name
+                for name, item in self._h5.items()
                 if name != "dvs" and isinstance(item, h5py.Group) and isinstance(item.get("data"), h5py.Dataset)
-            )
+            }
+            signal_names = sorted(groups)
             super().__init__(
                 path,
                 width=width,
@@ -180,7 +182,7 @@ class Ddd17Recording(Recording):
                 n_events=n_events,
                 t0_us=self._t0_abs,
                 frames=frames,
-                signals=SignalsOnAccess(signal_names, lambda: {name: _filled_rows(self._h5, name) for name in signal_names}),
+                signals=SignalsOnAccess(signal_names, lambda: {name: _filled_rows(self._h5, groups[name]) for name in signal_names}),
             )
         except BaseException:
             self._h5.close()

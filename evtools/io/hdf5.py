@@ -29,6 +29,13 @@ def open_h5(path: str | Path) -> h5py.File:
         raise CorruptFileError(path, f"unreadable HDF5 file ({first_line(err)})") from err
 
 
+def entry_name(name: str | bytes) -> str:
+    """A group member's name as one line of text: h5py gives a name that is not UTF-8 (a damaged
+    link) as bytes; undecodable bytes and characters that do not print (a newline) are escaped."""
+    text = name if isinstance(name, str) else name.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def require(h5: h5py.File, name: str, format_name: str) -> h5py.Dataset:
     """The dataset ``name``, readable with the installed filters, or a one-line error naming the file."""
     item = h5.get(name)
