@@ -39,8 +39,7 @@ class Evh5Recording(Recording):
             frames = None
             if "frames" in self._h5:
                 images, times = require_frames(self._h5, "frames", "frames_t", self.format_name, "iu")
-                frames = TimedImages(len(images), images.shape[1:], lambda i: images[i], lambda: times[:],
-                                     lambda start, stop: images[start:stop])
+                frames = TimedImages.of_array(images, lambda: times[:])
             t0 = self._h5.attrs["t0_us"]
             if np.ndim(t0) != 0 or not np.issubdtype(np.asarray(t0).dtype, np.integer):
                 raise CorruptFileError(path, f"attribute 't0_us' is {t0!r}, expected whole microseconds")

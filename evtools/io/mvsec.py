@@ -59,8 +59,7 @@ class MvsecRecording(Recording):
                 images, stamps = require_frames(self._h5, f"{base}/image_raw", f"{base}/image_raw_ts",
                                                 self.format_name, "f")
                 height, width = images.shape[1:]
-                frames = TimedImages(len(images), (height, width), lambda i: images[i],
-                                     lambda: self._relative_us(stamps[:]), lambda start, stop: images[start:stop])
+                frames = TimedImages.of_array(images, lambda: self._relative_us(stamps[:]))
             super().__init__(
                 path,
                 width=width,

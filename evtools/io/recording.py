@@ -57,6 +57,11 @@ class TimedImages(Sequence):
         self._load_range = load_range  # images [start, stop) in one read; None: one by one
         self.source: Path | None = None  # the recording's file, set by the recording: it names read errors
 
+    @classmethod
+    def of_array(cls, images, times: Callable[[], np.ndarray]) -> TimedImages:
+        """Images stored as one (N, H, W) array (an h5py dataset), a run of them read at once."""
+        return cls(len(images), images.shape[1:], images.__getitem__, times, lambda start, stop: images[start:stop])
+
     def __len__(self) -> int:
         return self._count
 
@@ -250,7 +255,7 @@ class Recording(ABC):
             raise CorruptFileError(
                 self.path, f"event {start + i}: time goes backwards ({before} us, then {stamps[i]} us "
                 "after the first event); evtools cuts windows from time-ordered events only")
-        return stamps[-1] if len(stamps) else previous
+        return stamps[-1]
 
     def index_at_time(self, t_us: int) -> int:
         """The index of the first event with t >= t_us, assuming timestamps that do not decrease."""
