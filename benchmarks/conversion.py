@@ -3,8 +3,7 @@ frames every 40 ms, converted to a 5-bin voxel cache (50 ms windows before each 
 
 Reports, for each Blosc codec, events per second end to end (events in the file / wall time of the conversion, cache
 finished on disk, in a fresh process), for zstd also a second conversion in a process that has converted once (the
-rate once the start, loading the kernels, is paid, as it is once in a long recording) and one fresh without
-scipy (its import blocked, as where it is not installed: Numba's BLAS check then imports nothing), the conversion's peak RSS,
+rate once the start, loading the kernels, is paid, as it is once in a long recording), the conversion's peak RSS,
 and as the floor the time just to read the events table with h5py. With ``--profile``, one more zstd conversion runs with the main thread under
 cProfile, and the JSON gets where that thread's time went (reading events, kernels, waiting for
 blocks to be stored, cutting windows, the rest) beside the process's CPU seconds: whether the
@@ -42,10 +41,9 @@ WIDTH, HEIGHT, FRAME_PERIOD_US, CHUNK_ROWS = 346, 260, 40_000, 1 << 20
 CODECS = ("zstd", "lz4")
 CONVERT = """
 import sys, time
-if sys.argv[5] == "fresh without scipy":  # as where scipy is not installed: Numba's BLAS check imports nothing
-    sys.modules["scipy"] = None
-from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
+from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls, kernels_without_blas_check
 kernel_threads_sleep_between_calls()  # as the command does
+kernels_without_blas_check()
 spec = ConvertSpec(codec=sys.argv[3], device=sys.argv[4])
 if sys.argv[5] == "warm":  # a first conversion loads the kernels: the second runs at a long recording's rate
     convert(sys.argv[1], sys.argv[2] + "-first", spec)
@@ -72,13 +70,14 @@ MAIN_THREAD_STEPS = {
 PROFILED_CONVERT = """
 import cProfile, json, pstats, resource, sys, time
 import numpy as np
-from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
+from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls, kernels_without_blas_check
 from evtools.kernels.launch import time_span
 kernel_threads_sleep_between_calls()
+kernels_without_blas_check()
 steps = json.loads(sys.argv[3])
 cpu_before = resource.getrusage(resource.RUSAGE_SELF)
 started = time.perf_counter()
-time_span(np.arange(2))  # Numba's start (its targets, its BLAS check), which the first compiled call pays
+time_span(np.arange(2))  # Numba's start (its typing and target registries), which the first compiled call pays
 cumulative = {sys.argv[4]: time.perf_counter() - started}
 profile = cProfile.Profile()  # the main thread's calls only
 profile.enable()
@@ -128,7 +127,7 @@ class TimedLock:  # the lock every parallel launch takes, its waits counted on t
 
 parallel.PARALLEL_LAUNCH_LOCK = TimedLock()  # before the modules that take it are imported
 from evtools import cache, convert as convert_module
-from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls
+from evtools.convert import convert, ConvertSpec, kernel_threads_sleep_between_calls, kernels_without_blas_check
 
 def timed(stage, function):
     def run(*args, **kwargs):
@@ -146,6 +145,7 @@ class TimedEncoder:
         return self.encoder.get_config()
 
 kernel_threads_sleep_between_calls()
+kernels_without_blas_check()
 convert(sys.argv[1], sys.argv[2] + "-first", ConvertSpec(codec="zstd"))  # the kernels loaded: a warm run
 encoder = cache._encoder
 cache._encoder = lambda array: TimedEncoder(encoder(array))
@@ -222,10 +222,9 @@ def main() -> None:
         floor = min(read_floor(recording) for _ in range(2))
         runs = []
         # every codec on the CPU from a fresh process; zstd again in a process that has converted once (the
-        # rate once the start is paid, as in a long recording), and fresh without scipy; zstd on the GPU too when there is one
+        # rate once the start is paid, as in a long recording); zstd on the GPU too when there is one
         # (codec, device, process, cores: None for all of them); --cores: zstd fresh and warm again on fewer
         settings = ([(codec, "cpu", "fresh", None) for codec in CODECS] + [("zstd", "cpu", "warm", None)]
-                    + [("zstd", "cpu", "fresh without scipy", None)]
                     + ([("zstd", "cuda", "fresh", None)] if cuda_available() else [])
                     + [("zstd", "cpu", process, cores) for cores in args.cores for process in ("fresh", "warm")])
         # a small conversion first on each device: on a machine where Numba's cache of the kernels is

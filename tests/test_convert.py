@@ -447,6 +447,26 @@ def test_the_command_asks_for_sleeping_kernel_threads_unless_the_user_chose(monk
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+def test_the_command_loads_the_kernels_without_importing_scipy_linalg_which_later_jitted_code_still_gets(tmp_path):
+    pytest.importorskip("scipy.linalg")  # installed with the dev extras: without it there is nothing to check
+    path = write_evh5(tmp_path / "rec.h5", [Events(np.arange(10, dtype=np.int64), np.zeros(10, np.uint16),
+                                                   np.zeros(10, np.uint16), np.ones(10, np.int8))], width=4, height=3)
+    script = f"""
+import sys
+import numba, numpy as np
+from evtools.cli.app import app
+try:
+    app(["convert", {str(path)!r}, "-o", {str(tmp_path / "rec")!r}, "--every", "5us"])
+except SystemExit as end:
+    assert end.code == 0, end.code
+print("scipy.linalg" in sys.modules)
+dot = numba.njit(lambda a, b: np.dot(a, b))  # BLAS, compiled after: Numba imports scipy.linalg for it
+print(dot(np.ones(3), np.arange(3.0)), "scipy.linalg" in sys.modules)
+"""
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert lines[-2:] == ["False", "3.0 True"]
+
+
 def test_runs_of_windows_without_events_make_long_blocks_of_whole_shards():
     # 16 windows with 10 events each, 100 without events, 20 with events again
     counts = np.array([10] * 16 + [0] * 100 + [10] * 20)

@@ -14,7 +14,8 @@ from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
 from evtools.cluster import check_jobs, convert_all
-from evtools.convert import ConvertResult, ConvertSpec, kernel_threads_sleep_between_calls, output_names
+from evtools.convert import (ConvertResult, ConvertSpec, kernel_threads_sleep_between_calls, kernels_without_blas_check,
+                             output_names)
 from evtools.devices import check_device
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
@@ -105,6 +106,7 @@ def convert(
 ) -> None:
     """Convert recordings into Zarr caches of event representations, windowed on APS frames."""
     kernel_threads_sleep_between_calls()
+    kernels_without_blas_check()
     tau_us = duration_us("--tau", tau)
     if len(set(representation)) != len(representation):
         raise OptionError(f"--repr: give each representation once (got {', '.join(representation)})")
