@@ -57,9 +57,17 @@ def _global_options(
 def _fail(message: str, code: int) -> None:
     # the message is printed as it is: rich would read "[dsec]" in it as markup and drop it
     stderr.print(f"[red]error:[/red] {escape(message)}", markup=True)
-    # a read that failed inside zarr's event loop leaves its other reads pending: their teardown
-    # at exit ("Task was destroyed but it is pending!", "coroutine ... was never awaited") would
-    # follow the one line
+    # a read that failed inside zarr's event loop leaves its other reads running: they finish
+    # before the process exits, or their teardown ("Event loop is closed", "Task was destroyed
+    # but it is pending!", "coroutine ... was never awaited") would follow the one line
+    if "zarr" in sys.modules:
+        from evtools.cache import settle_zarr_io
+
+        try:
+            settle_zarr_io()
+        except KeyboardInterrupt:  # a second Ctrl-C does not wait
+            pass
+    # what outlasts the wait is torn down quietly
     logging.getLogger("asyncio").disabled = True
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     sys.exit(code)
