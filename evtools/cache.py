@@ -194,7 +194,10 @@ def settle_zarr_io(timeout_s: float = 30.0) -> None:
         if others:
             await asyncio.wait(others, timeout=timeout_s)
 
-    zarr.core.sync.sync(the_others_done())
+    try:
+        zarr.core.sync.sync(the_others_done(), timeout=timeout_s)
+    except TimeoutError:  # the loop itself is stuck: nothing to wait for
+        pass
 
 
 def _remove_tree(path: Path) -> None:

@@ -97,10 +97,11 @@ def kernels_without_blas_check() -> None:
     """Loads Numba's numpy support with scipy.linalg hidden, so that the check for BLAS it makes
     once, on import, does not import scipy.linalg (and start OpenBLAS's threads) where scipy is
     installed: a fresh 20 M-event conversion on 2 cores took 1.67 s against 1.82 (medians of 6,
-    alternating), and blocking all of scipy saved 0.37 s on a 16-core machine. The check only chooses how Numba compiles np.correlate and np.convolve of floats (its own loop
-    instead of BLAS), which no kernel uses; linear algebra compiled later still imports scipy.linalg
-    when it is compiled. The conversion command does this; calls from Python keep Numba's default.
-    It does nothing once either is loaded."""
+    alternating), and blocking all of scipy saved 0.37 s on a 16-core machine. The check only
+    chooses how Numba compiles np.correlate and np.convolve of floats (its own loop instead of
+    BLAS), which no kernel uses; linear algebra compiled later still imports scipy.linalg when it
+    is compiled. The conversion command does this; calls from Python keep Numba's default. It
+    does nothing once either is loaded."""
     if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
     sys.modules["scipy.linalg"] = None  # an import of it, or of a module in it, raises ImportError

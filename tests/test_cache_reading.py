@@ -128,6 +128,15 @@ def test_what_zarr_still_reads_after_an_error_finishes_before_the_command_exits(
     still_reading = asyncio.run_coroutine_threadsafe(asyncio.sleep(0.5, "read"), zarr.core.sync._get_loop())
     settle_zarr_io()
     assert still_reading.done() and still_reading.result() == "read"
+    # a loop stuck in a call that does not yield is not waited for beyond the limit
+    import time
+
+    zarr.core.sync._get_loop().call_soon_threadsafe(time.sleep, 1.5)
+    started = time.perf_counter()
+    settle_zarr_io(timeout_s=0.2)
+    assert time.perf_counter() - started < 1.2
+    settle_zarr_io()  # the loop free again for the tests after this one
+    assert time.perf_counter() - started >= 1.5
 
 
 def test_every_command_that_reads_windows_names_a_corrupt_chunk(damaged, tmp_path):
