@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# a worker process a core (pytest-xdist), at most 4: each test's kernels use every core anyway
-XDIST := -n auto --maxprocesses 4
+# a worker process a core (pytest-xdist), at most 2: each test's kernels use every core anyway, and
+# OpenMP threads of more processes than that would contend for the cores
+XDIST := -n auto --maxprocesses 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(XDIST)
