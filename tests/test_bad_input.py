@@ -117,6 +117,33 @@ def test_ground_truth_masks_that_do_not_fit_the_recording_are_refused(tmp_path):
     assert run_cli("convert", path, "-o", tmp_path / "rec", "--ground-truth", truth).returncode == 0
 
 
+@pytest.mark.parametrize("conditions, names, expected", [
+    (np.array([0, 1, 0]), "not json", "its attribute 'conditions' is not a JSON list of condition names"),
+    (np.array([0, 1, 0]), '{"a": 1}', "its attribute 'conditions' is not a JSON list of condition names"),
+    (np.array([0, 1, 0]), "[1, 2]", "its attribute 'conditions' is not a JSON list of condition names"),
+    (np.array([0, 1, 0]), np.array([1, 2]), "its attribute 'conditions' is not a JSON list of condition names"),
+    (np.array([0, -1, 0]), '["day", "night"]', "conditions do not match frame_t_us and the condition names"),
+    (np.array([0, 2, 0]), '["day", "night"]', "conditions do not match frame_t_us and the condition names"),
+    (np.array([0.0, 1.0, 0.0]), '["day", "night"]', "conditions do not match frame_t_us and the condition names"),
+    (np.array([[0, 1, 0]]), '["day", "night"]', "conditions do not match frame_t_us and the condition names"),
+    (np.array(0), '["day", "night"]', "conditions do not match frame_t_us and the condition names"),
+    (np.array([0, 1, 0]), None, "missing attribute 'conditions'"),
+])
+def test_ground_truth_conditions_that_are_no_list_of_names_or_indices_into_it_are_one_line(tmp_path, conditions, names, expected):
+    from evtools.errors import InputError
+    from evtools.io.ground_truth import load_ground_truth
+
+    truth = tmp_path / "truth.hdf5"
+    with h5py.File(truth, "w") as h5:
+        h5["masks"], h5["frame_t_us"] = np.zeros((3, 4, 5), np.uint8), np.array([1, 2, 3], np.int64)
+        h5["conditions"] = conditions
+        if names is not None:
+            h5.attrs["conditions"] = names
+    with pytest.raises(InputError) as raised:
+        load_ground_truth(truth, tmp_path / "rec.hdf5")
+    assert str(raised.value) == f"{truth}: {expected}"
+
+
 @pytest.mark.parametrize(
     "format_name, build, missing",
     [

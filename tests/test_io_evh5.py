@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import assert_same_events, make_events
 
-from evtools.errors import MissingDatasetError
+from evtools.errors import CorruptFileError, MissingDatasetError
 from evtools.io import open_recording
 from evtools.io.writers.evh5 import write_evh5
 
@@ -55,6 +55,19 @@ def test_missing_attribute_is_named(tmp_path, events):
     with pytest.raises(MissingDatasetError) as err:
         open_recording(path)
     assert str(err.value) == f"{path}: missing attribute 't0_us' required by the evh5 format"
+
+
+@pytest.mark.parametrize("name", ["width", "t0_us", "evtools_format"])
+def test_an_attribute_of_a_type_numpy_lacks_is_one_line(tmp_path, events, name):
+    # a flipped byte made an attribute's datatype HDF5's time class, for which h5py has no numpy
+    # dtype: reading it was a TypeError traceback (fuzz seed 2880)
+    path = write_evh5(tmp_path / "r.h5", [events], width=346, height=260)
+    with h5py.File(path, "r+") as h5:
+        del h5.attrs[name]
+        h5py.h5a.create(h5.id, name.encode(), h5py.h5t.UNIX_D32LE, h5py.h5s.create(h5py.h5s.SCALAR))
+    with pytest.raises(CorruptFileError) as raised:
+        open_recording(path)
+    assert str(raised.value) == f"{path}: attribute '{name}' cannot be read (TypeError: No NumPy equivalent for TypeTimeID exists)"
 
 
 def test_indices_at_times_in_one_pass_match_single_lookups(tmp_path, events):

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from evtools.errors import CorruptFileError, MissingDatasetError
-from evtools.io.hdf5 import open_h5, positive_int_attribute, require_columns, require_frames
+from evtools.io.hdf5 import attribute, open_h5, positive_int_attribute, require_columns, require_frames
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 FORMAT_TAG = "events"
@@ -23,7 +23,8 @@ REQUIRED_ATTRS = ("width", "height", "t0_us")
 
 
 def matches(h5: h5py.File) -> bool:
-    return h5.attrs.get("evtools_format") == FORMAT_TAG
+    tag = attribute(h5, "evtools_format", None)
+    return isinstance(tag, str | bytes) and (tag.decode("utf-8", "replace") if isinstance(tag, bytes) else tag) == FORMAT_TAG
 
 
 class Evh5Recording(Recording):
@@ -40,7 +41,7 @@ class Evh5Recording(Recording):
             if "frames" in self._h5:
                 images, times = require_frames(self._h5, "frames", "frames_t", self.format_name, "iu")
                 frames = TimedImages.of_array(images, lambda: times[:])
-            t0 = self._h5.attrs["t0_us"]
+            t0 = attribute(self._h5, "t0_us")
             if np.ndim(t0) != 0 or not np.issubdtype(np.asarray(t0).dtype, np.integer):
                 raise CorruptFileError(path, f"attribute 't0_us' is {t0!r}, expected whole microseconds")
             super().__init__(

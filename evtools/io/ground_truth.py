@@ -66,7 +66,7 @@ class GroundTruth:
 
 def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
     """A simulator ground-truth file, or in a folder of them the one named like the recording."""
-    from evtools.io.hdf5 import open_h5, require_frames
+    from evtools.io.hdf5 import attribute, open_h5, require, require_frames
 
     path = Path(path)
     if path.is_dir():
@@ -77,7 +77,21 @@ def load_ground_truth(path: str | Path, recording_path: Path) -> GroundTruth:
         times = times[:]
     conditions = names = None
     if "conditions" in h5:
-        conditions, names = h5["conditions"][:], json.loads(h5.attrs["conditions"])
-        if len(conditions) != len(times) or (len(conditions) and int(conditions.max()) >= len(names)):
+        with reading(path):
+            conditions = require(h5, "conditions", "ground-truth")[()]
+        names = _condition_names(path, attribute(h5, "conditions"))
+        if (np.ndim(conditions) != 1 or conditions.dtype.kind not in "iu" or len(conditions) != len(times)
+                or (len(conditions) and not 0 <= int(conditions.min()) <= int(conditions.max()) < len(names))):
             raise InputError(path, "conditions do not match frame_t_us and the condition names")
     return GroundTruth(times, lambda i: masks[i], masks.shape[1:], path, fingerprint(path), conditions, names)
+
+
+def _condition_names(path: Path, stored) -> list[str]:
+    """The ``conditions`` attribute: a JSON list of the condition names."""
+    try:
+        names = json.loads(stored)
+    except (TypeError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InputError(path, "its attribute 'conditions' is not a JSON list of condition names")
+    return names

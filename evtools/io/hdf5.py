@@ -100,9 +100,27 @@ def require_frames(h5: h5py.File, images_name: str, times_name: str, format_name
     return images, times
 
 
+_ABSENT = object()
+
+
+def attribute(h5: h5py.File, name: str, default=_ABSENT):
+    """The root attribute ``name`` (``default`` when it is absent and one is given), or a
+    one-line error naming the file: a damaged attribute can have a datatype that numpy has no
+    equivalent for (h5py's TypeError, fuzz seed 2880: a time class) or an unreadable message."""
+    try:
+        if default is not _ABSENT and name not in h5.attrs:
+            return default
+        return h5.attrs[name]
+    except KeyError as err:
+        raise MissingDatasetError(h5.filename, f"missing attribute '{name}'") from err
+    except (TypeError, ValueError, OSError) as err:
+        raise CorruptFileError(h5.filename, f"attribute '{name}' cannot be read ({type(err).__name__}: "
+                                            f"{first_line(err)})") from err
+
+
 def positive_int_attribute(h5: h5py.File, name: str) -> int:
     """A sensor dimension stored as an attribute: a whole number above 0."""
-    value = h5.attrs[name]
+    value = attribute(h5, name)
     if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.integer) or int(value) < 1:
         raise CorruptFileError(h5.filename, f"attribute '{name}' is {value!r}, expected a whole number above 0")
     return int(value)
