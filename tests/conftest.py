@@ -81,6 +81,16 @@ def events() -> Events:
 T0_US = 1_504_645_177_410_000
 
 
+def as_time_class(h5: h5py.File, name: str) -> None:
+    """Replaces dataset ``name`` by one of its shape of HDF5's time class, which numpy has no
+    dtype for (what a damaged datatype message can say)."""
+    shape = h5[name].shape
+    del h5[name]
+    parent, _, leaf = name.rpartition("/")
+    space = h5py.h5s.create_simple(shape) if shape else h5py.h5s.create(h5py.h5s.SCALAR)
+    h5py.h5d.create((h5[parent] if parent else h5).id, leaf.encode(), h5py.h5t.UNIX_D64LE, space)
+
+
 def write_recording(path, n_events=20_000, n_frames=12, span_us=600_000, width=64, height=48, seed=0):
     events = make_events(n_events, width, height, span_us, seed)
     frames_t = np.linspace(30_000, span_us - 1, n_frames).astype(np.int64)

@@ -144,6 +144,31 @@ def test_ground_truth_conditions_that_are_no_list_of_names_or_indices_into_it_ar
     assert str(raised.value) == f"{truth}: {expected}"
 
 
+@pytest.mark.parametrize("layout, dataset", [
+    ("mvsec", "davis/left/events"), ("mvsec", "davis/left/image_raw_ts"), ("evh5", "events/t"),
+    ("dsec", "events/x"), ("dsec", "ms_to_idx"), ("dsec", "t_offset"),
+])
+def test_a_dataset_of_a_type_numpy_lacks_is_one_line(tmp_path, layout, dataset):
+    # HDF5's time class, what a damaged datatype message can say: h5py raises TypeError for its
+    # dtype, which was a traceback wherever a reader first looked at it
+    from conftest import T0_US, as_time_class, write_recording
+
+    from evtools.errors import CorruptFileError
+    from evtools.io import open_recording
+    from evtools.io.writers.dsec import write_dsec
+
+    events = make_events(500)
+    path = {"mvsec": lambda: write_recording(tmp_path / "rec_data.hdf5") and tmp_path / "rec_data.hdf5",
+            "evh5": lambda: write_evh5(tmp_path / "rec.h5", [events], width=346, height=260, t0_us=T0_US),
+            "dsec": lambda: write_dsec(tmp_path / "events.h5", events)}[layout]()
+    with h5py.File(path, "r+") as h5:
+        as_time_class(h5, dataset)
+    with pytest.raises(CorruptFileError) as raised:
+        open_recording(path).close()
+    assert str(raised.value) == (f"{path}: '{dataset}' has a datatype numpy has no equivalent for "
+                                 "(No NumPy equivalent for TypeTimeID exists)")
+
+
 @pytest.mark.parametrize(
     "format_name, build, missing",
     [

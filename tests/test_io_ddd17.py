@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 from cli import run_cli
-from conftest import assert_same_events, frame_row, header, polarity_row, special_row, write_rows
+from conftest import as_time_class, assert_same_events, frame_row, header, polarity_row, special_row, write_rows
 
 from evtools.errors import CorruptFileError
 from evtools.io import ReadOptions, open_recording
@@ -70,6 +70,24 @@ def test_hand_built_frame_and_signals(hand_built):
         assert image[2:].max() == 0 and image[:, 3:].max() == 0
         assert list(rec.signals) == ["vehicle_speed"]
         np.testing.assert_array_equal(rec.signals["vehicle_speed"], [[1_000_000, 12.5], [1_100_000, 13.0]])
+
+
+@pytest.mark.parametrize("table, problem", [
+    ("time class", "'vehicle_speed/data' has a datatype numpy has no equivalent for (No NumPy equivalent for TypeTimeID exists)"),
+    (np.arange(5.0), "'vehicle_speed/data' is float64 (5,), expected (R, 2) rows of [us, value]"),
+    (np.array([b"a", b"b"]), "'vehicle_speed/data' is |S1 (2,), expected (R, 2) rows of [us, value]"),
+])
+def test_a_damaged_signal_table_is_one_line_when_read_and_stops_no_conversion(hand_built, tmp_path, table, problem):
+    with h5py.File(hand_built, "r+") as h5:
+        if isinstance(table, str):
+            as_time_class(h5, "vehicle_speed/data")
+        else:
+            del h5["vehicle_speed/data"]
+            h5["vehicle_speed/data"] = table
+    with open_recording(hand_built) as rec, pytest.raises(CorruptFileError) as raised:
+        rec.signals["vehicle_speed"]
+    assert str(raised.value) == f"{hand_built}: {problem}"
+    assert run_cli("convert", hand_built, "-o", tmp_path / "rec").returncode == 0
 
 
 def test_a_signal_whose_name_is_not_utf8_is_read_under_its_escaped_name(hand_built):

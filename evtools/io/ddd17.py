@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.errors import CorruptFileError
+from evtools.errors import CorruptFileError, reading
 from evtools.io.hdf5 import entry_name, holds_byte_rows, open_h5, require
 from evtools.io.hdf5_heap import GlobalHeapCheck
 from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages
@@ -127,8 +127,14 @@ def decode_frames(body: np.ndarray, header: np.void) -> list[tuple[int, np.ndarr
 
 
 def _filled_rows(h5: h5py.File, name: str | bytes) -> np.ndarray:
-    """A vehicle signal's table without its preallocated empty rows (time 0) at the end."""
-    table = h5[name]["data"][:]
+    """A vehicle signal's table ([us, value] rows) without its preallocated empty rows (time 0)
+    at the end."""
+    dataset = require(h5, name + (b"/data" if isinstance(name, bytes) else "/data"), "ddd17")
+    if dataset.ndim != 2 or dataset.shape[1] < 2 or dataset.dtype.kind not in "iuf":
+        raise CorruptFileError(h5.filename, f"'{entry_name(name)}/data' is {dataset.dtype} {dataset.shape}, "
+                                            "expected (R, 2) rows of [us, value]")
+    with reading(h5.filename):
+        table = dataset[:]
     filled = np.flatnonzero(table[:, 0] != 0)
     return table[: filled[-1] + 1] if len(filled) else table[:0]
 

@@ -41,8 +41,19 @@ def require(h5: h5py.File, name: str, format_name: str) -> h5py.Dataset:
     item = h5.get(name)
     if not isinstance(item, h5py.Dataset):
         raise MissingDatasetError(h5.filename, f"missing dataset '{name}' required by the {format_name} format")
+    _check_datatype(item)
     _check_filters(item)
     return item
+
+
+def _check_datatype(dataset: h5py.Dataset) -> None:
+    """Refuses a dataset whose datatype numpy has no equivalent for (a damaged datatype message
+    can make it HDF5's time class): h5py raises TypeError wherever its dtype is asked for."""
+    try:
+        dataset.dtype
+    except TypeError as err:
+        raise CorruptFileError(dataset.file.filename, f"'{dataset.name.lstrip('/')}' has a datatype numpy has no "
+                                                      f"equivalent for ({first_line(err)})") from err
 
 
 def _check_filters(dataset: h5py.Dataset) -> None:
