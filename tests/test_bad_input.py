@@ -158,9 +158,13 @@ def test_a_dataset_of_a_type_numpy_lacks_is_one_line(tmp_path, layout, dataset):
     from evtools.io.writers.dsec import write_dsec
 
     events = make_events(500)
-    path = {"mvsec": lambda: write_recording(tmp_path / "rec_data.hdf5") and tmp_path / "rec_data.hdf5",
-            "evh5": lambda: write_evh5(tmp_path / "rec.h5", [events], width=346, height=260, t0_us=T0_US),
-            "dsec": lambda: write_dsec(tmp_path / "events.h5", events)}[layout]()
+    if layout == "mvsec":
+        path = tmp_path / "rec_data.hdf5"
+        write_recording(path)
+    elif layout == "evh5":
+        path = write_evh5(tmp_path / "rec.h5", [events], width=346, height=260, t0_us=T0_US)
+    else:
+        path = write_dsec(tmp_path / "events.h5", events)
     with h5py.File(path, "r+") as h5:
         as_time_class(h5, dataset)
     with pytest.raises(CorruptFileError) as raised:

@@ -24,7 +24,9 @@ REQUIRED_ATTRS = ("width", "height", "t0_us")
 
 def matches(h5: h5py.File) -> bool:
     tag = attribute(h5, "evtools_format", None)
-    return isinstance(tag, str | bytes) and (tag.decode("utf-8", "replace") if isinstance(tag, bytes) else tag) == FORMAT_TAG
+    if isinstance(tag, bytes):  # stored as fixed-length ASCII
+        tag = tag.decode("utf-8", "replace")
+    return isinstance(tag, str) and tag == FORMAT_TAG
 
 
 class Evh5Recording(Recording):
