@@ -933,6 +933,7 @@ class Cache:
         there: zarr would read a deleted chunk as zeros. ``length`` reads only the first values of
         a (K, capacity) array chunked along both axes (the event arrays)."""
         array = self.array(name)
+        self._require_finished(name)  # the windows it did not reach have no files: say why
         if length is not None and not 0 <= length <= array.shape[-1]:
             raise ValueError(f"length must be 0 to {array.shape[-1]}, what a window of '{name}' holds, got {length}")
         for index in _window_chunks(array, k, length):

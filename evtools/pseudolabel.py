@@ -67,7 +67,8 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progres
     if not opened.has(CacheArray.APS):
         raise CacheError(opened.path, "has no APS frames ('aps'): convert with a frame-aligned window mode")
     n, (height, width) = len(opened), opened.array(CacheArray.APS).shape[1:]
-    if teacher.output_classes is None and n:  # a TorchScript teacher's classes: run it on one frame
+    if n:  # one frame first: a teacher that fails on it, or that its class map does not fit, fails
+        # before any labels are replaced; and a TorchScript teacher's classes are known after it
         teacher.probabilities(opened.windows(CacheArray.APS, 0, 1))
     arrays = {LABELS: ArraySpec((n, height, width), np.dtype(np.uint8), {"ignore": IGNORE}),
               CONFIDENCE: ArraySpec((n, height, width), np.dtype(np.float16))}

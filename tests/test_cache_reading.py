@@ -161,10 +161,16 @@ def test_every_command_that_reads_windows_names_a_corrupt_chunk(damaged, tmp_pat
                            "windows 16-19 of 'aps'"),
                           # that run stopped after 16 windows: the pseudo-labels it left are not read as finished
                           (["score", damaged, "--truth", "labels"], "its 'labels' are unfinished (16 of 20 windows: "
-                                                                     "the run writing them stopped); run it again")]:
+                                                                     "the run writing them stopped); run it again"),
+                          (["render", damaged, "--index", "3", "-o", tmp_path / "w3.png"],
+                           "its 'labels' are unfinished (16 of 20 windows: the run writing them stopped)")]:
         result = run_cli(*args)
         assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result.stderr)
         assert result.stderr.startswith(f"error: {damaged}: {problem}"), (args, result.stderr)
+    # a window that run did not reach has no file: had said "window 17 of 'labels' is missing (the
+    # file that holds it was deleted)"
+    with pytest.raises(CacheError, match=r"its 'labels' are unfinished \(16 of 20 windows: the run writing them stopped\)"):
+        Cache(damaged).window("labels", 17)
     result = run_cli("info", damaged)
     assert result.returncode == 0 and "unfinished: 16 of 20 windows (run evtools pseudolabel again)" in result.stdout
 

@@ -288,3 +288,31 @@ def test_a_teacher_that_fails_or_gives_no_logits_is_one_line(tmp_path, network, 
     result = run_cli("pseudolabel", make_cache(tmp_path, n_frames=3), "--teacher", path, "--in-channels", "1",
                      "--scales", "1", "--no-flip")
     assert (result.returncode, result.stderr) == (2, f"error: {path}: {problem}\n")
+
+
+def test_a_teacher_that_cannot_label_the_cache_leaves_its_labels_as_they_were(tmp_path, scripted):
+    # --overwrite with a class map of 2 entries for a 3-class teacher used to reset the labels, then
+    # fail at the first batch: the labels of the run before were lost
+    from evtools.models.checkpoint import save_checkpoint
+    from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
+
+    cache_path = make_cache(tmp_path, n_frames=3)
+    pseudolabel(cache_path, PseudolabelSpec(teacher=scripted, in_channels=1, scales=(1.0,), flip=False))
+    before = {name: (Cache(cache_path).array(name)[:], dict(zarr.open_group(cache_path)[name].attrs))
+              for name in ("labels", "labels_confidence")}
+    failing = tmp_path / "failing.ts"
+    torch.jit.script(Failing()).save(str(failing))
+    checkpoint = save_checkpoint(tmp_path / "t.pt", DeepLabV3Plus(DeepLabConfig(
+        depth=18, width=0.25, in_channels=1, num_classes=4, aspp_channels=8, decoder_channels=8)).eval())
+    for teacher, options, problem in [
+        (scripted, ["--in-channels", "1", "--class-map", "[0, 1]"], "the class map has 2 entries, the teacher 3 classes"),
+        (checkpoint, ["--class-map", "[0, 1]"], "the class map has 2 entries, the teacher 4 classes"),
+        (failing, ["--in-channels", "1"], "the teacher failed on a (1, 1, 8, 16) batch (RuntimeError: shape '[-1, 3, 5]' "
+                                          "is invalid for input of size 128)"),
+    ]:
+        result = run_cli("pseudolabel", cache_path, "--teacher", teacher, *options, "--scales", "1", "--no-flip",
+                         "--overwrite")
+        assert (result.returncode, result.stderr) == (2, f"error: {teacher}: {problem}\n")
+        for name, (values, attrs) in before.items():
+            np.testing.assert_array_equal(Cache(cache_path).array(name)[:], values)
+            assert dict(zarr.open_group(cache_path)[name].attrs) == attrs

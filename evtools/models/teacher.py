@@ -117,6 +117,8 @@ class Teacher:
             if beyond:
                 raise EvtoolsError(f"{spec.class_map}: the class map sends a class to {beyond[0]}, not one of the "
                                    f"{spec.num_classes} classes (0 to {spec.num_classes - 1}) or {IGNORE}")
+        if self.classes is not None:  # an evtools checkpoint's classes are known before it runs
+            self._require_map_fits(self.classes)
 
     @property
     def output_classes(self) -> int | None:
@@ -133,13 +135,15 @@ class Teacher:
             x = (x - torch.tensor(self.spec.mean).view(1, -1, 1, 1)) / torch.tensor(self.spec.std).view(1, -1, 1, 1)
         return x
 
+    def _require_map_fits(self, classes: int) -> None:
+        if self.class_map is not None and len(self.class_map) != classes:
+            raise EvtoolsError(f"{self.spec.teacher}: the class map has {len(self.class_map)} entries, the teacher "
+                               f"{classes} classes")
+
     def _mapped(self, probabilities: torch.Tensor) -> torch.Tensor:
         if self.class_map is None:
             return probabilities
-        if len(self.class_map) != probabilities.shape[1]:
-            raise EvtoolsError(
-                f"{self.spec.teacher}: the class map has {len(self.class_map)} entries, the teacher {probabilities.shape[1]} classes"
-            )
+        self._require_map_fits(probabilities.shape[1])
         out = probabilities.new_zeros((probabilities.shape[0], self.output_classes, *probabilities.shape[2:]))
         for source, target in enumerate(self.class_map):
             if target != IGNORE:
