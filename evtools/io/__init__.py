@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import h5py
@@ -75,6 +76,7 @@ def open_recording(path: str | Path, format: str | None = None, options: ReadOpt
             raise InputError(path, "no such file or directory")
         if not Path(path).is_dir() and not Path(path).is_file():
             raise InputError(path, "is neither a regular file nor a directory")
+        _require_used(path, name, options)
         recording = READERS[name](path, options)
         if options.sensor_size is not None:
             try:
@@ -83,3 +85,14 @@ def open_recording(path: str | Path, format: str | None = None, options: ReadOpt
                 recording.close()
                 raise
         return recording
+
+
+def _require_used(path: str | Path, name: str, options: ReadOptions) -> None:
+    """Refuses an option set for a format whose reader does not use it (--rotate180 for an MVSEC file)."""
+    for field in dataclasses.fields(ReadOptions):
+        if field.name == "sensor_size" or field.name in READERS[name].read_options:
+            continue
+        if getattr(options, field.name) != field.default:
+            users = " and ".join(sorted(f for f, reader in READERS.items() if field.name in reader.read_options))
+            raise InputError(path, f"--{field.name.replace('_', '-')} is an option of {users} recordings, "
+                                   f"not of this {name} one")

@@ -144,6 +144,7 @@ class Ddd17Recording(Recording):
     orientation the DDD17 authors' tools produce by default; evtools keeps the sensor's own."""
 
     format_name = "ddd17"
+    read_options = frozenset({"rotate180"})
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         self._h5 = open_h5(path)

@@ -34,6 +34,7 @@ def matches(h5: h5py.File) -> bool:
 
 class MvsecRecording(Recording):
     format_name = "mvsec"
+    read_options = frozenset({"camera"})
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         camera = options.camera

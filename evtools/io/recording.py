@@ -21,7 +21,8 @@ DEFAULT_CHUNK_EVENTS = 1 << 20
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """Options of the readers that have some; each reader ignores the others' options."""
+    """Options of the readers that have some (``Recording.read_options`` names a reader's; the
+    sensor size is every reader's: where the file gives one, they must agree)."""
 
     camera: str = "left"  # MVSEC: which DAVIS, left or right
     rotate180: bool = False  # DDD17: turn events and frames as the DDD17 authors' tools do
@@ -141,6 +142,9 @@ class Recording(ABC):
     # whether the file gives the sensor size; where it does not, ReadOptions.sensor_size replaces
     # the reader's assumption (a reader may decide per file: a header with or without geometry)
     stores_sensor_size: ClassVar[bool] = True
+    # the ReadOptions fields this reader uses besides the sensor size; another set to other than
+    # its default is refused: a rotation asked of an MVSEC file would be dropped without a word
+    read_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,

@@ -89,6 +89,7 @@ def _microseconds(secs, nsecs):
 
 class RosbagRecording(Recording):
     format_name = "rosbag"
+    read_options = frozenset({"camera"})
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         try:
