@@ -329,13 +329,16 @@ def test_a_resume_whose_shard_was_deleted_is_one_line(tmp_path, monkeypatch):
         convert(tmp_path / "rec_data.hdf5", tmp_path / "r", ConvertSpec())
 
 
-def test_kill_9_midway_then_resume(tmp_path):
+# kill -9, and Ctrl-C: one line and exit code 130 (typer 0.2x had turned it into 130 without a word)
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_stopped_midway_then_resume(tmp_path, stop):
     write_recording(tmp_path / "rec_data.hdf5", n_events=200_000, n_frames=200, span_us=10_000_000, width=346, height=260)
     args = ["convert", tmp_path / "rec_data.hdf5", "--repr", "voxel", "--repr", "evimage"]
     clean = run_cli(*args, "-o", tmp_path / "clean")
     assert clean.returncode == 0, clean.stderr
     partial = tmp_path / "k.zarr.partial"
-    process = subprocess.Popen([sys.executable, "-m", "evtools", *map(str, args), "-o", str(tmp_path / "k")])
+    process = subprocess.Popen([sys.executable, "-m", "evtools", *map(str, args), "-o", str(tmp_path / "k")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
@@ -347,11 +350,14 @@ def test_kill_9_midway_then_resume(tmp_path):
                 pass
             time.sleep(0.005)
         assert process.poll() is None, "the conversion ended before it could be killed"
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        os.kill(process.pid, stop)
+        stderr = process.communicate(timeout=60)[1]
     finally:
         if process.poll() is None:
             process.kill()
+    if stop == signal.SIGINT:
+        assert (process.returncode, stderr) == (130, "error: interrupted (a conversion resumes where it stopped when "
+                                                     "the same command runs again)\n")
     assert not (tmp_path / "k.zarr").exists()
     assert not zarr.open_group(partial, mode="r").attrs["complete"]
     resumed = run_cli(*args, "-o", tmp_path / "k")

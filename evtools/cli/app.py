@@ -54,6 +54,10 @@ def _global_options(
     _show_tracebacks = debug
 
 
+INTERRUPTED = "interrupted (a conversion resumes where it stopped when the same command runs again)"
+INTERRUPTED_CODE = 130  # 128 + SIGINT, as shells report it
+
+
 def _fail(message: str, code: int) -> None:
     # the message is printed as it is: rich would read "[dsec]" in it as markup and drop it
     stderr.print(f"[red]error:[/red] {escape(message)}", markup=True)
@@ -119,7 +123,7 @@ def main() -> None:
         command = err.ctx.command_path if err.ctx else "evtools"
         _fail(f"{err.format_message()} (see {command} --help)", 2)
     except typer.Abort:  # click's form of a KeyboardInterrupt
-        _fail("interrupted (a conversion resumes where it stopped when the same command runs again)", 130)
+        _fail(INTERRUPTED, INTERRUPTED_CODE)
     except EvtoolsError as err:
         if _show_tracebacks:
             raise
@@ -130,5 +134,7 @@ def main() -> None:
         where = f"{err.filename}: " if err.filename else ""
         _fail(f"{where}{err.strerror or first_line(err)}", 2)
     except KeyboardInterrupt:
-        _fail("interrupted (a conversion resumes where it stopped when the same command runs again)", 130)
+        _fail(INTERRUPTED, INTERRUPTED_CODE)
+    if code == INTERRUPTED_CODE:  # typer (0.2x) turns Ctrl-C into this exit code without a word
+        _fail(INTERRUPTED, INTERRUPTED_CODE)
     sys.exit(code if isinstance(code, int) else 0)
