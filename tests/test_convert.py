@@ -356,8 +356,9 @@ def test_stopped_midway_then_resume(tmp_path, stop):
         if process.poll() is None:
             process.kill()
     if stop == signal.SIGINT:
-        assert (process.returncode, stderr) == (130, "error: interrupted (a conversion resumes where it stopped when "
-                                                     "the same command runs again)\n")
+        assert (process.returncode, stderr) == (130, "error: interrupted (convert and pseudolabel resume where they "
+                                                     "stopped when the same command runs again, train student with "
+                                                     "--resume)\n")
     assert not (tmp_path / "k.zarr").exists()
     assert not zarr.open_group(partial, mode="r").attrs["complete"]
     resumed = run_cli(*args, "-o", tmp_path / "k")

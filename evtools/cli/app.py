@@ -54,7 +54,8 @@ def _global_options(
     _show_tracebacks = debug
 
 
-INTERRUPTED = "interrupted (a conversion resumes where it stopped when the same command runs again)"
+INTERRUPTED = ("interrupted (convert and pseudolabel resume where they stopped when the same command runs again, "
+               "train student with --resume)")
 INTERRUPTED_CODE = 130  # 128 + SIGINT, as shells report it
 
 
