@@ -267,6 +267,17 @@ def test_an_output_inside_a_folder_input_is_refused(tmp_path):
                                   "change the input's fingerprint; write the cache elsewhere")
 
 
+def test_an_output_folder_where_a_file_lies_is_one_line_that_says_so(tmp_path):
+    # had been the operating system's bare "notes.txt: File exists"
+    write_evh5(tmp_path / "r.h5", [make_events(100, 8, 8)], width=8, height=8)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("kept")
+    for args in (["convert", tmp_path / "r.h5", "--every", "10ms", "-o", notes / "cache"],
+                 ["simulate", notes, "--seconds", "0.1"]):
+        assert_one_line_error(run_cli(*args), f"{notes}: is a file, where a folder is needed")
+    assert notes.read_text() == "kept"
+
+
 def test_a_read_only_install_without_a_home_still_runs(tmp_path):
     import os
     import subprocess

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -109,6 +110,15 @@ def _with_metavars(command):
     return command
 
 
+def _os_error_line(err: OSError) -> str:
+    """An operating-system error as 'PATH: problem'; a folder asked for where a file lies (``-o
+    notes.txt/run``, ``simulate notes.txt``) says so instead of the bare 'File exists'."""
+    if isinstance(err, FileExistsError) and err.filename and Path(err.filename).is_file():
+        return f"{err.filename}: is a file, where a folder is needed"
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or first_line(err)}"
+
+
 def main() -> None:
     """Console-script entry: an EvtoolsError, an operating-system error (a full disk, a
     read-only or vanished folder) or a usage error (an unknown option, a value of the wrong
@@ -132,8 +142,7 @@ def main() -> None:
     except OSError as err:
         if _show_tracebacks:
             raise
-        where = f"{err.filename}: " if err.filename else ""
-        _fail(f"{where}{err.strerror or first_line(err)}", 2)
+        _fail(_os_error_line(err), 2)
     except KeyboardInterrupt:
         _fail(INTERRUPTED, INTERRUPTED_CODE)
     if code == INTERRUPTED_CODE:  # typer (0.2x) turns Ctrl-C into this exit code without a word
