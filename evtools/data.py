@@ -104,6 +104,10 @@ class CacheDataset(torch.utils.data.Dataset):
                 import numba
 
                 numba.set_num_threads(1)  # the loader's workers are the parallelism: no threads on threads
+                # torch's worker loop set 1 too; undone by Numba's start, torch's next operation ran on
+                # the libgomp team that the fork left without its threads, and hung (train teacher
+                # --workers 2, second epoch)
+                set_torch_threads(1)
             self._caches = [Cache(path) for path in self.paths]
             self._tensors = [WindowTensors(cache, self.repr) if self.repr is not None else None for cache in self._caches]
             self._pid = os.getpid()
@@ -242,6 +246,16 @@ def _worker_error(err: Exception) -> Exception:
         return err
     kind, _, message = lines[-1].partition(": ")  # the traceback's last line: "module.Error: message"
     return EvtoolsError(message) if kind.startswith("evtools.") and message else err
+
+
+def set_torch_threads(count: int) -> None:
+    """torch's intra-op threads, set once Numba's threads have started: where torch and Numba share
+    one libgomp, Numba's OpenMP layer sets OpenMP's thread count to all cores when it starts, which
+    undid an earlier ``torch.set_num_threads``."""
+    import numba
+
+    numba.get_num_threads()  # starts Numba's threads
+    torch.set_num_threads(count)
 
 
 def _caches_in(path: Path) -> list[Path]:

@@ -1,4 +1,7 @@
 import multiprocessing
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +52,43 @@ def test_dataloader_with_two_workers(caches):
     events = torch.cat([b["events"] for b in batches])
     expected = torch.stack([dataset[i]["events"] for i in range(len(dataset))])
     torch.testing.assert_close(events, expected, rtol=0, atol=0)
+
+
+class TorchThreads(torch.utils.data.Dataset):
+    """torch's thread count in the process that reads each item of ``dataset``."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.dataset[index]
+        return torch.get_num_threads()
+
+
+def test_a_loader_worker_keeps_torch_on_one_thread(caches):
+    # torch's worker loop sets 1; the dataset starting Numba's threads (its OpenMP layer sets
+    # OpenMP's count to all cores) had undone it, and torch's next parallel operation hung
+    counts = list(Loader(TorchThreads(CacheDataset(caches)), batch_size=4, num_workers=2))
+    assert torch.cat(counts).tolist() == [1] * 12
+
+
+def test_torch_threads_set_before_the_kernels_run_stay_set():
+    # training.threads: Numba's OpenMP layer, starting at the first kernel, had set OpenMP's count
+    # back to all cores where torch shares its libgomp (a fresh process: this one's Numba has started)
+    script = """
+import numpy as np, torch
+from evtools.data import set_torch_threads
+from evtools.representations import VoxelGrid
+set_torch_threads(1)
+torch.ones(100_000).div_(2)  # torch's threads start (over its grain: in parallel)
+VoxelGrid()(np.arange(4, dtype=np.int64), np.zeros(4, np.uint16), np.zeros(4, np.uint16), np.ones(4, np.int8), 8, 8)
+print(torch.get_num_threads())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "1\n"), result.stderr
 
 
 def test_an_error_in_a_loader_worker_comes_back_as_its_one_line(caches):

@@ -4,10 +4,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import zarr
 from cli import run_cli
 
+from evtools.convert import ConvertSpec, convert
 from evtools.data import ImageMaskFolder
 from evtools.errors import InputError
+from evtools.events import Events
+from evtools.io.writers.evh5 import write_evh5
 from evtools.models.checkpoint import load_checkpoint
 from evtools.models.deeplab import DeepLabConfig
 from evtools.metrics import miou, pixel_accuracy
@@ -116,20 +120,32 @@ def test_cli_train_teacher(folder, tmp_path):
     assert (result.returncode, result.stderr) == (2, "error: --crop: '24by32' is not HEIGHTxWIDTH, such as 192x256\n")
 
 
-def test_teacher_from_caches_with_aps_and_labels(tmp_path):
-    import zarr
-
-    from evtools.convert import ConvertSpec, convert
-    from evtools.events import Events
-    from evtools.io.writers.evh5 import write_evh5
-
-    frames = np.zeros((8, 32, 48), np.uint8)
-    frames[:, :, 24:] = 220
+def labelled_cache(tmp_path, height, width):
+    """A cache of 8 APS frames, dark left and bright right, with labels saying which."""
+    frames = np.zeros((8, height, width), np.uint8)
+    frames[:, :, width // 2 :] = 220
     events = Events(np.arange(10, dtype=np.int64) * 1000, np.zeros(10, np.uint16), np.zeros(10, np.uint16),
                     np.ones(10, np.int8))
-    path = write_evh5(tmp_path / "r.h5", [events], width=48, height=32, frames=frames,
+    path = write_evh5(tmp_path / "r.h5", [events], width=width, height=height, frames=frames,
                       frames_t_us=np.arange(1, 9) * 1000)
     cache = convert(path, tmp_path / "c", ConvertSpec()).output
-    zarr.open_group(cache, mode="r+").create_array("labels", data=(frames > 100).astype(np.uint8), chunks=(1, 32, 48))
+    zarr.open_group(cache, mode="r+").create_array("labels", data=(frames > 100).astype(np.uint8),
+                                                   chunks=(1, height, width))
+    return cache
+
+
+def test_teacher_from_caches_with_aps_and_labels(tmp_path):
+    cache = labelled_cache(tmp_path, 32, 48)
     result = train_teacher([str(cache)], tmp_path / "t.pt", TeacherTraining(model=TINY, epochs=1, batch_size=4, crop=None))
     assert load_checkpoint(result.checkpoint)[1]["trained_on"] == [str(cache)]
+
+
+def test_training_with_loader_workers_finishes_every_epoch(tmp_path):
+    # the second epoch's workers hung: starting Numba's threads in a worker set OpenMP's count back
+    # to all cores, and torch's first operation on a frame (over its 32,768-value grain, so run in
+    # parallel) waited for a libgomp team that the fork had left without threads
+    result = run_cli("train", "teacher", labelled_cache(tmp_path, 192, 256), "-o", tmp_path / "t.pt", "--epochs", "3",
+                     "--workers", "2", "--batch-size", "4", "--crop", "none", "--classes", "2", "--width", "0.25",
+                     "--head-channels", "8")
+    assert result.returncode == 0, result.stderr
+    assert "after 3 epochs" in " ".join(result.stdout.split())  # rich wraps the line

@@ -25,7 +25,8 @@ import torch.distributed as dist
 
 from evtools import __version__
 from evtools.cache import Cache, CacheArray, CacheError
-from evtools.data import CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip, training_loader
+from evtools.data import (CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip, set_torch_threads,
+                          training_loader)
 from evtools.devices import DeviceError, check_device
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
@@ -207,7 +208,7 @@ def start_run(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _R
     cfg = config.training
     check_device(cfg.device)
     if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+        set_torch_threads(cfg.threads)
     world = Distributed(cfg.device)
     seed_everything(cfg.seed + world.rank)
     if config.method != "supervised" and inputs.teacher is None:
