@@ -26,7 +26,7 @@ from evtools.cache import Cache, CacheArray, CacheError, location
 from evtools.devices import check_device
 from evtools.errors import ConfigError, EvtoolsError, InputError
 from evtools.events import Events
-from evtools.io.images import read_grey
+from evtools.io.images import read_grey, read_mask
 from evtools.labels import IGNORE
 from evtools.representations import Representation
 from evtools.tensors import WindowTensors, representation_batch, resolve_representation
@@ -385,7 +385,7 @@ class ImageMaskFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
-        image, mask = read_grey(image_path), read_grey(mask_path)
+        image, mask = read_grey(image_path), read_mask(mask_path)
         if mask.shape != image.shape:
             raise InputError(mask_path, f"a {mask.shape[1]}x{mask.shape[0]} mask for a {image.shape[1]}x{image.shape[0]} image")
         if problem := labels_problem(mask, self.label_classes):

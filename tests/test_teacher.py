@@ -51,6 +51,7 @@ def test_a_broken_pair_is_one_line_naming_its_file(folder, tmp_path):
     cv2.imwrite(str(folder / "frames" / "s_0001.png"), np.zeros((32, 48), np.uint8))
     cv2.imwrite(str(folder / "masks" / "s_0001.png"), np.zeros((32, 48), np.uint8))
     cv2.imwrite(str(folder / "frames" / "s_0000.png"), np.zeros((16, 48), np.uint8))  # the frame before: smaller
+    cv2.imwrite(str(folder / "masks" / "f3.png"), np.full((32, 48), 257, np.uint16))  # had been read as grey: 1
     dataset = ImageMaskFolder(folder, with_previous=True)
     names = [image.name for image, _ in dataset.pairs]
     with pytest.raises(InputError, match=rf"^{folder}/masks/f1.png: a 48x30 mask for a 48x32 image$"):
@@ -59,6 +60,9 @@ def test_a_broken_pair_is_one_line_naming_its_file(folder, tmp_path):
         dataset[names.index("f2.png")]
     with pytest.raises(InputError, match=rf"^{folder}/frames/s_0000.png: a 48x16 image before a 48x32 one of its sequence$"):
         dataset[names.index("s_0001.png")]
+    with pytest.raises(InputError, match=rf"^{folder}/masks/f3.png: holds the value 257: a class index is a whole "
+                                         r"number from 0 to 254 \(255: ignored\)$"):
+        dataset[names.index("f3.png")]
     result = run_cli("train", "teacher", folder, "-o", tmp_path / "t.pt", "--epochs", "1", "--batch-size", "1",
                      "--crop", "none", "--workers", "1")  # found in a loader worker: the same one line
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {folder}/")

@@ -12,12 +12,13 @@ Nanoseconds become microseconds relative to the first event, rounded half up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from evtools.errors import CorruptFileError, MissingDatasetError, first_line
-from evtools.io.images import read_grey
+from evtools.io.images import read_grey, read_mask
 from evtools.io.recording import ReadOptions, Recording, TimedImages
 
 SENSOR_WIDTH, SENSOR_HEIGHT = 346, 260
@@ -73,8 +74,8 @@ class EssDdd17Recording(Recording):
             height=SENSOR_HEIGHT,
             n_events=n_events,
             t0_us=(self._t0_ns + NS_PER_US // 2) // NS_PER_US,
-            frames=_png_series(root / "imgs", image_times),
-            labels=_png_series(root / "segmentation_masks", image_times),
+            frames=_png_series(root / "imgs", image_times, read_grey),
+            labels=_png_series(root / "segmentation_masks", image_times, read_mask),
         )
 
     def _relative_us(self, t_ns: np.ndarray) -> np.ndarray:
@@ -96,8 +97,9 @@ class EssDdd17Recording(Recording):
         return np.searchsorted(self._t_ns, thresholds, side="left").astype(np.int64)
 
 
-def _png_series(folder: Path, times: np.ndarray) -> TimedImages | None:
-    """Numbered PNGs of a folder as TimedImages, image n taking index row n - 1's time."""
+def _png_series(folder: Path, times: np.ndarray, read: Callable[[Path], np.ndarray]) -> TimedImages | None:
+    """Numbered PNGs of a folder as TimedImages, image n taking index row n - 1's time; ``read``
+    decodes one (grey frames, or masks of class indices)."""
     files = sorted(folder.glob("*.png"), key=image_number) if folder.is_dir() else []
     if not files:
         return None
@@ -105,10 +107,10 @@ def _png_series(folder: Path, times: np.ndarray) -> TimedImages | None:
     if numbers.min() < 1 or numbers.max() > len(times):
         raise CorruptFileError(folder, f"images numbered {numbers.min()}..{numbers.max()}, the index has {len(times)} rows")
 
-    shape = read_grey(files[0]).shape
+    shape = read(files[0]).shape
 
     def load(i: int) -> np.ndarray:
-        image = read_grey(files[i])
+        image = read(files[i])
         if image.shape != shape:
             raise CorruptFileError(files[i], f"a {image.shape[1]}x{image.shape[0]} image among {shape[1]}x{shape[0]} ones")
         return image

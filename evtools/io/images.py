@@ -15,8 +15,39 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_grey(path: Path) -> np.ndarray:
-    """(H, W) uint8 grey values of a picture file; a PNG's chunks are checked against their
-    CRCs first, so that damage is one error naming the file."""
+    """(H, W) uint8 grey values of a picture file (colour as luma, 16 bits scaled to 8)."""
+    import cv2  # imported on first use: it costs a noticeable part of a CLI start
+
+    return _decoded(path, cv2.IMREAD_GRAYSCALE)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """(H, W) uint8 class indices of a mask file, as stored: a grey conversion would read a
+    16-bit class 300 as 1 and a colour-coded mask as luma values. Three equal colour channels
+    (and any alpha) are one; a colour mask, or a value that is no whole number from 0 to 255, is
+    refused."""
+    import cv2
+
+    mask = _decoded(path, cv2.IMREAD_UNCHANGED)
+    if mask.ndim == 3:
+        colour = mask[..., :3]  # an alpha channel, opaque or not, is no part of the class
+        if (colour != colour[..., :1]).any():
+            raise InputError(path, "a colour mask (its channels differ): give class indices, one channel "
+                                   "(255: ignored)")
+        mask = colour[..., 0]
+    if mask.dtype != np.uint8:  # 16 bits, or a TIFF's other integers and floats
+        values = mask.astype(np.float64)
+        outside = values[(values < 0) | (values > 255) | (values != np.floor(values))]  # NaN too
+        if outside.size:
+            raise InputError(path, f"holds the value {outside.flat[0]:g}: a class index is a whole number from 0 "
+                                   "to 254 (255: ignored)")
+        mask = mask.astype(np.uint8)
+    return mask
+
+
+def _decoded(path: Path, flags: int) -> np.ndarray:
+    """A picture file decoded by OpenCV; a PNG's chunks are checked against their CRCs first, so
+    that damage is one error naming the file."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
@@ -25,9 +56,9 @@ def read_grey(path: Path) -> np.ndarray:
         problem = _png_damage(data)
         if problem is not None:
             raise CorruptFileError(path, f"damaged PNG image ({problem})")
-    import cv2  # imported on first use: it costs a noticeable part of a CLI start
+    import cv2
 
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if image is None:
         raise CorruptFileError(path, "not an image OpenCV can read")
     return image
