@@ -39,6 +39,7 @@ from enum import StrEnum
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import google_crc32c
 import numcodecs
@@ -147,11 +148,22 @@ class StaleCacheError(CacheError):
     """A cache made from another source or with other parameters."""
 
 
+# The URLs of the stores this process has opened caches in: an error that a store's driver raises
+# (no credentials, a refused connection) names none, and the command line names these instead.
+_REMOTE_LOCATIONS: list[str] = []
+
+
 def location(path: str | Path) -> Path:
-    """A cache's location: a local Path, or for a URL (``s3://bucket/rec.zarr``, ``gs://...``,
-    ``memory://...``) a universal_pathlib UPath over fsspec, with the same methods."""
+    """A cache's location: a local Path (a ``file://`` URL's too, keeping a local cache's atomic
+    rename), or for another URL (``s3://bucket/rec.zarr``, ``gs://...``, ``memory://...``) a
+    universal_pathlib UPath over fsspec, with the same methods."""
     if isinstance(path, Path) or "://" not in str(path):
         return Path(path)
+    url = urlsplit(str(path))
+    if url.scheme == "file":
+        return Path(unquote(url.path))
+    if not any(str(path).startswith(known.rstrip("/") + "/") or str(path) == known for known in _REMOTE_LOCATIONS):
+        _REMOTE_LOCATIONS.append(str(path))  # not a place inside one named before: a cache in an output folder
     try:
         from upath import UPath
 
@@ -163,6 +175,11 @@ def location(path: str | Path) -> Path:
     except ValueError as err:  # an unknown protocol
         raise InputError(str(path), str(err)) from None
     return located
+
+
+def remote_locations() -> tuple[str, ...]:
+    """The URLs this process has opened caches at (``location``), first first."""
+    return tuple(_REMOTE_LOCATIONS)
 
 
 def is_remote(path) -> bool:

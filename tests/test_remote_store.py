@@ -5,6 +5,8 @@ no atomic rename), refuse other parameters, and are read by CacheDataset."""
 
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -126,3 +128,30 @@ def test_pseudolabel_and_eval_on_a_cache_in_s3(s3, recording, tmp_path):
     assert scores.returncode == 0, scores.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["windows"] == 40 and sum(map(sum, metrics["confusion"])) == frames.size
+    # score took its caches as local paths: s3://... became the folder s3:/...
+    scored = run_cli("score", f"{s3}/run5/rec.zarr", "--prediction", "labels", "--truth", "labels")
+    assert scored.returncode == 0 and "1.0000" in scored.stdout, scored.stderr
+
+
+def test_a_store_that_fails_is_one_line_naming_its_url(recording):
+    # the driver's own error names no URL (boto's had been a traceback); no credentials fail
+    # before any connection, and the instance metadata service is not asked for them
+    path, _ = recording
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull)
+    for args in (["convert", path, "-o", "s3://caches/nobody"], ["score", "s3://caches/nobody.zarr"],
+                 ["info", "s3://caches/nobody.zarr"]):
+        result = subprocess.run([sys.executable, "-m", "evtools", *map(str, args)], capture_output=True, text=True,
+                                env=env, timeout=120)
+        url = args[-1] if args[0] == "convert" else args[1]
+        assert (result.returncode, result.stderr) == (
+            2, f"error: {url}: the store failed (NoCredentialsError: Unable to locate credentials)\n"), args
+
+
+def test_a_file_url_is_a_local_cache(recording, tmp_path):
+    path, local = recording
+    result = run_cli("convert", path, "-o", f"file://{tmp_path}/viaurl", "--repr", "voxel", "--repr", "evimage",
+                     "--repr", "events")
+    assert result.returncode == 0, result.stderr
+    assert_same_cache(Cache(tmp_path / "viaurl.zarr"), local)  # renamed into place, as any local cache
+    assert not list(tmp_path.glob("*.partial"))

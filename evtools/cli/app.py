@@ -110,6 +110,23 @@ def _with_metavars(command):
     return command
 
 
+# the packages whose errors are a remote store's (its fsspec driver, the client libraries under it)
+STORE_PACKAGES = frozenset({"fsspec", "s3fs", "gcsfs", "adlfs", "upath", "botocore", "aiobotocore", "boto3",
+                            "google", "azure", "aiohttp", "requests", "urllib3"})
+
+
+def _store_failure(err: BaseException) -> str | None:
+    """'URL: the store failed (...)' for an error that a remote store raised (no credentials, a
+    refused connection, an unknown host) in a command that opened caches at URLs; their drivers'
+    errors name no URL. None for any other error."""
+    cache = sys.modules.get("evtools.cache")
+    urls = cache.remote_locations() if cache is not None else ()
+    from_store = type(err).__module__.split(".")[0] in STORE_PACKAGES or (isinstance(err, OSError) and not err.filename)
+    if not urls or not from_store:
+        return None
+    return f"{', '.join(urls)}: the store failed ({type(err).__name__}: {first_line(err)})"
+
+
 def _os_error_line(err: OSError) -> str:
     """An operating-system error as 'PATH: problem'; a folder asked for where a file lies (``-o
     notes.txt/run``, ``simulate notes.txt``) says so instead of the bare 'File exists'."""
@@ -142,9 +159,13 @@ def main() -> None:
     except OSError as err:
         if _show_tracebacks:
             raise
-        _fail(_os_error_line(err), 2)
+        _fail(_store_failure(err) or _os_error_line(err), 2)
     except KeyboardInterrupt:
         _fail(INTERRUPTED, INTERRUPTED_CODE)
+    except Exception as err:  # noqa: BLE001 - an fsspec store's driver: each raises its own kinds
+        if _show_tracebacks or (line := _store_failure(err)) is None:
+            raise
+        _fail(line, 2)
     if code == INTERRUPTED_CODE:  # typer (0.2x) turns Ctrl-C into this exit code without a word
         _fail(INTERRUPTED, INTERRUPTED_CODE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -31,9 +31,10 @@ def info(
     from evtools.errors import InputError
 
     path = location(path)
-    if is_remote(path) and not (path / "zarr.json").is_file():
+    # exists() raises what the store answers (no credentials, say), where is_file() says False
+    if is_remote(path) and not path.exists():
         raise InputError(path, "no evtools cache there (recordings are read from local files)")
-    if (path / "zarr.json").is_file():
+    if is_remote(path) or (path / "zarr.json").is_file():
         if verify:
             from evtools.cache import Cache, CacheError
 

@@ -59,7 +59,7 @@ def pseudolabel(
 
 
 def score(
-    caches: Annotated[list[Path], typer.Argument(help="Caches holding both label arrays.")],
+    caches: Annotated[list[str], typer.Argument(help="Caches holding both label arrays (folders or URLs).")],
     prediction: Annotated[str, typer.Option(help="The labels to score.")] = CacheArray.LABELS.value,
     truth: Annotated[str, typer.Option(help="The reference labels.")] = CacheArray.GT_LABELS.value,
     classes: Annotated[int, typer.Option()] = 6,
@@ -69,7 +69,8 @@ def score(
     from evtools.evaluate import score as run
     from evtools.metrics import Scores
 
-    confusion, abstained = run(caches, prediction, truth, classes)
+    paths = [location(c) for c in caches]
+    confusion, abstained = run(paths, prediction, truth, classes)
     scores = Scores.of(confusion)
     rows = scores.rows()
     rows.insert(1, ("abstained (255), left out", f"{100 * abstained:.2f}% of labelled pixels"))
@@ -79,5 +80,5 @@ def score(
         from dataclasses import asdict
 
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"caches": [str(c) for c in caches], "prediction": prediction, "truth": truth,
+        json_path.write_text(json.dumps({"caches": [str(c) for c in paths], "prediction": prediction, "truth": truth,
                                          "abstained": abstained, **asdict(scores)}, indent=2) + "\n")
