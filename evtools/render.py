@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from evtools.cache import Cache, CacheArray
-from evtools.errors import EvtoolsError
+from evtools.errors import EvtoolsError, require
 from evtools.io.images import write_picture
 from evtools.labels import CLASS_COLOURS, CLASS_NAMES, IGNORE_COLOUR
 from evtools.representations import EvImage
@@ -128,6 +128,10 @@ def render_window(cache: Cache, index: int, repr: str | None = None) -> np.ndarr
     return np.concatenate([row, legend(row.shape[1], labelled)], axis=0)
 
 
+# A GIF's frame delay is a whole number of hundredths of a second, at most 655.35 s
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+
+
 def write_h264(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """BGR frames as an H.264 .mp4 (yuv420p, sides padded to even numbers as it needs)."""
     import av
@@ -147,6 +151,7 @@ def render(cache_path: str | Path, output: str | Path, indices: range, repr: str
     """Writes one window as a picture (any OpenCV image format), or a range as .mp4 or .gif."""
     import cv2
 
+    require(MIN_FPS <= fps <= MAX_FPS, "fps", f"from {MIN_FPS:g} to {MAX_FPS:g}", fps)
     cache, output = Cache(cache_path), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() not in VIDEO_SUFFIXES:

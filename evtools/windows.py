@@ -22,12 +22,13 @@ import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from evtools.errors import EvtoolsError, InputError
+from evtools.errors import EvtoolsError, InputError, require
 from evtools.events import MAX_TIMESTAMP_US
 from evtools.io.recording import Recording
 
@@ -35,6 +36,9 @@ UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000}
 
 
 MAX_WINDOWS = 50_000_000  # a cache of more windows than this is a mistake, not a plan
+# A window's events: more than any recording holds, and a stack of them stays within int64
+MAX_WINDOW_EVENTS = 1 << 40
+MAX_STACK = 1 << 20
 
 
 class WindowError(EvtoolsError):
@@ -46,10 +50,19 @@ def parse_duration(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s)\s*", text)
     if not match:
         raise ValueError(f"'{text}' is not a duration such as 50ms, 1s or 500us")
-    value = round(float(match[1]) * UNITS_US[match[2]])
-    if value <= 0:
+    value = Fraction(match[1]) * UNITS_US[match[2]]  # exact: a float rounds 2^62 - 1 us up to 2^62
+    if value >= MAX_TIMESTAMP_US:
+        raise ValueError(f"'{text}' is longer than the 2^62 us a timestamp spans")
+    if round(value) <= 0:
         raise ValueError(f"'{text}' is not a positive duration")
-    return value
+    return round(value)
+
+
+def _require_span(name: str, value: int | None, most: int) -> None:
+    """A window's duration or event count: a whole number from 1 to ``most``, or None (unused)."""
+    if value is not None:
+        require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= most, name,
+                f"a whole number from 1 to {most}", value)
 
 
 @dataclass(frozen=True)
@@ -81,8 +94,10 @@ class WindowSpec:
     by_count: ClassVar[bool] = False  # the modes that count ``n_events``, which they then have
 
     def __post_init__(self) -> None:
-        if isinstance(self.stack, bool) or not isinstance(self.stack, int) or self.stack < 1:
-            raise ValueError(f"stack must be a positive whole number, got {self.stack!r}")
+        _require_span("stack", self.stack, MAX_STACK)
+        for name in ("duration_us", "period_us"):
+            _require_span(name, getattr(self, name, None), MAX_TIMESTAMP_US - 1)
+        _require_span("n_events", getattr(self, "n_events", None), MAX_WINDOW_EVENTS)
 
     def params(self) -> dict:
         """The spec as a plain dict, for cache attributes (the stack only when there is one, so

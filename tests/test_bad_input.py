@@ -222,11 +222,18 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
         (convert + ["--repr", "histogram", "--cutoff", "-1"],
          "--repr histogram: cutoff must be a whole number from 0 (no cutoff below 255) to 255, got -1"),
         (convert + ["--bins", "0"], "--repr voxel: bins must be a positive whole number, got 0"),
+        # beyond int64 when the windows were cut: OverflowError tracebacks
+        (convert + ["--window-events", "99999999999999999999"], "--window-events: give a number of events from 1 to "
+                                                               "1,099,511,627,776"),
+        (convert + ["--window", "99999999999999999999us"],
+         "--window: '99999999999999999999us' is longer than the 2^62 us a timestamp spans"),
+        (convert + ["--every", "9" * 400 + "s"], f"--every: '{'9' * 400}s' is longer than the 2^62 us a timestamp spans"),
+        (convert + ["--stack", "1000000000"], "--stack: give a number of sub-windows from 1 to 1,048,576"),
         (["simulate", tmp_path / "sim", "--seconds", "0.01"],
          "seconds must be at least one frame (0.04 s at 25 frames a second), got 0.01"),
         (["simulate", tmp_path / "sim", "--seconds", "nan"], "seconds must be above 0 and at most 120.0, got nan"),
         (["simulate", tmp_path / "sim", "--seconds", "1e9"], "seconds must be above 0 and at most 120.0, got 1000000000.0"),
-        (["simulate", tmp_path / "sim", "--sequences", "0"], "sequences must be at least 1, got 0"),
+        (["simulate", tmp_path / "sim", "--sequences", "0"], "sequences must be from 1 to 1000, got 0"),
         (["simulate", tmp_path / "sim", "--frame-rate", "1e7"],
          "frame_rate_hz must be above 0 and at most 200.0, got 10000000.0"),
         (["simulate", tmp_path / "sim", "--seed", "-5"], "seed must be from 0 to 1000000, got -5"),
@@ -242,7 +249,7 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
     for args, expected in cases:
         assert_one_line_error(run_cli(*args), expected)
     # block buffers beyond any machine's memory: refused before anything is read or written
-    for extra, window_gb in ((["--bins", "100000"], "35.98"), (["--stack", "1000000000"], "1799200.00")):
+    for extra, window_gb in ((["--bins", "100000"], "35.98"), (["--stack", "1000000"], "1799.20")):
         result = run_cli(*convert, *extra)
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith(f"error: a window of these representations takes {window_gb} GB, and the 32 "
@@ -254,8 +261,9 @@ def test_option_values_out_of_range_are_one_line(tmp_path):
     assert_one_line_error(run_cli("render", tmp_path / "out.zarr", "-o", tmp_path / "w.xyz"),
                           "--output: '.xyz' is no picture or video type evtools writes "
                           "(known: .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp, .mp4, .gif)")
-    assert_one_line_error(run_cli("render", tmp_path / "out.zarr", "-o", tmp_path / "w.gif", "--fps", "0"),
-                          "--fps: give a positive number of frames per second, not 0.0")
+    for fps in ("0", "1e-300", "1e9"):  # 1e-300: a GIF delay beyond any int had been a TypeError
+        assert_one_line_error(run_cli("render", tmp_path / "out.zarr", "-o", tmp_path / "w.gif", "--fps", fps),
+                              f"--fps: give 0.01 to 1000 frames per second, not {float(fps)}")
 
 
 def test_an_output_inside_a_folder_input_is_refused(tmp_path):

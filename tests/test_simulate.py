@@ -149,3 +149,19 @@ def test_ground_truth_names_each_frame_condition(tmp_path):
             names.append([json.loads(gt.attrs["conditions"])[c] for c in gt["conditions"][:]])
     # two segments of two frames per sequence; the schedule runs on into the next sequence
     assert names == [["normal"] * 2 + ["night"] * 2, ["blur"] * 2 + ["normal"] * 2]
+
+
+def test_recordings_that_cannot_fit_the_disk_are_refused_before_any_is_written(tmp_path, monkeypatch):
+    # --sequences 99999999999 had written recording after recording until the disk was full
+    import shutil
+
+    from evtools.errors import ConfigError, InputError
+
+    with pytest.raises(ConfigError, match=r"^sequences must be from 1 to 1000, got 99999999999$"):
+        SimulationSpec(sequences=99_999_999_999)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 3 * 10**9, 3 * 10**9))
+    with pytest.raises(InputError) as err:
+        simulate_recordings(tmp_path / "sim", SimulationSpec(sequences=10, seconds=100))
+    # 4 MB a simulated second at least
+    assert str(err.value) == f"{tmp_path / 'sim'}: 10 recordings of 100 s need at least 4.0 GB, and 3.0 GB are free there"
+    assert not (tmp_path / "sim").exists()

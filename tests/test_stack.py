@@ -73,12 +73,12 @@ def test_every_and_given_times_stack_too_and_the_dataset_serves_stacks(tmp_path,
 def test_stack_mistakes_are_one_line(tmp_path, recording):
     path, _, _ = recording
     result = run_cli("convert", path, "-o", tmp_path / "x", "--stack", "0")
-    assert result.returncode == 2 and result.stderr.strip() == "error: --stack: give a positive number of sub-windows"
+    assert result.returncode == 2 and result.stderr.strip() == "error: --stack: give a number of sub-windows from 1 to 1,048,576"
     result = run_cli("convert", path, "-o", tmp_path / "x", "--stack", "3", "--repr", "events")
     assert result.returncode == 2 and "--stack does not combine with --repr events" in result.stderr
     result = run_cli("convert", path, "-o", tmp_path / "x", "--stack", "2", "--window-events", "100", "--crop-rows", "0:20")
     assert result.returncode == 2 and "does not combine with --crop-rows" in result.stderr
-    with pytest.raises(ValueError, match="stack must be a positive whole number"):
+    with pytest.raises(ValueError, match=r"^stack must be a whole number from 1 to 1048576, got 0$"):
         BeforeFrame(stack=0)
     result = run_cli("convert", path, "-o", tmp_path / "ok", "--window", "50ms", "--stack", "5")
     assert result.returncode == 0, result.stderr

@@ -4,11 +4,11 @@
 import numpy as np
 import pytest
 
-from evtools.errors import EvtoolsError
+from evtools.errors import ConfigError, EvtoolsError
 from evtools.events import Events
 from evtools.io import open_recording
 from evtools.io.writers.evh5 import write_evh5
-from evtools.windows import BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, parse_duration
+from evtools.windows import AtTimes, BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, parse_duration
 
 FRAMES_T = np.array([0, 25, 100, 105, 300])
 
@@ -69,9 +69,26 @@ def test_frame_modes_need_frames(tmp_path):
 
 def test_parse_duration():
     assert [parse_duration(s) for s in ("50ms", "1s", "250us", "1.5ms", " 2 s ")] == [50_000, 1_000_000, 250, 1500, 2_000_000]
-    for bad in ("50", "ms", "-1ms", "0s", "5 min"):
+    for bad in ("50", "ms", "-1ms", "0s", "5 min", "4611686018427387904us", "9" * 400 + "s"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+    assert parse_duration("4611686018427387903us") == (1 << 62) - 1
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: BeforeFrame(0), "duration_us must be a whole number from 1 to 4611686018427387903, got 0"),
+    (lambda: BeforeFrame(1 << 62), f"duration_us must be a whole number from 1 to 4611686018427387903, got {1 << 62}"),
+    (lambda: Every(2.5), "period_us must be a whole number from 1 to 4611686018427387903, got 2.5"),
+    (lambda: EventsBeforeFrame((1 << 40) + 1), f"n_events must be a whole number from 1 to 1099511627776, got {(1 << 40) + 1}"),
+    (lambda: EventsBeforeFrame(True), "n_events must be a whole number from 1 to 1099511627776, got True"),
+    (lambda: AtTimes((5,), duration_us=-3), "duration_us must be a whole number from 1 to 4611686018427387903, got -3"),
+    (lambda: BeforeFrame(stack=(1 << 20) + 1), f"stack must be a whole number from 1 to 1048576, got {(1 << 20) + 1}"),
+])
+def test_window_lengths_beyond_what_int64_windows_hold_are_refused(make, message):
+    # a stack of such counts left int64 when the windows were cut (an OverflowError, or silently)
+    with pytest.raises(ConfigError) as err:
+        make()
+    assert str(err.value) == message
 
 
 def test_events_before_frame_counts_the_kept_rows(tmp_path):

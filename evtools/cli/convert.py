@@ -21,7 +21,8 @@ from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
 from evtools.progress import Progress as ProgressCallback, ProgressUpdate
 from evtools.representations import REPRESENTATIONS, Representation
-from evtools.windows import AtTimes, BeforeFrame, BetweenFrames, EventsBeforeFrame, Every, WindowSpec, read_times
+from evtools.windows import (MAX_STACK, MAX_WINDOW_EVENTS, AtTimes, BeforeFrame, BetweenFrames, EventsBeforeFrame, Every,
+                             WindowSpec, read_times)
 
 
 def _representation(name: str, **options) -> Representation:
@@ -46,8 +47,7 @@ def _window(window: str | None, window_events: int | None, between_frames: bool,
     if at is not None:
         if given not in (["--window"], ["--window-events"]):
             raise OptionError("--at: give the windows' length with --window (a duration) or --window-events (a count)")
-        if window_events is not None and window_events <= 0:
-            raise OptionError("--window-events: give a positive number of events")
+        _check_count(window_events)
         return AtTimes(read_times(at), at_relative, duration_us("--window", window) if window is not None else None,
                        window_events)
     if at_relative:
@@ -57,8 +57,7 @@ def _window(window: str | None, window_events: int | None, between_frames: bool,
     if window is not None:
         return BeforeFrame(duration_us("--window", window))
     if window_events is not None:
-        if window_events <= 0:
-            raise OptionError("--window-events: give a positive number of events")
+        _check_count(window_events)
         return EventsBeforeFrame(window_events)
     if between_frames:
         return BetweenFrames()
@@ -67,9 +66,14 @@ def _window(window: str | None, window_events: int | None, between_frames: bool,
     return None
 
 
+def _check_count(window_events: int | None) -> None:
+    if window_events is not None and not 0 < window_events <= MAX_WINDOW_EVENTS:
+        raise OptionError(f"--window-events: give a number of events from 1 to {MAX_WINDOW_EVENTS:,}")
+
+
 def _stacked(window: WindowSpec | None, stack: int) -> WindowSpec | None:
-    if stack < 1:
-        raise OptionError("--stack: give a positive number of sub-windows")
+    if not 0 < stack <= MAX_STACK:
+        raise OptionError(f"--stack: give a number of sub-windows from 1 to {MAX_STACK:,}")
     if stack == 1:
         return window
     return dataclasses.replace(window if window is not None else BeforeFrame(), stack=stack)

@@ -9,7 +9,7 @@ import typer
 
 from evtools.cli.console import stdout
 from evtools.cli.options import OptionError
-from evtools.render import PICTURE_SUFFIXES, VIDEO_SUFFIXES, render as render_cache
+from evtools.render import MAX_FPS, MIN_FPS, PICTURE_SUFFIXES, VIDEO_SUFFIXES, render as render_cache
 
 
 def render(
@@ -23,8 +23,8 @@ def render(
     """Draw a window's representation, APS frame and labels side by side; or a video of windows."""
     if index < 0 or count < 1:
         raise OptionError("--index must be >= 0 and --count >= 1")
-    if not fps > 0:
-        raise OptionError(f"--fps: give a positive number of frames per second, not {fps}")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise OptionError(f"--fps: give {MIN_FPS:g} to {MAX_FPS:g} frames per second, not {fps}")
     if output.suffix.lower() not in PICTURE_SUFFIXES + VIDEO_SUFFIXES:
         raise OptionError(f"--output: '{output.suffix or output.name}' is no picture or video type evtools writes "
                           f"(known: {', '.join(PICTURE_SUFFIXES + VIDEO_SUFFIXES)})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.errors import EvtoolsError, require
+from evtools.errors import EvtoolsError, InputError, require
 from evtools.io.images import write_picture
 from evtools.io.writers import written_atomically
 from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
@@ -29,6 +30,10 @@ from evtools.simulate.sequence import CONDITION_NAMES, SequenceConfig, Simulated
 
 FORMATS = ("ddd17", "mvsec", "evtools")
 MAX_SECONDS = 120.0  # of one sequence (about 3.6 GB while it is rendered)
+MAX_SEQUENCES = 1000  # seq000 to seq999
+# less than a simulated second takes on disk in any layout (about 10 MB in DDD17's, 15 in
+# evtools', 21 in MVSEC's): a simulation refused for want of it would certainly fill the disk
+MIN_BYTES_PER_SECOND = 4_000_000
 MAX_FRAME_RATE_HZ = 200.0  # a DAVIS346 takes about 40 APS frames a second at most
 GROUND_TRUTH_DIR = "ground_truth"
 T0_US = 1_500_000_000_000_000  # the absolute clock of simulated sequence 0 (2017-07-14)
@@ -54,7 +59,7 @@ class SimulationSpec:
     aps_segment_s: float = 0.5
 
     def __post_init__(self) -> None:
-        require(self.sequences >= 1, "sequences", "at least 1", self.sequences)
+        require(1 <= self.sequences <= MAX_SEQUENCES, "sequences", f"from 1 to {MAX_SEQUENCES}", self.sequences)
         # a sequence is rendered in memory, about 30 MB a simulated second: longer stretches are
         # several sequences
         require(0 < self.seconds <= MAX_SECONDS, "seconds", f"above 0 and at most {MAX_SECONDS}", self.seconds)
@@ -114,6 +119,7 @@ def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progres
     """``spec.sequences`` recordings in ``out``, with their ground truth in ``out/ground_truth``;
     ``on_sequence(name, sequence)`` sees each simulated sequence (for previews)."""
     out = Path(out)
+    _check_free_space(out, spec)
     paths = []
     for index in range(spec.sequences):
         name = f"{name_prefix}{index:03d}"
@@ -126,6 +132,16 @@ def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progres
         if on_sequence:
             on_sequence(name, sequence)
     return paths
+
+
+def _check_free_space(out: Path, spec: SimulationSpec) -> None:
+    """Refuses recordings that cannot fit the free disk (a lower bound of their size)."""
+    need = spec.sequences * spec.seconds * MIN_BYTES_PER_SECOND
+    folder = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise InputError(out, f"{spec.sequences} recordings of {spec.seconds:g} s need at least {need / 1e9:.1f} GB, "
+                              f"and {free / 1e9:.1f} GB are free there")
 
 
 def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progress | None = None,
