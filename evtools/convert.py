@@ -307,6 +307,9 @@ def _cut_windows(job: _Conversion) -> None:
     _check_free_space(job.output, job.windows, job.spec, job.width, job.height)
     if job.windows.frame_index is None:
         job.ground_truth = None  # masks belong to frames: windows without frames get none
+    elif job.spec.ground_truth is not None:  # a file given for it, not the recording's own masks
+        frame_t = job.recording.frames.t_us[job.windows.frame_index]
+        job.ground_truth.require_a_frame(job.recording.t0_us + frame_t, job.input_path)
 
 
 def _open_partial(job: _Conversion):

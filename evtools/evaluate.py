@@ -44,6 +44,7 @@ def _truth_source(cache: Cache, truth: str):
     ground_truth = load_ground_truth(truth, Path(cache.attrs[CacheAttr.SOURCE]["path"]))
     ground_truth.check_fits(cache.width, None)  # the cache keeps the sensor's height after the crop only
     frame_abs = cache.attrs[CacheAttr.T0] + cache.values(CacheArray.FRAME_T)
+    ground_truth.require_a_frame(frame_abs, cache.path)
     crop = tuple(cache.attrs[CacheAttr.CROP]) if cache.attrs[CacheAttr.CROP] else None
     height = (crop[1] if crop else cache.height)
     return lambda start, stop: ground_truth.masks(frame_abs[start:stop], max(height, cache.height), cache.width, crop)

@@ -9,6 +9,7 @@ from cli import run_cli
 from conftest import make_events
 from conftest import header, polarity_row, write_rows
 
+from evtools.errors import InputError
 from evtools.io.writers.evh5 import write_evh5
 
 
@@ -107,6 +108,9 @@ def test_ground_truth_masks_that_do_not_fit_the_recording_are_refused(tmp_path):
         (np.zeros((3, 260), np.uint8), [100_000, 200_000, 300_000], "'masks' is uint8 (3, 260), expected (M, H, W) uint8"),
         (np.zeros((2, 260, 346), np.uint8), [100_000, 200_000, 300_000],
          "'frame_t_us' is int64 (3,), expected (2,) integer microseconds, one per image"),
+        # another recording's: every window had been unlabelled, every score NaN, without a word
+        (np.zeros((3, 260, 346), np.uint8), [100_001, 200_001, 300_001],
+         f"none of its 3 masks is at a frame time of {path}: the ground truth of another recording?"),
     ]:
         with h5py.File(truth, "w") as h5:
             h5["masks"], h5["frame_t_us"] = masks, np.array(times, np.int64)
@@ -115,6 +119,16 @@ def test_ground_truth_masks_that_do_not_fit_the_recording_are_refused(tmp_path):
     with h5py.File(truth, "w") as h5:  # fewer rows than the sensor (ESS's 200 of 260): the rows below are ignored
         h5["masks"], h5["frame_t_us"] = np.ones((3, 200, 346), np.uint8), np.array([100_000, 200_000, 300_000])
     assert run_cli("convert", path, "-o", tmp_path / "rec", "--ground-truth", truth).returncode == 0
+    # and evaluated against another recording's
+    from evtools.cache import Cache
+    from evtools.evaluate import _truth_source
+
+    with h5py.File(tmp_path / "other.hdf5", "w") as h5:
+        h5["masks"], h5["frame_t_us"] = np.ones((3, 260, 346), np.uint8), np.array([1, 2, 3])
+    with pytest.raises(InputError) as err:
+        _truth_source(Cache(tmp_path / "rec.zarr"), str(tmp_path / "other.hdf5"))
+    assert str(err.value) == (f"{tmp_path / 'other.hdf5'}: none of its 3 masks is at a frame time of "
+                              f"{tmp_path / 'rec.zarr'}: the ground truth of another recording?")
 
 
 @pytest.mark.parametrize("conditions, names, expected", [

@@ -37,6 +37,13 @@ class GroundTruth:
             sensor = f"{width}x{height} sensor" if height is not None else f"sensor of {width} columns"
             raise InputError(self.source, f"masks of {mask_width}x{mask_height} do not fit the recording's {sensor}")
 
+    def require_a_frame(self, frame_times_abs_us: np.ndarray, of: Path) -> None:
+        """Refuses masks none of which is at a frame time of ``of`` (a recording, a cache): every
+        window would be unlabelled, and every score NaN, without a word."""
+        if self._index and not any(int(t) in self._index for t in frame_times_abs_us):
+            raise InputError(self.source, f"none of its {len(self._index)} masks is at a frame time of {of}: the "
+                                          "ground truth of another recording?")
+
     @property
     def has_conditions(self) -> bool:
         return self._conditions is not None
