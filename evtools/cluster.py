@@ -21,6 +21,7 @@ from pathlib import Path
 from evtools import cache
 from evtools.convert import (BLOCK_WINDOWS, ConvertResult, ConvertSpec, cache_path, check_request, conversion_result,
                              convert, convert_range, events_after_last_window, prepare, range_task)
+from evtools.devices import check_processes
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.io import open_recording
 from evtools.progress import Progress, report
@@ -33,7 +34,7 @@ def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs
     """Converts ``inputs[i]`` into the cache ``outputs[i]``: on the cluster at ``scheduler``, on a
     local cluster of ``jobs`` workers, or one after another in this process (``jobs`` 1).
     Returns each input's result, or its error."""
-    check_jobs(jobs)
+    check_processes("--jobs", jobs)
     outputs = [cache_path(o) for o in outputs]
     if scheduler is None and jobs == 1:
         results: list[ConvertResult | EvtoolsError] = []
@@ -57,18 +58,6 @@ def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs
             except (OSError, ValueError) as err:  # unreachable, or not an address
                 raise EvtoolsError(f"--scheduler {scheduler}: no Dask scheduler answers there ({first_line(err)})") from None
         return convert_on_cluster(client, inputs, outputs, spec, progress)
-
-
-# Local workers a core at most: more only compete for it, and each is a process of 140-250 MB once it converts.
-WORKERS_PER_CORE = 4
-
-
-def check_jobs(jobs: int) -> None:
-    """``jobs`` (``--jobs``) from 1 to WORKERS_PER_CORE a core this process may use."""
-    most = WORKERS_PER_CORE * len(os.sched_getaffinity(0))
-    if not 1 <= jobs <= most:
-        raise EvtoolsError(f"--jobs: give 1 to {most} ({WORKERS_PER_CORE} worker processes a core this process "
-                           f"may use), got {jobs}")
 
 
 def local_cluster(workers: int):

@@ -9,6 +9,7 @@ Numba's simulator counts as a GPU for the kernels). A device that is not there i
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 from evtools.errors import EvtoolsError
@@ -59,3 +60,19 @@ def _torch_cuda_problem(device: str) -> str | None:
     if index >= torch.cuda.device_count():
         return f"torch sees {torch.cuda.device_count()} GPU(s)"
     return None
+
+
+# Worker processes a core at most (--jobs, training.workers): more only compete for it, and each
+# is a process of 140-250 MB once it converts or loads.
+WORKERS_PER_CORE = 4
+
+
+def check_processes(name: str, count: int, least: int = 1) -> None:
+    """``count`` worker processes (``name``: --jobs, training.workers) from ``least`` to
+    WORKERS_PER_CORE a core this process may use; 99999999999 had started process after process
+    until memory ran out."""
+    most = WORKERS_PER_CORE * len(os.sched_getaffinity(0))
+    if not least <= count <= most:
+        raise EvtoolsError(f"{name}: give {least} to {most} ({WORKERS_PER_CORE} worker processes a core this process "
+                           f"may use), got {count}")
+

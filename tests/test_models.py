@@ -32,9 +32,11 @@ def test_depths_strides_and_event_channels(depth, stride):
 @pytest.mark.parametrize("values, message", [
     (dict(depth=20), r"^depth must be one of \[18, 34, 50, 101\] \(the ResNet's\), got 20$"),
     (dict(output_stride=32), "^output_stride must be 8 or 16, got 32$"),
-    (dict(width=0.0), "^width must be above 0, got 0.0$"),
+    (dict(width=0.0), r"^width must be above 0 and at most 4.0, got 0.0$"),
+    (dict(width=4.5), r"^width must be above 0 and at most 4.0, got 4.5$"),
     (dict(in_channels=0), "^in_channels must be at least 1, got 0$"),
-    (dict(decoder_channels=-2), "^decoder_channels must be at least 1, got -2$"),
+    (dict(decoder_channels=-2), "^decoder_channels must be from 1 to 4096, got -2$"),
+    (dict(aspp_channels=4097), "^aspp_channels must be from 1 to 4096, got 4097$"),
     (dict(num_classes=1), r"^num_classes must be from 2 to 255 \(labels are uint8, 255 meaning no label\), got 1$"),
     (dict(num_classes=256), r"^num_classes must be from 2 to 255 \(labels are uint8, 255 meaning no label\), got 256$"),
 ])

@@ -1,6 +1,7 @@
 """Training configurations: the shipped TOML files load and round-trip; every entry of the wrong
 type or out of its range, in a file or a --set, is one line naming it, before any training."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,10 @@ def test_the_shipped_configurations_load_and_round_trip(path, tmp_path):
     ("model.output_stride=32", "model.output_stride must be 8 or 16, got 32"),
     ("training.seed=-1", "training.seed must be from 0 to 2147483647, got -1"),  # numpy's ValueError traceback
     ("model.num_classes=1", "model.num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
-    ("model.width=0", "model.width must be above 0, got 0"),
+    ("model.width=0", "model.width must be above 0 and at most 4.0, got 0"),
+    ("model.width=1e9", "model.width must be above 0 and at most 4.0, got 1000000000.0"),  # torch tried 63 TB
+    ("model.aspp_channels=100000", "model.aspp_channels must be from 1 to 4096, got 100000"),
+    ("training.threads=99999999999", "training.threads must be from 0 to 1024, got 99999999999"),  # an overflow
     ("training=3", "configuration entry 'training' must be a [training] table, got 3"),
     ("method=3", "method must be a string, got 3"),
     ("method=distill", "unknown method 'distill' (known: supervised, kd-aps, evdistill)"),
@@ -91,6 +95,10 @@ def test_a_configuration_file_that_cannot_be_used_is_one_line(tmp_path):
     (["--seed", "-5"], "seed must be from 0 to 2147483647, got -5"),
     (["--classes", "1"], "num_classes must be from 2 to 255 (labels are uint8, 255 meaning no label), got 1"),
     (["--depth", "20"], "depth must be one of [18, 34, 50, 101] (the ResNet's), got 20"),
+    (["--width", "100"], "width must be above 0 and at most 4.0, got 100.0"),
+    # 4 loader workers a core at most: 99999999999 had started process after process
+    (["--workers", "99999999999"], f"--workers: give 0 to {4 * len(os.sched_getaffinity(0))} (4 worker processes a "
+                                   "core this process may use), got 99999999999"),
 ])
 def test_teacher_options_out_of_range_are_one_line(tmp_path, options, message):
     result = run_cli("train", "teacher", tmp_path, "-o", tmp_path / "teacher.pt", *options)

@@ -13,10 +13,10 @@ from rich.table import Table
 from evtools.cli.console import progress, stderr, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
-from evtools.cluster import check_jobs, convert_all
+from evtools.cluster import convert_all
 from evtools.convert import (ConvertResult, ConvertSpec, kernel_threads_sleep_between_calls, kernels_without_blas_check,
                              output_names)
-from evtools.devices import check_device
+from evtools.devices import check_device, check_processes
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
 from evtools.progress import Progress as ProgressCallback, ProgressUpdate
@@ -133,7 +133,7 @@ def convert(
     check_device(device, kernels=True)
     if codec not in CODECS:
         raise OptionError(f"--codec: '{codec}' is not one of {', '.join(CODECS)}")
-    check_jobs(jobs)
+    check_processes("--jobs", jobs)
     output = location(output)
     if len(inputs) == 1:
         # one input: OUT is the cache, unless OUT is an existing folder, which then receives it

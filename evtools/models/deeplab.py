@@ -23,6 +23,8 @@ from evtools.errors import require, require_at_least
 from evtools.labels import CLASS_COUNTS, MAX_CLASSES
 
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+MAX_WIDTH = 4.0  # of the ResNet
+MAX_HEAD_CHANNELS = 4096  # of ASPP and the decoder (DeepLabV3+'s own: 256)
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,11 @@ class DeepLabConfig:
     def __post_init__(self) -> None:
         require(self.depth in LAYERS, "depth", f"one of {sorted(LAYERS)} (the ResNet's)", self.depth)
         require(self.output_stride in (8, 16), "output_stride", "8 or 16", self.output_stride)
-        require(self.width > 0, "width", "above 0", self.width)
-        require_at_least(self, 1, ("in_channels", "aspp_channels", "decoder_channels"))
+        # 4 makes a ResNet-101 of 680 M weights; 1e9 had torch try to allocate 63 TB
+        require(0 < self.width <= MAX_WIDTH, "width", f"above 0 and at most {MAX_WIDTH}", self.width)
+        require_at_least(self, 1, ("in_channels",))
+        for name in ("aspp_channels", "decoder_channels"):
+            require(1 <= getattr(self, name) <= MAX_HEAD_CHANNELS, name, f"from 1 to {MAX_HEAD_CHANNELS}", getattr(self, name))
         require(2 <= self.num_classes <= MAX_CLASSES, "num_classes", CLASS_COUNTS, self.num_classes)
 
 

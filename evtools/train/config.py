@@ -15,6 +15,7 @@ from evtools.models.deeplab import DeepLabConfig
 from evtools.train.common import check_precision, check_seed
 
 METHODS = ("supervised", "kd-aps", "evdistill")
+MAX_THREADS = 1024  # torch's intra-op threads (99999999999 overflowed its int)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class Training:
 
     def __post_init__(self) -> None:
         require_at_least(self, 1, ("epochs", "batch_size", "affinity_nodes", "generator_width"))
-        require_at_least(self, 0, ("threads", "workers", "weight_decay"))
+        require_at_least(self, 0, ("workers", "weight_decay"))
+        require(0 <= self.threads <= MAX_THREADS, "threads", f"from 0 to {MAX_THREADS}", self.threads)
         for name in ("lr", "generator_lr", "temperature"):
             require(getattr(self, name) > 0, name, "above 0", getattr(self, name))
         require(0 <= self.validation_fraction < 1, "validation_fraction", "in [0, 1)", self.validation_fraction)

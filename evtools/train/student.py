@@ -27,7 +27,7 @@ from evtools import __version__
 from evtools.cache import Cache, CacheArray, CacheError
 from evtools.data import (CacheDataset, ImageMaskFolder, Loader, RandomCrop, RandomHorizontalFlip, set_torch_threads,
                           training_loader)
-from evtools.devices import DeviceError, check_device
+from evtools.devices import DeviceError, check_device, check_processes
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
@@ -207,6 +207,7 @@ def start_run(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _R
     """The device, threads, process group and seed; the inputs the method needs."""
     cfg = config.training
     check_device(cfg.device)
+    check_processes("training.workers", cfg.workers, least=0)
     if cfg.threads > 0:
         set_torch_threads(cfg.threads)
     world = Distributed(cfg.device)

@@ -16,7 +16,7 @@ from evtools.labels import IGNORE
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
-from evtools.devices import check_device
+from evtools.devices import check_device, check_processes
 from evtools.progress import Progress, report
 from evtools.train.common import autocast, check_precision, check_seed, evaluate, place, poly_lr, seed_everything, to_device
 
@@ -75,6 +75,7 @@ def train_teacher(
     if Path(output).exists() and not overwrite:
         raise EvtoolsError(f"{output}: exists already: --overwrite replaces it")
     check_device(config.device)
+    check_processes("--workers", config.workers, least=0)
     seed_everything(config.seed)
     augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
     train_set = labelled_images(train_source, config.model.num_classes, augment)
