@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from evtools.events import MAX_PACKED_PIXELS, Events, pack_window
 from evtools.io import ReadOptions, Recording, open_recording
 from evtools.io.fingerprint import fingerprint, source_size
 from evtools.io.ground_truth import GroundTruth, load_ground_truth
+from evtools.io.writers import require_free_space
 from evtools.kernels.launch import host_buffer
 from evtools.progress import Progress, report
 from evtools.representations import Representation, VoxelGrid
@@ -181,11 +181,7 @@ def _check_free_space(output: Path, windows: Windows, spec: ConvertSpec, width: 
         chunks = -(-counts // cache.EVENT_CHUNK)
         shards_with_events = len(np.unique(np.flatnonzero(counts) // BLOCK_WINDOWS))
         need += 2 * (int(chunks.sum()) * STORED_CHUNK_BYTES + shards_with_events * FILE_BLOCK_BYTES)
-    folder = next(p for p in output.absolute().parents if p.exists())
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise InputError(output, f"{len(windows):,} windows need at least {need / 1e9:.1f} GB, and {free / 1e9:.1f} GB "
-                                 "are free there")
+    require_free_space(output, need, f"{len(windows):,} windows")
 
 
 def _blocks(windows: Windows, first: int, stop: int | None = None) -> Iterator[slice]:

@@ -75,4 +75,3 @@ def check_processes(name: str, count: int, least: int = 1) -> None:
     if not least <= count <= most:
         raise EvtoolsError(f"{name}: give {least} to {most} ({WORKERS_PER_CORE} worker processes a core this process "
                            f"may use), got {count}")
-

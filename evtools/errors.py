@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 
 class EvtoolsError(Exception):
     """Base class of every deliberate evtools error; its message is one line."""
@@ -47,6 +49,11 @@ def require(condition: bool, name: str, rule: str, value: object) -> None:
     """Refuses a configuration value: ``name must be rule, got value``."""
     if not condition:
         raise ConfigError(f"{name} must be {rule}, got {value!r}")
+
+
+def is_whole(value: object) -> bool:
+    """An int, numpy's included, that is not a bool (which Python counts as one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def require_at_least(owner: object, low: float, names: Iterable[str]) -> None:

@@ -21,6 +21,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from evtools.devices import check_device
+from evtools.errors import is_whole, require
 from evtools.events import signed_polarity
 from evtools.kernels import evimage as evimage_kernels
 from evtools.kernels import evsegnet as evsegnet_kernels
@@ -75,8 +76,7 @@ def _check_events(t, x, y, windows: np.ndarray, width: int, height: int) -> None
 
 
 def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    require(is_whole(value) and value >= 1, name, "a positive whole number", value)
 
 
 class Kernels(NamedTuple):
@@ -206,8 +206,8 @@ class Histogram(Representation):
 
     def __post_init__(self) -> None:
         _positive_int("bins", self.bins)
-        if isinstance(self.cutoff, bool) or not isinstance(self.cutoff, (int, np.integer)) or not 0 <= self.cutoff <= 255:
-            raise ValueError(f"cutoff must be a whole number from 0 (no cutoff below 255) to 255, got {self.cutoff!r}")
+        require(is_whole(self.cutoff) and 0 <= self.cutoff <= 255, "cutoff",
+                "a whole number from 0 (no cutoff below 255) to 255", self.cutoff)
 
     @property
     def channels(self) -> int:

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from evtools.errors import EvtoolsError, InputError, require
+from evtools.errors import EvtoolsError, InputError, is_whole, require
 from evtools.events import MAX_TIMESTAMP_US
 from evtools.io.recording import Recording
 
@@ -61,8 +61,7 @@ def parse_duration(text: str) -> int:
 def _require_span(name: str, value: int | None, most: int) -> None:
     """A window's duration or event count: a whole number from 1 to ``most``, or None (unused)."""
     if value is not None:
-        require(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 1 <= value <= most, name,
-                f"a whole number from 1 to {most}", value)
+        require(is_whole(value) and 1 <= value <= most, name, f"a whole number from 1 to {most}", value)
 
 
 @dataclass(frozen=True)

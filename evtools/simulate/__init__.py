@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,9 +16,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from evtools.errors import EvtoolsError, InputError, require
+from evtools.errors import EvtoolsError, require
 from evtools.io.images import write_picture
-from evtools.io.writers import written_atomically
+from evtools.io.writers import require_free_space, written_atomically
 from evtools.io.writers.ddd17 import packets_from_events, write_ddd17
 from evtools.io.writers.evh5 import write_evh5
 from evtools.io.writers.mvsec import write_mvsec
@@ -119,7 +118,9 @@ def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progres
     """``spec.sequences`` recordings in ``out``, with their ground truth in ``out/ground_truth``;
     ``on_sequence(name, sequence)`` sees each simulated sequence (for previews)."""
     out = Path(out)
-    _check_free_space(out, spec)
+    # a lower bound of their size
+    require_free_space(out, spec.sequences * spec.seconds * MIN_BYTES_PER_SECOND,
+                       f"{spec.sequences} recordings of {spec.seconds:g} s")
     paths = []
     for index in range(spec.sequences):
         name = f"{name_prefix}{index:03d}"
@@ -132,16 +133,6 @@ def simulate_recordings(out: str | Path, spec: SimulationSpec, progress: Progres
         if on_sequence:
             on_sequence(name, sequence)
     return paths
-
-
-def _check_free_space(out: Path, spec: SimulationSpec) -> None:
-    """Refuses recordings that cannot fit the free disk (a lower bound of their size)."""
-    need = spec.sequences * spec.seconds * MIN_BYTES_PER_SECOND
-    folder = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise InputError(out, f"{spec.sequences} recordings of {spec.seconds:g} s need at least {need / 1e9:.1f} GB, "
-                              f"and {free / 1e9:.1f} GB are free there")
 
 
 def write_labelled_images(out: str | Path, spec: SimulationSpec, progress: Progress | None = None,
