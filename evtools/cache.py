@@ -14,7 +14,7 @@ is documented in docs/cache-format.md, which a test checks against these names. 
                                                                        a shard per 16 windows
       labels  labels_confidence                          (K, H, W)     added by evtools pseudolabel
     NAME.zarr.partial/              the same while a conversion writes it
-    NAME.zarr.lock                  held (flock) by the conversion writing it
+    NAME.zarr.lock                  held (flock) by the command writing it
 
 A cache is keyed by its source's content fingerprint and by every parameter that shapes its
 values (window, crop, representations, stored events, read options, ground truth): opening it for
@@ -285,26 +285,45 @@ def finished_matches(path: Path, key: CacheKey) -> bool:
 
 
 @contextmanager
-def conversion_lock(path: Path) -> Iterator[None]:
-    """Held while a conversion writes the cache ``path``: an exclusive ``flock`` on
-    ``NAME.zarr.lock``, which the system releases when the process ends however it ends (kill -9
-    included), so a stale lock never blocks. A second conversion into the same output is refused.
-    Remote stores have no such lock: one conversion per output there is the user's to ensure."""
+def cache_lock(path: Path) -> Iterator[None]:
+    """Held while a command writes the cache ``path`` (a conversion, pseudo-labelling): an
+    exclusive ``flock`` on ``NAME.zarr.lock``, which the system releases when the process ends
+    however it ends (kill -9 included), so a stale lock never blocks. A second writer is refused.
+    Only the holder removes the file, while it holds it; one that locked a file the holder before
+    it had removed meanwhile (it opened it first) locks a new one instead, so that two writers
+    never hold locks on two files of the same name.
+    Remote stores have no such lock: one writer per cache there is the user's to ensure."""
     if is_remote(path):
         yield
         return
     lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")
-    try:
+    while True:
+        handle = open(lock_path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(path, "another conversion is writing this cache now; wait for it to finish") from None
+            handle.close()
+            raise InputError(path, "another evtools command is writing this cache now (convert or pseudolabel); "
+                                   "wait for it to finish") from None
+        if _same_file(handle, lock_path):
+            break
+        handle.close()
+    try:
         yield
     finally:
         lock_path.unlink(missing_ok=True)
         handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``handle``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _is_complete(path: Path) -> bool:

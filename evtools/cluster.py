@@ -84,7 +84,7 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
         for i, (input_path, output) in enumerate(zip(inputs, outputs)):
             try:
                 check_request(input_path, output, spec)
-                locks.enter_context(cache.conversion_lock(output))
+                locks.enter_context(cache.cache_lock(output))
                 with open_recording(input_path, spec.format, spec.read_options) as recording:
                     prepared = prepare(input_path, output, spec, recording)
                 if prepared is None:

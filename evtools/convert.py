@@ -227,7 +227,7 @@ def convert(input_path: str | Path, output: str | Path, spec: ConvertSpec = Conv
     started = time.perf_counter()
     input_path, output = Path(input_path), cache_path(output)
     check_request(input_path, output, spec)
-    with cache.conversion_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
+    with cache.cache_lock(output), open_recording(input_path, spec.format, spec.read_options) as recording:
         prepared = prepare(input_path, output, spec, recording)
         if prepared is None:
             return conversion_result(output, started, resumed_from=0, up_to_date=True, dropped=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.cache import AddedArrays, ArraySpec, Cache, CacheArray, CacheError
+from evtools.cache import AddedArrays, ArraySpec, Cache, CacheArray, CacheError, cache_lock
 from evtools.errors import require
 from evtools.labels import IGNORE
 from evtools.models.teacher import Teacher, TeacherSpec
@@ -66,23 +66,25 @@ def pseudolabel(cache_path: str | Path, spec: PseudolabelSpec, progress: Progres
     opened = Cache(cache_path)
     if not opened.has(CacheArray.APS):
         raise CacheError(opened.path, "has no APS frames ('aps'): convert with a frame-aligned window mode")
-    n, (height, width) = len(opened), opened.array(CacheArray.APS).shape[1:]
-    if n:  # one frame first: a teacher that fails on it, or that its class map does not fit, fails
+    with cache_lock(opened.path):  # no conversion or other pseudo-labelling writes it meanwhile
+        n, (height, width) = len(opened), opened.array(CacheArray.APS).shape[1:]
+        # one frame first: a teacher that fails on it, or that its class map does not fit, fails
         # before any labels are replaced; and a TorchScript teacher's classes are known after it
-        teacher.probabilities(opened.windows(CacheArray.APS, 0, 1))
-    arrays = {LABELS: ArraySpec((n, height, width), np.dtype(np.uint8), {"ignore": IGNORE}),
-              CONFIDENCE: ArraySpec((n, height, width), np.dtype(np.float16))}
-    written = AddedArrays(opened, arrays, _options(spec, teacher), spec.overwrite, "labels from another teacher or")
-    resumed_from = written.done
-    for start in range(written.done, n, spec.batch_size):
-        stop = min(start + spec.batch_size, n)
-        labels, confidence = label_frames(teacher, opened.windows(CacheArray.APS, start, stop), spec.min_confidence)
-        written.write(start, {LABELS: labels, CONFIDENCE: confidence})
-        report(progress, stop, n)
-    up_to_date = written.complete
-    written.finish()
-    return PseudolabelResult(opened.path, n, resumed_from, up_to_date, _class_counts(written.group[LABELS][:],
-                                                                                     teacher.output_classes or 0))
+        if n:
+            teacher.probabilities(opened.windows(CacheArray.APS, 0, 1))
+        arrays = {LABELS: ArraySpec((n, height, width), np.dtype(np.uint8), {"ignore": IGNORE}),
+                  CONFIDENCE: ArraySpec((n, height, width), np.dtype(np.float16))}
+        written = AddedArrays(opened, arrays, _options(spec, teacher), spec.overwrite, "labels from another teacher or")
+        resumed_from = written.done
+        for start in range(written.done, n, spec.batch_size):
+            stop = min(start + spec.batch_size, n)
+            labels, confidence = label_frames(teacher, opened.windows(CacheArray.APS, start, stop), spec.min_confidence)
+            written.write(start, {LABELS: labels, CONFIDENCE: confidence})
+            report(progress, stop, n)
+        up_to_date = written.complete
+        written.finish()
+        return PseudolabelResult(opened.path, n, resumed_from, up_to_date, _class_counts(written.group[LABELS][:],
+                                                                                         teacher.output_classes or 0))
 
 
 def _class_counts(labels: np.ndarray, num_classes: int) -> list[int]:

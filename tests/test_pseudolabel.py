@@ -316,3 +316,20 @@ def test_a_teacher_that_cannot_label_the_cache_leaves_its_labels_as_they_were(tm
         for name, (values, attrs) in before.items():
             np.testing.assert_array_equal(Cache(cache_path).array(name)[:], values)
             assert dict(zarr.open_group(cache_path)[name].attrs) == attrs
+
+
+def test_pseudolabelling_a_cache_that_another_command_writes_is_refused(tmp_path, scripted):
+    # a conversion --overwrite of the cache, or a second pseudolabel with another teacher, would
+    # otherwise leave labels of two runs, or of a cache that is gone
+    from evtools.cache import cache_lock
+
+    cache_path = make_cache(tmp_path, n_frames=3)
+    with cache_lock(cache_path):
+        result = run_cli("pseudolabel", cache_path, "--teacher", scripted, "--in-channels", "1", "--scales", "1", "--no-flip")
+        assert (result.returncode, result.stderr) == (
+            2, f"error: {cache_path}: another evtools command is writing this cache now (convert or pseudolabel); "
+               "wait for it to finish\n")
+        assert "labels" not in zarr.open_group(cache_path)
+    assert run_cli("pseudolabel", cache_path, "--teacher", scripted, "--in-channels", "1", "--scales", "1",
+                   "--no-flip").returncode == 0
+    assert Cache(cache_path).has("labels") and not cache_path.with_name(cache_path.name + ".lock").exists()
