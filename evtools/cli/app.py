@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from evtools import __version__
 from evtools.cli import convert, evaluate, info, pseudolabel, render, simulate, train
-from evtools.cli.console import stderr, stdout
+from evtools.cli.console import error, stdout
 from evtools.errors import EvtoolsError, first_line
 
 app = typer.Typer(
@@ -61,8 +60,7 @@ INTERRUPTED_CODE = 130  # 128 + SIGINT, as shells report it
 
 
 def _fail(message: str, code: int) -> None:
-    # the message is printed as it is: rich would read "[dsec]" in it as markup and drop it
-    stderr.print(f"[red]error:[/red] {escape(message)}", markup=True)
+    error(message)
     # a read that failed inside zarr's event loop leaves its other reads running: they finish
     # before the process exits, or their teardown ("Event loop is closed", "Task was destroyed
     # but it is pending!", "coroutine ... was never awaited") would follow the one line

@@ -6,14 +6,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evtools.progress import Progress as ProgressCallback
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-stdout = Console(highlight=False)
+# No markup: what the commands print holds paths, and rich would read "[a]" in "rec [a].h5" as a
+# style and drop it, and "[/x]" as a closing tag and fail; the few styled words are marked up
+# where they are printed, with the text around them escaped.
+stdout = Console(highlight=False, markup=False)
 # soft_wrap keeps every error and warning on one line, however narrow the terminal.
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def progress(*columns: ProgressColumn, count: bool = True, transient: bool = False) -> Progress:
@@ -21,7 +25,7 @@ def progress(*columns: ProgressColumn, count: bool = True, transient: bool = Fal
     given columns, elapsed and remaining time. Shown only on a terminal: piped or logged output
     gets no partial lines."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # a file's name
         BarColumn(),
         *([MofNCompleteColumn()] if count else []),
         *columns,
@@ -42,7 +46,11 @@ def progress_bar(description: str, unit: str = "events") -> Iterator[ProgressCal
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+    stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", markup=True)
+
+
+def error(message: str) -> None:
+    stderr.print(f"[red]error:[/red] {escape(message)}", markup=True)
 
 
 def scores_table(title: str, rows: list[tuple[str, str]]) -> Table:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from evtools.cli.console import progress, stderr, stdout, warn
+from evtools.cli.console import error, progress, stdout, warn
 from evtools.cli.options import OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
 from evtools.cluster import convert_all
@@ -156,7 +156,7 @@ def convert(
             warn(f"{result.output}: the {result.events_after_last_window} events after the last window's end are in no "
                  f"window (after {after})")
     for failure in failures:
-        stderr.print(f"[red]error:[/red] {failure}", markup=True)
+        error(str(failure))
     if failures:
         raise typer.Exit(2)
 

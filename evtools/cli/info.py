@@ -41,8 +41,7 @@ def info(
             problems = Cache(path).verify()
             if problems:
                 raise CacheError(path, f"{len(problems)} problem(s): " + "; ".join(problems))
-            stdout.print(f"{path}: every chunk of every array is present and decodes; the counts agree", markup=False,
-                         soft_wrap=True)
+            stdout.print(f"{path}: every chunk of every array is present and decodes; the counts agree", soft_wrap=True)
             return
         cache = summarize_cache(path)
         if as_json:

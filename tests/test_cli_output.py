@@ -1,0 +1,45 @@
+"""What the commands print is printed as it is: file names with square brackets ("rec [a].h5",
+"[/x]") in errors, warnings, tables and progress bars, which rich would otherwise read as markup
+(dropping "[a]" as a style, failing on "[/x]" as a closing tag)."""
+
+import io
+
+import numpy as np
+from cli import run_cli
+from conftest import make_events
+from rich.console import Console
+
+from evtools.cli import console
+from evtools.io.writers.evh5 import write_evh5
+
+
+def test_errors_name_a_bracketed_path_as_it_is(tmp_path):
+    missing = tmp_path / "rec [red]x[/red] [a].h5"
+    for command in (["info", missing], ["convert", missing, "-o", tmp_path / "out"]):
+        result = run_cli(*command)
+        assert (result.returncode, result.stderr) == (2, f"error: {missing}: no such file or directory\n")
+
+
+def test_tables_and_warnings_show_bracketed_paths_as_they_are(tmp_path):
+    events = make_events(300, 16, 12, span_us=100_000)
+    events.x[:3] = 40  # off the 16x12 sensor: a warning naming the cache
+    folder = tmp_path / "run [a]"
+    folder.mkdir()
+    recording = write_evh5(folder / "rec [/x].h5", [events], width=16, height=12)
+    wide = {"COLUMNS": "400"}  # no table cell wrapped
+    result = run_cli("convert", recording, "-o", folder / "rec [/x]", "--every", "10ms", env=wide)
+    assert result.returncode == 0, result.stderr
+    cache = folder / "rec [/x].zarr"
+    assert f"warning: {cache}: 3 events outside the sensor were dropped" in result.stderr
+    assert f" {cache} " in result.stdout  # the conversion table's cache cell
+    result = run_cli("info", cache, env=wide)
+    assert result.returncode == 0 and result.stdout.startswith(f"{cache} ")  # the table's title
+
+
+def test_a_progress_bar_shows_a_bracketed_name_as_it_is(monkeypatch):
+    shown = io.StringIO()
+    monkeypatch.setattr(console, "stderr", Console(file=shown, force_terminal=True, width=100, markup=False))
+    with console.progress() as bar:
+        bar.add_task("rec [/x] [a].h5", total=10, completed=5)
+        bar.refresh()
+    assert "rec [/x] [a].h5" in shown.getvalue()
