@@ -27,6 +27,7 @@ from evtools.io import open_recording
 from evtools.progress import Progress, report
 
 RANGE_WINDOWS = 16 * BLOCK_WINDOWS  # a task: enough windows to outweigh its start, a multiple of BLOCK_WINDOWS
+MAX_OPEN = 256  # recordings converting on a cluster at once, each holding its lock file open
 
 
 def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs: int = 1, scheduler: str | None = None,
@@ -70,65 +71,97 @@ def local_cluster(workers: int):
 
 
 def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: ConvertSpec, progress: Progress | None = None,
-                       range_windows: int = RANGE_WINDOWS) -> list[ConvertResult | EvtoolsError]:
+                       range_windows: int = RANGE_WINDOWS, open_at_once: int | None = None) -> list[ConvertResult | EvtoolsError]:
     """Converts ``inputs[i]`` into ``outputs[i]`` on the cluster of ``client``; each input's
-    result or error (one input's failure leaves the others converting)."""
+    result or error (one input's failure leaves the others converting). At most ``open_at_once``
+    recordings (default: 4 a worker, at most MAX_OPEN) are prepared, locked and submitted at a
+    time, the next opened as one ends: a folder of thousands of recordings neither holds a lock
+    file open for each (past the usual limit of 1,024 open files) nor keeps every one's windows
+    and results on the cluster."""
     from distributed import as_completed
 
     if range_windows % BLOCK_WINDOWS:
         raise ValueError(f"range_windows must be a multiple of {BLOCK_WINDOWS}")
-    started = time.perf_counter()
+    if open_at_once is None:
+        open_at_once = min(MAX_OPEN, 4 * max(1, len(client.scheduler_info().get("workers", {}))))
     results: list[ConvertResult | EvtoolsError | None] = [None] * len(inputs)
-    with ExitStack() as locks:
-        states, futures = {}, {}
-        for i, (input_path, output) in enumerate(zip(inputs, outputs)):
+    states: dict[int, _RecordingRanges] = {}
+    locks: dict[int, ExitStack] = {}
+    ranges: dict = {}  # future -> (input, first window, stop)
+    completed = as_completed()
+    waiting = iter(range(len(inputs)))
+
+    def end(i: int, result: ConvertResult | EvtoolsError) -> None:
+        results[i] = result
+        states.pop(i, None)
+        locks.pop(i).close()
+
+    def open_next() -> None:
+        """Prepares and submits the next input that has windows to convert (the ones before it
+        that are up to date or fail end at once)."""
+        for i in waiting:
+            started = time.perf_counter()  # a recording's seconds count from its opening
+            locks[i] = ExitStack()
             try:
-                check_request(input_path, output, spec)
-                locks.enter_context(cache.cache_lock(output))
-                with open_recording(input_path, spec.format, spec.read_options) as recording:
-                    prepared = prepare(input_path, output, spec, recording)
+                check_request(inputs[i], outputs[i], spec)
+                locks[i].enter_context(cache.cache_lock(outputs[i]))
+                with open_recording(inputs[i], spec.format, spec.read_options) as recording:
+                    prepared = prepare(inputs[i], outputs[i], spec, recording)
                 if prepared is None:
-                    results[i] = conversion_result(output, started, resumed_from=0, up_to_date=True, dropped=0)
+                    end(i, conversion_result(outputs[i], started, resumed_from=0, up_to_date=True, dropped=0))
                     continue
                 job, group, done = prepared
+                state = states[i] = _RecordingRanges(job.output, group, len(job.windows), done,
+                                                     events_after_last_window(job), started)
+                if done == len(job.windows):
+                    end(i, _finish(state))
+                    continue
                 windows = client.scatter(job.windows, broadcast=True)
-                state = _RecordingRanges(job.output, group, len(job.windows), done, events_after_last_window(job))
-                states[i] = state
                 for first in range(done, len(job.windows), range_windows):
                     stop = min(first + range_windows, len(job.windows))
                     future = client.submit(convert_range, range_task(job), windows, first, stop, pure=False)
-                    futures[future] = (i, first, stop)
+                    ranges[future] = (i, first, stop)
+                    completed.add(future)
                     state.pending += 1
-                if not state.pending:
-                    results[i] = _finish(state, started)
+                return
             except EvtoolsError as err:
-                results[i] = err
-        for future in as_completed(list(futures)):
-            i, first, stop = futures[future]
+                end(i, err)
+
+    try:
+        for _ in range(open_at_once):
+            open_next()
+        for future in completed:
+            i, first, stop = ranges.pop(future)
             if results[i] is not None:  # the input already failed
                 continue
             state = states[i]
             try:
                 events, dropped = future.result()
             except EvtoolsError as err:
-                results[i] = err
-                client.cancel([f for f, (j, _, _) in futures.items() if j == i])
+                client.cancel([f for f, (j, _, _) in ranges.items() if j == i])
+                end(i, err)
+                open_next()
                 continue
             except Exception as err:  # noqa: BLE001 - a task that failed on every worker it was given
-                results[i] = InputError(inputs[i], f"failed ({type(err).__name__}: {first_line(err)})")
+                end(i, InputError(inputs[i], f"failed ({type(err).__name__}: {first_line(err)})"))
+                open_next()
                 continue
             state.range_done(first, stop, events, dropped)
             report(progress, state.done_windows, state.total, i, events=state.events)
             if not state.pending:
-                results[i] = _finish(state, started)
+                end(i, _finish(state))
+                open_next()
+    finally:  # an error no input's own (the cluster's): the locks still held go
+        for lock in locks.values():
+            lock.close()
     return results
 
 
 class _RecordingRanges:
     """One recording's ranges as they end: the windows done from the start on, for resuming."""
 
-    def __init__(self, output: Path, group, total: int, done: int, after_last_window: int):
-        self.output, self.group, self.total, self.resumed_from = output, group, total, done
+    def __init__(self, output: Path, group, total: int, done: int, after_last_window: int, started: float):
+        self.output, self.group, self.total, self.resumed_from, self.started = output, group, total, done, started
         self.after_last_window = after_last_window
         self.finished: dict[int, int] = {}  # first window of a finished range -> its stop
         self.prefix = done
@@ -148,7 +181,7 @@ class _RecordingRanges:
         cache.mark_progress(self.group, self.prefix)
 
 
-def _finish(state: _RecordingRanges, started: float) -> ConvertResult:
+def _finish(state: _RecordingRanges) -> ConvertResult:
     cache.finish(state.group, state.output)
-    return conversion_result(state.output, started, state.resumed_from, up_to_date=False, dropped=state.dropped,
+    return conversion_result(state.output, state.started, state.resumed_from, up_to_date=False, dropped=state.dropped,
                              after_last_window=state.after_last_window)

@@ -1,15 +1,17 @@
-"""What the commands print is printed as it is: file names with square brackets ("rec [a].h5",
-"[/x]") in errors, warnings, tables and progress bars, which rich would otherwise read as markup
-(dropping "[a]" as a style, failing on "[/x]" as a closing tag)."""
+"""What the commands print: file names with square brackets ("rec [a].h5", "[/x]") as they are in
+errors, warnings, tables and progress bars, which rich would otherwise read as markup (dropping
+"[a]" as a style, failing on "[/x]" as a closing tag); convert's progress bars over many inputs."""
 
 import io
+from pathlib import Path
 
-import numpy as np
 from cli import run_cli
 from conftest import make_events
 from rich.console import Console
 
 from evtools.cli import console
+from evtools.cli.convert import MAX_BARS, _shown
+from evtools.progress import ProgressUpdate
 from evtools.io.writers.evh5 import write_evh5
 
 
@@ -43,3 +45,25 @@ def test_a_progress_bar_shows_a_bracketed_name_as_it_is(monkeypatch):
         bar.add_task("rec [/x] [a].h5", total=10, completed=5)
         bar.refresh()
     assert "rec [/x] [a].h5" in shown.getvalue()
+
+
+def _bars(bar) -> dict[str, tuple[float, float | None]]:
+    return {task.description: (task.completed, task.total) for task in bar.tasks}
+
+
+def test_convert_shows_a_bar_an_input_or_for_many_only_the_converting_ones():
+    few = [Path(f"r{i}.h5") for i in range(MAX_BARS)]
+    with console.progress(count=False) as bar, _shown(bar, few) as show:
+        show(ProgressUpdate(16, 32, task=1, figures={"events": 1000}))
+        assert _bars(bar) == {f"r{i}.h5": ((16, 32) if i == 1 else (0, None)) for i in range(MAX_BARS)}
+    many = [Path(f"r{i}.h5") for i in range(1000)]
+    with console.progress(count=False) as bar, _shown(bar, many) as show:
+        assert _bars(bar) == {"recordings": (0, 1000)}
+        show(ProgressUpdate(16, 32, task=7, figures={"events": 1000}))
+        show(ProgressUpdate(5, 10, task=9, figures={"events": 1000}))
+        assert _bars(bar) == {"recordings": (0, 1000), "r7.h5": (16, 32), "r9.h5": (5, 10)}
+        show(ProgressUpdate(32, 32, task=7, figures={"events": 2000}))
+        show(ProgressUpdate(32, 32, task=7, figures={"events": 2000}))  # said twice, counted once
+        show(ProgressUpdate(6, 10, task=9, figures={"events": 1000}))  # its bar's id is no longer its place
+        assert _bars(bar) == {"recordings": (1, 1000), "r9.h5": (6, 10)}
+    assert _bars(bar) == {"recordings": (1000, 1000), "r9.h5": (6, 10)}  # the run is over: all handled

@@ -76,6 +76,24 @@ def test_one_failing_input_leaves_the_other_and_a_missing_scheduler_is_one_line(
         convert_all([root / "a_data.hdf5"], [tmp_path / "x.zarr"], SPEC, scheduler="tcp://127.0.0.1:1")
 
 
+def test_recordings_open_a_few_at_a_time(cluster, recordings, tmp_path):
+    # every recording used to be prepared and locked before any converted: a folder of more
+    # recordings than open files allowed (1,024 by default) failed with "Too many open files"
+    root, serial = recordings
+    inputs = [root / "a_data.hdf5", root / "bad_data.hdf5", root / "a_data.hdf5", root / "b_data.hdf5"]
+    outputs = [tmp_path / f"{k}.zarr" for k in range(4)]
+    open_locks = []
+
+    def count_locks(update):
+        open_locks.append(len(list(tmp_path.glob("*.zarr.lock"))))
+
+    results = convert_on_cluster(cluster, inputs, outputs, SPEC, count_locks, range_windows=32, open_at_once=2)
+    assert isinstance(results[1], EvtoolsError) and "no such file or directory" in str(results[1])
+    for k, name in ((0, "a"), (2, "a"), (3, "b")):
+        assert_same_cache(Cache(results[k].output), serial[name])
+    assert open_locks and max(open_locks) <= 2 and not list(tmp_path.glob("*.zarr.lock"))
+
+
 def test_stacks_on_two_workers_equal_the_serial_stacks(cluster, recordings, tmp_path):
     from evtools.windows import BeforeFrame
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -141,9 +143,8 @@ def convert(
     else:
         outputs = output_names(inputs, output)
         output.mkdir(parents=True, exist_ok=True)
-    with _progress() as bar:
-        tasks = [bar.add_task(path.name, total=None, events="") for path in inputs]
-        results = convert_all(inputs, outputs, spec, jobs, scheduler, _shown(bar, tasks))
+    with _progress() as bar, _shown(bar, inputs) as shown:
+        results = convert_all(inputs, outputs, spec, jobs, scheduler, shown)
     failures = [r for r in results if isinstance(r, EvtoolsError)]
     done = [r for r in results if isinstance(r, ConvertResult)]
     if done:
@@ -165,17 +166,40 @@ def _progress() -> Progress:
     return progress(TextColumn("windows {task.fields[events]}"))
 
 
-def _shown(bar: Progress, tasks: list) -> ProgressCallback:
-    """Updates of the conversion of input ``update.task`` (the only one when None) on its bar."""
-    def show(update: ProgressUpdate) -> None:
-        task = tasks[update.task or 0]
-        bar.update(task, completed=update.done, total=update.total, events=_rate(bar, task, update.figures["events"]))
+# More inputs than this: a bar for each only while it converts, under one for them all (a bar
+# each for thousands of recordings would fill the terminal and take the client's time to draw).
+MAX_BARS = 8
 
-    return show
+
+@contextmanager
+def _shown(bar: Progress, inputs: list[Path]) -> Iterator[ProgressCallback]:
+    """Updates of the conversion of input ``update.task`` (the only one when None) on its bar: a
+    bar for each input, or with more than MAX_BARS inputs, a bar for each while it converts and
+    one counting them all."""
+    many = len(inputs) > MAX_BARS
+    tasks = {} if many else {i: bar.add_task(path.name, total=None, events="") for i, path in enumerate(inputs)}
+    overall = bar.add_task("recordings", total=len(inputs), events="") if many else None
+    finished = set()
+
+    def show(update: ProgressUpdate) -> None:
+        i = update.task or 0
+        if i in finished:
+            return
+        if i not in tasks:
+            tasks[i] = bar.add_task(inputs[i].name, total=None, events="")
+        bar.update(tasks[i], completed=update.done, total=update.total, events=_rate(bar, tasks[i], update.figures["events"]))
+        if many and update.done == update.total:
+            finished.add(i)
+            bar.remove_task(tasks.pop(i))
+            bar.advance(overall)
+
+    yield show
+    if many:  # the ones up to date or failed had no bar
+        bar.update(overall, completed=len(inputs))
 
 
 def _rate(bar: Progress, task, events: int) -> str:
-    elapsed = bar.tasks[task].elapsed or 0
+    elapsed = next(t.elapsed for t in bar.tasks if t.id == task) or 0  # ids, not places: bars come and go
     return f"{events / 1e6:.1f} M events" + (f", {events / elapsed / 1e6:.1f} M ev/s" if elapsed > 0 else "")
 
 
