@@ -31,25 +31,35 @@ class Aedat4:
     width: int = 346
     height: int = 260
     frames: bool = True
-    # packets in file order: ("events", (t, x, y, on) rows) | ("frame", Frame) | ("imus", rows of 11) | ("triggers", rows of 2)
-    packets: list[tuple[str, object]] = field(default_factory=list)
+    # packets in file order: ("events", (t, x, y, on) rows) | ("frame", Frame) | ("imus", rows of 11) | ("triggers", rows of 2),
+    # each of camera 0 unless a third item names another
+    packets: list[tuple] = field(default_factory=list)
+    cameras: tuple[str, ...] = ("DAVIS346_00000499",)  # each camera's streams, as a stereo rig's DV recording holds
 
 
 STREAMS = {"events": (0, "EVTS"), "frame": (1, "FRME"), "imus": (2, "IMUS"), "triggers": (3, "TRIG")}
 
 
+def stream_id(kind: str, camera: int) -> int:
+    return len(STREAMS) * camera + STREAMS[kind][0]
+
+
 def description(spec: Aedat4, compression: str) -> str:
     nodes = []
-    for name, (stream_id, identifier) in STREAMS.items():
-        if name == "frame" and not spec.frames:
-            continue
-        info = (f'<node name="info" path="/mainloop/Recorder/outInfo/{stream_id}/info/">'
-                f'<attr key="sizeX" type="int">{spec.width}</attr><attr key="sizeY" type="int">{spec.height}</attr>'
-                f'<attr key="source" type="string">DAVIS346_00000499</attr></node>') if identifier in ("EVTS", "FRME") else ""
-        nodes.append(f'<node name="{stream_id}" path="/mainloop/Recorder/outInfo/{stream_id}/">'
-                     f'<attr key="compression" type="string">{compression.upper()}</attr>'
-                     f'<attr key="originalOutputName" type="string">{name}</attr>'
-                     f'<attr key="typeIdentifier" type="string">{identifier}</attr>{info}</node>')
+    for camera, source in enumerate(spec.cameras):
+        for name, (_, identifier) in STREAMS.items():
+            if name == "frame" and not spec.frames:
+                continue
+            number = stream_id(name, camera)
+            sizes = (f'<attr key="sizeX" type="int">{spec.width}</attr><attr key="sizeY" type="int">{spec.height}</attr>'
+                     if identifier in ("EVTS", "FRME") else "")
+            info = (f'<node name="info" path="/mainloop/Recorder/outInfo/{number}/info/">{sizes}'
+                    f'<attr key="source" type="string">{source}</attr></node>')
+            nodes.append(f'<node name="{number}" path="/mainloop/Recorder/outInfo/{number}/">'
+                         f'<attr key="compression" type="string">{compression.upper()}</attr>'
+                         f'<attr key="originalModuleName" type="string">capture{camera or ""}</attr>'
+                         f'<attr key="originalOutputName" type="string">{name}</attr>'
+                         f'<attr key="typeIdentifier" type="string">{identifier}</attr>{info}</node>')
     return f'<dv version="2.0"><node name="outInfo" path="/mainloop/Recorder/outInfo/">{"".join(nodes)}</node></dv>'
 
 
@@ -164,13 +174,13 @@ def write_aedat4(path: Path, spec: Aedat4, compression: str = "lz4", data_table:
     """``data_table``: the FileDataTable DV writes at the end, its position in the header;
     ``miscounted``: {packet index: count} written into the table instead of a packet's own."""
     payloads, entries = [], []
-    for index, (kind, content) in enumerate(spec.packets):
-        stream_id, identifier = STREAMS[kind]
+    for index, (kind, content, *camera) in enumerate(spec.packets):
+        number, identifier = stream_id(kind, *camera or [0]), STREAMS[kind][1]
         data = {"events": event_packet, "frame": frame_packet}.get(kind, lambda rows: table_packet(rows, identifier.encode()))(content)
-        payloads.append(struct.pack("<II", stream_id, len(packed := compress(data, compression))) + packed)
+        payloads.append(struct.pack("<II", number, len(packed := compress(data, compression))) + packed)
         times = [content.t] if kind == "frame" else [int(row[0]) for row in content]
         count = 1 if kind == "frame" else len(content)
-        entries.append([stream_id, len(packed), (miscounted or {}).get(index, count), min(times, default=0),
+        entries.append([number, len(packed), (miscounted or {}).get(index, count), min(times, default=0),
                         max(times, default=0)])
     placeholder = ioheader(COMPRESSION[compression], 0 if data_table else -1, description(spec, compression))
     position = len(MAGIC) + 4 + len(placeholder)  # the header's length does not depend on the table's place

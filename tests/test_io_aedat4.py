@@ -13,7 +13,7 @@ from conftest import damage_outcomes
 from evtools.cache import Cache
 from evtools.convert import ConvertSpec, convert
 from evtools.errors import CorruptFileError
-from evtools.io import detect_format, open_recording
+from evtools.io import ReadOptions, detect_format, open_recording
 from evtools.representations import VoxelGrid
 
 REAL = Path(__file__).parents[2] / "shared" / "realdata" / "dvxplorer-tonic" / "dvxplorer_person.aedat4"
@@ -139,8 +139,10 @@ def test_a_data_table_that_lies_about_a_packet_is_refused_when_it_is_read(tmp_pa
     assert not list(tmp_path.glob("lies.zarr*"))
     # a table that cannot be read, or whose entries are not the packets found, is not used: decoding counts
     sound = (tmp_path / "sound.aedat4").read_bytes()
-    table_size = len(sound) - len(write_aedat4(tmp_path / "no_table.aedat4", spec).read_bytes())
-    (tmp_path / "garbled.aedat4").write_bytes(sound[:-table_size] + bytes(table_size))
+    table = 14 + 4 + int.from_bytes(sound[14:18], "little")  # after the header, the packets, then the table
+    for _ in spec.packets:
+        table += 8 + int.from_bytes(sound[table + 4 : table + 8], "little")
+    (tmp_path / "garbled.aedat4").write_bytes(sound[:table] + bytes(len(sound) - table))
     write_aedat4(tmp_path / "negative.aedat4", spec, data_table=True, miscounted={3: -1})
     for name in ("garbled", "negative"):
         decoded.clear()
@@ -284,3 +286,33 @@ def test_every_byte_of_imu_trigger_and_frame_packets_damaged_is_a_result_or_one_
         position += 8 + length
     in_packets = [at for first, stop in starts[1:] for at in range(first, stop)]  # the frame, IMU and trigger packets
     assert damage_outcomes(data, in_packets, 0xA5, tmp_path / "damaged.aedat4") == {"read", "one line"}
+
+
+def test_a_stereo_file_is_read_from_the_camera_asked_for_never_one_chosen_silently(tmp_path):
+    # a stereo rig's DV recording: each camera's events, frames and IMU in streams of its own source
+    left, right = davis_file(n_frames=2, seed=1), davis_file(n_frames=2, seed=2)
+    spec = Aedat4(cameras=("DAVIS346_00000499", "DAVIS346_00000500"),
+                  packets=[*left.packets, *((kind, content, 1) for kind, content in right.packets)])
+    path = write_aedat4(tmp_path / "stereo.aedat4", spec)
+    listed = ("DAVIS346_00000499 (capture/events, stream 0), DAVIS346_00000500 (capture1/events, stream 4)")
+    result = run_cli("info", path)
+    assert (result.returncode, result.stderr) == (2, f"error: {path}: holds 2 event streams: {listed}; choose one with "
+                                                     "--camera (a camera, a module/output or a stream id)\n")
+    result = run_cli("info", path, "--camera", "DAVIS346_1")
+    assert (result.returncode, result.stderr) == (2, f"error: {path}: --camera DAVIS346_1 names none of its event "
+                                                     f"streams: {listed}\n")
+    for camera, one in (("DAVIS346_00000500", right), ("capture1/events", right), ("4", right), ("0", left)):
+        with open_recording(path, options=ReadOptions(camera=camera)) as rec:
+            rows = expected_events(one)
+            events = rec.read().events
+            np.testing.assert_array_equal(events.t, rows[:, 0] - rows[0, 0])
+            np.testing.assert_array_equal(events.x, rows[:, 1])
+            frames = [c for k, c in one.packets if k == "frame"]
+            np.testing.assert_array_equal(rec.frames.t_us, [c.exposure_end_t - rows[0, 0] for c in frames])
+            np.testing.assert_array_equal(rec.frames[1], frames[1].pixels)
+            assert len(rec.signals["imu_temperature"]) == sum(k == "imus" for k, _ in one.packets)
+    result = run_cli("convert", path, "-o", tmp_path / "right", "--camera", "DAVIS346_00000500", "--window", "50ms")
+    assert result.returncode == 0, result.stderr
+    cache = Cache(tmp_path / "right.zarr")
+    np.testing.assert_array_equal(cache.array("aps")[1], [c for k, c in right.packets if k == "frame"][1].pixels)
+    assert cache.attrs["read_options"]["camera"] == "DAVIS346_00000500"

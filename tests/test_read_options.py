@@ -25,16 +25,16 @@ def recordings(folder):
 
 
 def test_the_readers_that_use_an_option_are_named():
-    assert {name for name, reader in READERS.items() if reader.read_options} == {"mvsec", "rosbag", "ddd17"}
+    assert {name for name, reader in READERS.items() if reader.read_options} == {"mvsec", "rosbag", "ddd17", "aedat4"}
     assert READERS["ddd17"].read_options == {"rotate180"}
-    assert READERS["mvsec"].read_options == READERS["rosbag"].read_options == {"camera"}
+    assert READERS["mvsec"].read_options == READERS["rosbag"].read_options == READERS["aedat4"].read_options == {"camera"}
 
 
 @pytest.mark.parametrize("fmt, options, problem", [
     ("mvsec", ReadOptions(rotate180=True), "--rotate180 is an option of ddd17 recordings, not of this mvsec one"),
     ("evh5", ReadOptions(rotate180=True), "--rotate180 is an option of ddd17 recordings, not of this evh5 one"),
-    ("ddd17", ReadOptions(camera="right"), "--camera is an option of mvsec and rosbag recordings, not of this ddd17 one"),
-    ("evh5", ReadOptions(camera="/dvs"), "--camera is an option of mvsec and rosbag recordings, not of this evh5 one"),
+    ("ddd17", ReadOptions(camera="right"), "--camera is an option of aedat4, mvsec and rosbag recordings, not of this ddd17 one"),
+    ("evh5", ReadOptions(camera="/dvs"), "--camera is an option of aedat4, mvsec and rosbag recordings, not of this evh5 one"),
 ])
 def test_an_option_the_format_has_no_use_for_is_refused(tmp_path, fmt, options, problem):
     path = recordings(tmp_path)[fmt]
@@ -49,7 +49,7 @@ def test_the_commands_refuse_it_in_one_line_and_write_nothing(tmp_path):
         (["convert", paths["mvsec"], "--rotate180", "-o", tmp_path / "m.zarr"], paths["mvsec"],
          "--rotate180 is an option of ddd17 recordings, not of this mvsec one"),
         (["info", paths["ddd17"], "--camera", "right"], paths["ddd17"],
-         "--camera is an option of mvsec and rosbag recordings, not of this ddd17 one"),
+         "--camera is an option of aedat4, mvsec and rosbag recordings, not of this ddd17 one"),
     ]:
         result = run_cli(*args)
         assert (result.returncode, result.stderr) == (2, f"error: {path}: {problem}\n")

@@ -13,7 +13,7 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from evtools.cli.console import error, progress, stdout, warn
-from evtools.cli.options import OptionError, duration_us, row_range, sensor_size
+from evtools.cli.options import CAMERA_HELP, OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
 from evtools.cluster import convert_all
 from evtools.convert import (ConvertResult, ConvertSpec, kernel_threads_sleep_between_calls, kernels_without_blas_check,
@@ -106,7 +106,7 @@ def convert(
     dtype: Annotated[str, typer.Option(help="float32, or float16: the float representations in half precision (half the bytes, 11 significant bits).")] = "float32",
     ground_truth: Annotated[Path | None, typer.Option(help="Masks for gt_labels: a simulator ground-truth file, or a folder of them named like the inputs.")] = None,
     format: Annotated[str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")] = None,
-    camera: Annotated[str, typer.Option(help="MVSEC camera: left or right; in a ROS bag also a topic namespace such as /dvs.")] = "left",
+    camera: Annotated[str, typer.Option(help=CAMERA_HELP)] = "left",
     rotate180: Annotated[bool, typer.Option(help="DDD17: turn events and frames as the DDD17 tools do.")] = False,
     sensor: Annotated[str | None, typer.Option("--sensor-size", help="WxH, e.g. 640x480, for formats that do not store it (DSEC, DAT, N-MNIST, EVT without a geometry line); events outside are dropped and counted.")] = None,
 ) -> None:

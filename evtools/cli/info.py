@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from evtools.cli.console import progress_bar, stdout, warn
-from evtools.cli.options import sensor_size
+from evtools.cli.options import CAMERA_HELP, sensor_size
 from evtools.io import FORMATS, ReadOptions, open_recording
 from evtools.summary import CacheSummary, RecordingSummary, summarize, summarize_cache
 
@@ -21,7 +21,7 @@ def info(
     format: Annotated[
         str | None, typer.Option("--format", help=f"Skip detection: one of {', '.join(FORMATS)}.")
     ] = None,
-    camera: Annotated[str, typer.Option(help="MVSEC camera: left or right; in a ROS bag also a topic namespace such as /dvs.")] = "left",
+    camera: Annotated[str, typer.Option(help=CAMERA_HELP)] = "left",
     sensor: Annotated[str | None, typer.Option("--sensor-size", help="WxH, e.g. 640x480, for formats that do not store it (DSEC, DAT, N-MNIST, EVT without a geometry line).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     verify: Annotated[bool, typer.Option("--verify", help="Caches: read every chunk of every array and check the counts.")] = False,

@@ -8,6 +8,10 @@ from evtools.errors import EvtoolsError
 from evtools.windows import parse_duration
 
 
+CAMERA_HELP = ("MVSEC camera: left or right; in a ROS bag also a topic namespace such as /dvs; in an AEDAT4 file "
+               "of several event streams, one's camera (DAVIS346_00000499), module/output or stream id.")
+
+
 class OptionError(EvtoolsError):
     """An option value that cannot be used."""
 

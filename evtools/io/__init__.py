@@ -93,6 +93,7 @@ def _require_used(path: str | Path, name: str, options: ReadOptions) -> None:
         if field.name == "sensor_size" or field.name in READERS[name].read_options:
             continue
         if getattr(options, field.name) != field.default:
-            users = " and ".join(sorted(f for f, reader in READERS.items() if field.name in reader.read_options))
+            *others, last = sorted(f for f, reader in READERS.items() if field.name in reader.read_options)
+            users = f"{', '.join(others)} and {last}" if others else last
             raise InputError(path, f"--{field.name.replace('_', '-')} is an option of {users} recordings, "
                                    f"not of this {name} one")

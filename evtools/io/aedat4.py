@@ -21,6 +21,11 @@ Frames are stamped with the end of their exposure (the frame timestamp when no e
 recorded): the image's content is settled then, so a window ending at that time holds every
 event of the interval the image integrates. Colour frames are turned grey (ITU-R BT.601 luma);
 a frame smaller than its stream (a region of interest) is placed at its offset in a black image.
+
+A file may hold several event streams (a stereo rig's two cameras, a filter's output recorded
+beside the camera's): ``--camera`` then names one by its camera (the stream's ``info/source``),
+its ``originalModuleName/originalOutputName`` or its id, and the frames, IMU samples and
+triggers read are those of the same camera (source).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtools.errors import CorruptFileError, EvtoolsError, MissingExtraError, first_line
+from evtools.errors import CorruptFileError, EvtoolsError, InputError, MissingExtraError, first_line
 from evtools.io.images import grey_from_bgr
 from evtools.io.recording import ReadOptions, Recording, SignalsOnAccess, TimedImages, packets_holding
 
@@ -60,6 +65,13 @@ class Stream:
     kind: str  # EVTS, FRME, IMUS, TRIG
     width: int = 0
     height: int = 0
+    source: str = ""  # info/source: the camera, as DV names it (DAVIS346_00000499)
+    output: str = ""  # originalModuleName/originalOutputName: what recorded it (capture/events)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """What --camera may call it: its camera, its module/output, its id."""
+        return tuple(name for name in (self.source, self.output, str(self.id)) if name)
 
 
 class _Table:
@@ -138,16 +150,17 @@ class _Packets:
 
 class Aedat4Recording(Recording):
     format_name = "aedat4"
+    read_options = frozenset({"camera"})
 
     def __init__(self, path: str | Path, options: ReadOptions = ReadOptions()):
         self._file = open(path, "rb")
         try:
-            self._open(Path(path))
+            self._open(Path(path), options.camera)
         except BaseException:
             self._file.close()
             raise
 
-    def _open(self, path: Path) -> None:
+    def _open(self, path: Path, camera: str) -> None:
         self.path = path
         file = self._file
         if file.read(len(MAGIC)) != MAGIC:
@@ -166,10 +179,11 @@ class Aedat4Recording(Recording):
         self.compression = COMPRESSIONS[compression]
         self._decompress = _decompressor(self.compression)
         self.streams = _streams(path, description)
-        events = next((s for s in self.streams.values() if s.kind == "EVTS"), None)
-        if events is None:
-            raise CorruptFileError(path, "the AEDAT4 file has no event stream")
-        frames = next((s for s in self.streams.values() if s.kind == "FRME"), None)
+        events = _event_stream(path, self.streams, camera)
+        # the frames and signals of the events' camera: in a file of several, those of its source
+        several = sum(s.kind == "EVTS" for s in self.streams.values()) > 1
+        self._camera_streams = [s for s in self.streams.values() if not several or s.source == events.source]
+        frames = next((s for s in self._camera_streams if s.kind == "FRME"), None)
         packets = self._scan(data_table)
         self._event_packets = packets.get(events.id, _Packets([], []))
         counts = self._table_counts(data_table, events.id)
@@ -302,7 +316,7 @@ class Aedat4Recording(Recording):
     def _signals(self, packets: dict[int, _Packets]) -> SignalsOnAccess:
         """IMU samples and triggers, relative times in us, read when first asked for (small beside
         the events: kept whole then)."""
-        streams = [s for s in self.streams.values() if s.id in packets and s.kind in ("IMUS", "TRIG")]
+        streams = [s for s in self._camera_streams if s.id in packets and s.kind in ("IMUS", "TRIG")]
         names = [name for s in streams for name in ([f"imu_{n}" for n in IMU_FIELDS] if s.kind == "IMUS" else ["triggers"])]
         return SignalsOnAccess(names, lambda: self._signal_values(streams, packets))
 
@@ -334,6 +348,25 @@ def _pread(file, position: int, size: int) -> bytes:
     return file.read(size)
 
 
+def _event_stream(path: Path, streams: dict[int, Stream], camera: str) -> Stream:
+    """The event stream ``--camera`` names (by its camera, module/output or id); by default the
+    file's only one. A file of several (a stereo rig, a filter's output recorded beside the
+    camera's) is not read from one chosen silently."""
+    events = [s for s in streams.values() if s.kind == "EVTS"]
+    if not events:
+        raise CorruptFileError(path, "the AEDAT4 file has no event stream")
+    listed = ", ".join(f"{s.source or 'no camera named'} ({s.output or 'unnamed'}, stream {s.id})" for s in events)
+    if camera == ReadOptions.camera:  # none given
+        if len(events) == 1:
+            return events[0]
+        raise InputError(path, f"holds {len(events)} event streams: {listed}; choose one with --camera "
+                               "(a camera, a module/output or a stream id)")
+    chosen = [s for s in events if camera in s.names]
+    if len(chosen) != 1:
+        raise InputError(path, f"--camera {camera} names {len(chosen) or 'none'} of its event streams: {listed}")
+    return chosen[0]
+
+
 def _streams(path: Path, description: str) -> dict[int, Stream]:
     """The streams the header's XML description lists (outInfo/<id>: typeIdentifier, info/sizeX, sizeY)."""
     try:
@@ -348,9 +381,10 @@ def _streams(path: Path, description: str) -> dict[int, Stream]:
         attributes = {a.get("key"): a.text for a in node.findall("attr")}
         info = next((n for n in node.findall("node") if n.get("name") == "info"), None)
         sizes = {a.get("key"): a.text for a in info.findall("attr")} if info is not None else {}
+        output = "/".join(filter(None, (attributes.get("originalModuleName"), attributes.get("originalOutputName"))))
         try:
             stream = Stream(int(node.get("name")), attributes.get("typeIdentifier") or "",
-                            int(sizes.get("sizeX") or 0), int(sizes.get("sizeY") or 0))
+                            int(sizes.get("sizeX") or 0), int(sizes.get("sizeY") or 0), sizes.get("source") or "", output)
         except (TypeError, ValueError) as err:
             raise CorruptFileError(path, f"the AEDAT4 header describes a stream badly ({err})") from err
         if stream.kind in ("EVTS", "FRME") and not (stream.width > 0 and stream.height > 0):

@@ -24,7 +24,7 @@ class ReadOptions:
     """Options of the readers that have some (``Recording.read_options`` names a reader's; the
     sensor size is every reader's: where the file gives one, they must agree)."""
 
-    camera: str = "left"  # MVSEC: which DAVIS, left or right
+    camera: str = "left"  # MVSEC: which DAVIS, left or right; a ROS bag: a namespace; AEDAT4: a stream
     rotate180: bool = False  # DDD17: turn events and frames as the DDD17 authors' tools do
     # (width, height) for formats that do not store it (DSEC, DAT, N-MNIST, EVT without geometry)
     sensor_size: tuple[int, int] | None = None
