@@ -35,30 +35,36 @@ class Aedat4:
     # each of camera 0 unless a third item names another
     packets: list[tuple] = field(default_factory=list)
     cameras: tuple[str, ...] = ("DAVIS346_00000499",)  # each camera's streams, as a stereo rig's DV recording holds
+    # an accumulator module's event frames of camera 0 ("accumulated" packets), listed before its APS frames
+    accumulator: bool = False
 
 
-STREAMS = {"events": (0, "EVTS"), "frame": (1, "FRME"), "imus": (2, "IMUS"), "triggers": (3, "TRIG")}
+STREAMS = {"events": (0, "EVTS"), "frame": (1, "FRME"), "imus": (2, "IMUS"), "triggers": (3, "TRIG"),
+           "accumulated": (99, "FRME")}
 
 
 def stream_id(kind: str, camera: int) -> int:
-    return len(STREAMS) * camera + STREAMS[kind][0]
+    return 4 * camera + STREAMS[kind][0]
 
 
 def description(spec: Aedat4, compression: str) -> str:
     nodes = []
     for camera, source in enumerate(spec.cameras):
-        for name, (_, identifier) in STREAMS.items():
+        kinds = [*(["accumulated"] if spec.accumulator and camera == 0 else []), "events", "frame", "imus", "triggers"]
+        for name in kinds:
+            identifier = STREAMS[name][1]
             if name == "frame" and not spec.frames:
                 continue
             number = stream_id(name, camera)
+            module, output = ("accumulator", "frames") if name == "accumulated" else (f"capture{camera or ''}", name)
             sizes = (f'<attr key="sizeX" type="int">{spec.width}</attr><attr key="sizeY" type="int">{spec.height}</attr>'
                      if identifier in ("EVTS", "FRME") else "")
             info = (f'<node name="info" path="/mainloop/Recorder/outInfo/{number}/info/">{sizes}'
                     f'<attr key="source" type="string">{source}</attr></node>')
             nodes.append(f'<node name="{number}" path="/mainloop/Recorder/outInfo/{number}/">'
                          f'<attr key="compression" type="string">{compression.upper()}</attr>'
-                         f'<attr key="originalModuleName" type="string">capture{camera or ""}</attr>'
-                         f'<attr key="originalOutputName" type="string">{name}</attr>'
+                         f'<attr key="originalModuleName" type="string">{module}</attr>'
+                         f'<attr key="originalOutputName" type="string">{output}</attr>'
                          f'<attr key="typeIdentifier" type="string">{identifier}</attr>{info}</node>')
     return f'<dv version="2.0"><node name="outInfo" path="/mainloop/Recorder/outInfo/">{"".join(nodes)}</node></dv>'
 
@@ -176,10 +182,12 @@ def write_aedat4(path: Path, spec: Aedat4, compression: str = "lz4", data_table:
     payloads, entries = [], []
     for index, (kind, content, *camera) in enumerate(spec.packets):
         number, identifier = stream_id(kind, *camera or [0]), STREAMS[kind][1]
-        data = {"events": event_packet, "frame": frame_packet}.get(kind, lambda rows: table_packet(rows, identifier.encode()))(content)
+        is_frame = identifier == "FRME"
+        data = frame_packet(content) if is_frame else event_packet(content) if kind == "events" else \
+            table_packet(content, identifier.encode())
         payloads.append(struct.pack("<II", number, len(packed := compress(data, compression))) + packed)
-        times = [content.t] if kind == "frame" else [int(row[0]) for row in content]
-        count = 1 if kind == "frame" else len(content)
+        times = [content.t] if is_frame else [int(row[0]) for row in content]
+        count = 1 if is_frame else len(content)
         entries.append([number, len(packed), (miscounted or {}).get(index, count), min(times, default=0),
                         max(times, default=0)])
     placeholder = ioheader(COMPRESSION[compression], 0 if data_table else -1, description(spec, compression))

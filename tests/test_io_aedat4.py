@@ -2,6 +2,7 @@
 decoder, field by field; files built from the format's description (tests/aedat4_files.py) with
 frames, IMU, triggers and every compression; a truncated last packet; damage; conversion."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -289,10 +290,12 @@ def test_every_byte_of_imu_trigger_and_frame_packets_damaged_is_a_result_or_one_
 
 
 def test_a_stereo_file_is_read_from_the_camera_asked_for_never_one_chosen_silently(tmp_path):
-    # a stereo rig's DV recording: each camera's events, frames and IMU in streams of its own source
+    # a stereo rig's DV recording: each camera's events, frames and IMU in streams of its own source;
+    # the left camera's event frames from an accumulator module listed before its APS frames
     left, right = davis_file(n_frames=2, seed=1), davis_file(n_frames=2, seed=2)
-    spec = Aedat4(cameras=("DAVIS346_00000499", "DAVIS346_00000500"),
-                  packets=[*left.packets, *((kind, content, 1) for kind, content in right.packets)])
+    accumulated = [("accumulated", dataclasses.replace(c, pixels=255 - c.pixels)) for k, c in left.packets if k == "frame"]
+    spec = Aedat4(cameras=("DAVIS346_00000499", "DAVIS346_00000500"), accumulator=True,
+                  packets=[*accumulated, *left.packets, *((kind, content, 1) for kind, content in right.packets)])
     path = write_aedat4(tmp_path / "stereo.aedat4", spec)
     listed = ("DAVIS346_00000499 (capture/events, stream 0), DAVIS346_00000500 (capture1/events, stream 4)")
     result = run_cli("info", path)

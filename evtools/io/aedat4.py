@@ -25,7 +25,8 @@ a frame smaller than its stream (a region of interest) is placed at its offset i
 A file may hold several event streams (a stereo rig's two cameras, a filter's output recorded
 beside the camera's): ``--camera`` then names one by its camera (the stream's ``info/source``),
 its ``originalModuleName/originalOutputName`` or its id, and the frames, IMU samples and
-triggers read are those of the same camera (source).
+triggers read are those of the same camera (source), and where there are several of a kind,
+those of the events' module (the camera's APS frames, not an accumulator's event frames).
 """
 
 from __future__ import annotations
@@ -66,12 +67,17 @@ class Stream:
     width: int = 0
     height: int = 0
     source: str = ""  # info/source: the camera, as DV names it (DAVIS346_00000499)
-    output: str = ""  # originalModuleName/originalOutputName: what recorded it (capture/events)
+    module: str = ""  # originalModuleName: what produced it (capture, accumulator, ...)
+    output: str = ""  # originalOutputName: which of the module's outputs (events, frames, ...)
+
+    @property
+    def recorded_from(self) -> str:
+        return "/".join(filter(None, (self.module, self.output)))
 
     @property
     def names(self) -> tuple[str, ...]:
         """What --camera may call it: its camera, its module/output, its id."""
-        return tuple(name for name in (self.source, self.output, str(self.id)) if name)
+        return tuple(name for name in (self.source, self.recorded_from, str(self.id)) if name)
 
 
 class _Table:
@@ -180,11 +186,9 @@ class Aedat4Recording(Recording):
         self._decompress = _decompressor(self.compression)
         self.streams = _streams(path, description)
         events = _event_stream(path, self.streams, camera)
-        # the frames and signals of the events' camera: in a file of several, those of its source
-        several = sum(s.kind == "EVTS" for s in self.streams.values()) > 1
-        self._camera_streams = [s for s in self.streams.values() if not several or s.source == events.source]
-        frames = next((s for s in self._camera_streams if s.kind == "FRME"), None)
         packets = self._scan(data_table)
+        self._companions = _companions(self.streams, events, packets)
+        frames = self._companions.get("FRME")
         self._event_packets = packets.get(events.id, _Packets([], []))
         counts = self._table_counts(data_table, events.id)
         if counts is None:  # no data table, or one that does not describe these packets
@@ -194,7 +198,7 @@ class Aedat4Recording(Recording):
         first = next((k for k, count in enumerate(counts) if count), None)
         self._t0 = t0 = 0 if first is None else int(self._counted_elements(first)["t"][0])
         frame_images = None
-        if frames is not None and frames.id in packets:
+        if frames is not None:
             self._frame_packets = packets[frames.id]
             self._frame_shape = (frames.height, frames.width)
             frame_images = TimedImages(len(self._frame_packets.offsets), self._frame_shape, self._frame,
@@ -316,7 +320,7 @@ class Aedat4Recording(Recording):
     def _signals(self, packets: dict[int, _Packets]) -> SignalsOnAccess:
         """IMU samples and triggers, relative times in us, read when first asked for (small beside
         the events: kept whole then)."""
-        streams = [s for s in self._camera_streams if s.id in packets and s.kind in ("IMUS", "TRIG")]
+        streams = [self._companions[kind] for kind in ("IMUS", "TRIG") if kind in self._companions]
         names = [name for s in streams for name in ([f"imu_{n}" for n in IMU_FIELDS] if s.kind == "IMUS" else ["triggers"])]
         return SignalsOnAccess(names, lambda: self._signal_values(streams, packets))
 
@@ -355,7 +359,7 @@ def _event_stream(path: Path, streams: dict[int, Stream], camera: str) -> Stream
     events = [s for s in streams.values() if s.kind == "EVTS"]
     if not events:
         raise CorruptFileError(path, "the AEDAT4 file has no event stream")
-    listed = ", ".join(f"{s.source or 'no camera named'} ({s.output or 'unnamed'}, stream {s.id})" for s in events)
+    listed = ", ".join(f"{s.source or 'no camera named'} ({s.recorded_from or 'unnamed'}, stream {s.id})" for s in events)
     if camera == ReadOptions.camera:  # none given
         if len(events) == 1:
             return events[0]
@@ -365,6 +369,21 @@ def _event_stream(path: Path, streams: dict[int, Stream], camera: str) -> Stream
     if len(chosen) != 1:
         raise InputError(path, f"--camera {camera} names {len(chosen) or 'none'} of its event streams: {listed}")
     return chosen[0]
+
+
+def _companions(streams: dict[int, Stream], events: Stream, packets: dict[int, _Packets]) -> dict[str, Stream]:
+    """The frame, IMU and trigger streams read with the event stream ``events``, by kind: of its
+    camera (its source, in a file of several event streams), holding packets, and of those the
+    one its module recorded, else the first (a camera's APS frames, not an accumulator's event
+    frames recorded beside them)."""
+    several = sum(s.kind == "EVTS" for s in streams.values()) > 1
+    chosen = {}
+    for kind in ("FRME", "IMUS", "TRIG"):
+        found = [s for s in streams.values()
+                 if s.kind == kind and s.id in packets and (not several or s.source == events.source)]
+        if found:
+            chosen[kind] = next((s for s in found if s.module == events.module), found[0])
+    return chosen
 
 
 def _streams(path: Path, description: str) -> dict[int, Stream]:
@@ -381,10 +400,10 @@ def _streams(path: Path, description: str) -> dict[int, Stream]:
         attributes = {a.get("key"): a.text for a in node.findall("attr")}
         info = next((n for n in node.findall("node") if n.get("name") == "info"), None)
         sizes = {a.get("key"): a.text for a in info.findall("attr")} if info is not None else {}
-        output = "/".join(filter(None, (attributes.get("originalModuleName"), attributes.get("originalOutputName"))))
         try:
             stream = Stream(int(node.get("name")), attributes.get("typeIdentifier") or "",
-                            int(sizes.get("sizeX") or 0), int(sizes.get("sizeY") or 0), sizes.get("source") or "", output)
+                            int(sizes.get("sizeX") or 0), int(sizes.get("sizeY") or 0), sizes.get("source") or "",
+                            attributes.get("originalModuleName") or "", attributes.get("originalOutputName") or "")
         except (TypeError, ValueError) as err:
             raise CorruptFileError(path, f"the AEDAT4 header describes a stream badly ({err})") from err
         if stream.kind in ("EVTS", "FRME") and not (stream.width > 0 and stream.height > 0):
