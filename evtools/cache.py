@@ -26,7 +26,6 @@ named like a finished cache is ever incomplete.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import shutil
@@ -52,6 +51,7 @@ from evtools import __version__
 from evtools.errors import EvtoolsError, InputError, first_line
 from evtools.events import PACKED_DTYPE, Events, unpack_window
 from evtools.labels import IGNORE
+from evtools.locks import exclusive
 
 if TYPE_CHECKING:
     from evtools.representations import Representation
@@ -286,44 +286,15 @@ def finished_matches(path: Path, key: CacheKey) -> bool:
 
 @contextmanager
 def cache_lock(path: Path) -> Iterator[None]:
-    """Held while a command writes the cache ``path`` (a conversion, pseudo-labelling): an
-    exclusive ``flock`` on ``NAME.zarr.lock``, which the system releases when the process ends
-    however it ends (kill -9 included), so a stale lock never blocks. A second writer is refused.
-    Only the holder removes the file, while it holds it; one that locked a file the holder before
-    it had removed meanwhile (it opened it first) locks a new one instead, so that two writers
-    never hold locks on two files of the same name.
-    Remote stores have no such lock: one writer per cache there is the user's to ensure."""
+    """Held while a command writes the cache ``path`` (a conversion, pseudo-labelling): a second
+    writer is refused (``locks.exclusive``). Remote stores have no such lock: one writer per
+    cache there is the user's to ensure."""
     if is_remote(path):
         yield
         return
-    lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        handle = open(lock_path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise InputError(path, "another evtools command is writing this cache now (convert or pseudolabel); "
-                                   "wait for it to finish") from None
-        if _same_file(handle, lock_path):
-            break
-        handle.close()
-    try:
+    with exclusive(path, "another evtools command is writing this cache now (convert or pseudolabel); "
+                         "wait for it to finish"):
         yield
-    finally:
-        lock_path.unlink(missing_ok=True)
-        handle.close()
-
-
-def _same_file(handle, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``handle``."""
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(handle.fileno())
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _is_complete(path: Path) -> bool:

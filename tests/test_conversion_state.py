@@ -90,31 +90,6 @@ def test_a_second_conversion_into_the_same_output_is_refused(recording, tmp_path
     assert convert(path, output, SPEC).windows == 120  # free again
 
 
-def test_a_lock_file_removed_by_its_holder_while_waiting_is_not_taken(tmp_path, monkeypatch):
-    # a writer that opens the lock file just before its holder finishes (and removes it) locks that
-    # removed file: it must lock a new one instead, or the next writer, finding no file, would run
-    # beside it
-    output = tmp_path / "c.zarr"
-    holder = cache_module.cache_lock(output)
-    holder.__enter__()
-    real_flock = cache_module.fcntl.flock
-    calls = []
-
-    def holder_finishes_first(handle, operation):
-        calls.append(operation)
-        if len(calls) == 1:
-            holder.__exit__(None, None, None)
-        return real_flock(handle, operation)
-
-    monkeypatch.setattr(cache_module.fcntl, "flock", holder_finishes_first)
-    with cache_module.cache_lock(output):
-        assert len(calls) == 2 and (tmp_path / "c.zarr.lock").exists()  # the removed file, then a new one
-        monkeypatch.setattr(cache_module.fcntl, "flock", real_flock)
-        with pytest.raises(InputError, match="another evtools command is writing this cache now"):
-            with cache_module.cache_lock(output):
-                pass
-
-
 def test_overwrite_deletes_only_caches(recording, tmp_path):
     path, _ = recording
     folder = tmp_path / "mine.zarr"

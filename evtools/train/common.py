@@ -14,6 +14,9 @@ from evtools.metrics import confusion_matrix
 
 
 
+# what a training refuses a second one writing its checkpoint or run folder meanwhile (locks.exclusive)
+TRAINING_BUSY = "another evtools command is training into it now; wait for it to finish"
+
 # numpy's global seed takes 0 to 2^32 - 1; runs add the process's rank, and 1 for a second stream
 MAX_SEED = 2**31 - 1
 

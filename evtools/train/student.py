@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -29,12 +30,13 @@ from evtools.data import (CacheDataset, ImageMaskFolder, Loader, RandomCrop, Ran
                           training_loader)
 from evtools.devices import DeviceError, check_device, check_processes
 from evtools.errors import EvtoolsError, InputError, first_line
+from evtools.locks import exclusive
 from evtools.metrics import miou, pixel_accuracy
 from evtools.models.checkpoint import load_checkpoint, save_checkpoint
 from evtools.models.deeplab import DeepLabConfig, DeepLabV3Plus
 from evtools.progress import Progress, report
 from evtools.tensors import require_channels, require_unstacked
-from evtools.train.common import (autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
+from evtools.train.common import (TRAINING_BUSY, autocast, evaluate, ignore_untrusted_frames, place, poly_lr,
                                   seed_everything, to_device)
 from evtools.train.config import StudentConfig, to_toml
 from evtools.train.evdistill import EvDistill
@@ -48,13 +50,18 @@ class StudentInputs:
     teacher: Path | None = None  # kd-aps and evdistill
 
 
+def process_rank() -> int:
+    """This process's rank in a torchrun group (0 when run alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class Distributed:
     """The process group when run under torchrun (WORLD_SIZE > 1), else a single process; with
     ``--device cuda``, each process of the group on the GPU of its local rank."""
 
     def __init__(self, device: str):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
+        self.rank = process_rank()
         self.device = process_device(device, self.world, int(os.environ.get("LOCAL_RANK", "0")))
         on_gpu = self.device.startswith("cuda")
         if on_gpu and self.world > 1:
@@ -186,21 +193,23 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     """Trains one student; returns the last epoch's metrics. A folder that holds a run already
     is refused unless the run is resumed or ``overwrite`` starts it again (its files removed)."""
     run_dir = Path(run_dir)
-    if not resume and not overwrite and any((run_dir / name).exists() for name in RUN_FILES):
-        raise EvtoolsError(f"{run_dir}: holds a run already: --resume continues it, --overwrite starts it again")
-    run = start_run(config, inputs, run_dir)
-    _load_data(run)
-    build_run(run)
-    _resume_or_record(run, resume)
-    metrics: dict = {}
-    started = time.perf_counter()
-    for epoch in range(run.epoch, config.training.epochs):
-        sums, steps = _train_epoch(run, epoch, started, progress)
-        metrics = _epoch_metrics(run, epoch, sums, steps, started)
-        _save(run, epoch, metrics)
-    if run.world.world > 1:
-        dist.barrier()
-    return metrics
+    # the first process alone (under torchrun, rank 0, which alone writes) keeps other trainings out
+    with exclusive(run_dir, TRAINING_BUSY) if process_rank() == 0 else nullcontext():
+        if not resume and not overwrite and any((run_dir / name).exists() for name in RUN_FILES):
+            raise EvtoolsError(f"{run_dir}: holds a run already: --resume continues it, --overwrite starts it again")
+        run = start_run(config, inputs, run_dir)
+        _load_data(run)
+        build_run(run)
+        _resume_or_record(run, resume)
+        metrics: dict = {}
+        started = time.perf_counter()
+        for epoch in range(run.epoch, config.training.epochs):
+            sums, steps = _train_epoch(run, epoch, started, progress)
+            metrics = _epoch_metrics(run, epoch, sums, steps, started)
+            _save(run, epoch, metrics)
+        if run.world.world > 1:
+            dist.barrier()
+        return metrics
 
 
 def start_run(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _Run:
