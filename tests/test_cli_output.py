@@ -10,7 +10,7 @@ from conftest import make_events
 from rich.console import Console
 
 from evtools.cli import console
-from evtools.cli.convert import MAX_BARS, _shown
+from evtools.cli.convert import MAX_BARS, _progress, _shown
 from evtools.progress import ProgressUpdate
 from evtools.io.writers.evh5 import write_evh5
 
@@ -51,19 +51,25 @@ def _bars(bar) -> dict[str, tuple[float, float | None]]:
     return {task.description: (task.completed, task.total) for task in bar.tasks}
 
 
-def test_convert_shows_a_bar_an_input_or_for_many_only_the_converting_ones():
+def test_convert_shows_a_bar_an_input_or_for_many_only_the_converting_ones(monkeypatch):
+    shown = io.StringIO()
+    monkeypatch.setattr(console, "stderr", Console(file=shown, force_terminal=True, width=120, markup=False))
     few = [Path(f"r{i}.h5") for i in range(MAX_BARS)]
-    with console.progress(count=False) as bar, _shown(bar, few) as show:
+    with _progress() as bar, _shown(bar, few) as show:
         show(ProgressUpdate(16, 32, task=1, figures={"events": 1000}))
         assert _bars(bar) == {f"r{i}.h5": ((16, 32) if i == 1 else (0, None)) for i in range(MAX_BARS)}
     many = [Path(f"r{i}.h5") for i in range(1000)]
-    with console.progress(count=False) as bar, _shown(bar, many) as show:
+    with _progress() as bar, _shown(bar, many) as show:
         assert _bars(bar) == {"recordings": (0, 1000)}
         show(ProgressUpdate(16, 32, task=7, figures={"events": 1000}))
         show(ProgressUpdate(5, 10, task=9, figures={"events": 1000}))
         assert _bars(bar) == {"recordings": (0, 1000), "r7.h5": (16, 32), "r9.h5": (5, 10)}
         show(ProgressUpdate(32, 32, task=7, figures={"events": 2000}))
         show(ProgressUpdate(32, 32, task=7, figures={"events": 2000}))  # said twice, counted once
+        assert _bars(bar) == {"recordings": (1, 1000), "r9.h5": (5, 10)}
         show(ProgressUpdate(6, 10, task=9, figures={"events": 1000}))  # its bar's id is no longer its place
         assert _bars(bar) == {"recordings": (1, 1000), "r9.h5": (6, 10)}
+        bar.refresh()
     assert _bars(bar) == {"recordings": (1000, 1000), "r9.h5": (6, 10)}  # the run is over: all handled
+    lines = [line for line in shown.getvalue().splitlines() if "1/1000" in line or "6/10" in line]
+    assert lines and all(("windows" in line) == ("r9.h5" in line) for line in lines)  # recordings are no windows

@@ -163,7 +163,7 @@ def convert(
 
 
 def _progress() -> Progress:
-    return progress(TextColumn("windows {task.fields[events]}"))
+    return progress(TextColumn("{task.fields[unit]} {task.fields[events]}"))
 
 
 # More inputs than this: a bar for each only while it converts, under one for them all (a bar
@@ -177,8 +177,9 @@ def _shown(bar: Progress, inputs: list[Path]) -> Iterator[ProgressCallback]:
     bar for each input, or with more than MAX_BARS inputs, a bar for each while it converts and
     one counting them all."""
     many = len(inputs) > MAX_BARS
-    tasks = {} if many else {i: bar.add_task(path.name, total=None, events="") for i, path in enumerate(inputs)}
-    overall = bar.add_task("recordings", total=len(inputs), events="") if many else None
+    tasks = {} if many else {i: bar.add_task(path.name, total=None, unit="windows", events="")
+                             for i, path in enumerate(inputs)}
+    overall = bar.add_task("recordings", total=len(inputs), unit="", events="") if many else None
     finished = set()
 
     def show(update: ProgressUpdate) -> None:
@@ -186,7 +187,7 @@ def _shown(bar: Progress, inputs: list[Path]) -> Iterator[ProgressCallback]:
         if i in finished:
             return
         if i not in tasks:
-            tasks[i] = bar.add_task(inputs[i].name, total=None, events="")
+            tasks[i] = bar.add_task(inputs[i].name, total=None, unit="windows", events="")
         bar.update(tasks[i], completed=update.done, total=update.total, events=_rate(bar, tasks[i], update.figures["events"]))
         if many and update.done == update.total:
             finished.add(i)
