@@ -195,21 +195,26 @@ def train_student(config: StudentConfig, inputs: StudentInputs, run_dir: str | P
     run_dir = Path(run_dir)
     # the first process alone (under torchrun, rank 0, which alone writes) keeps other trainings out
     with exclusive(run_dir, TRAINING_BUSY) if process_rank() == 0 else nullcontext():
-        if not resume and not overwrite and any((run_dir / name).exists() for name in RUN_FILES):
-            raise EvtoolsError(f"{run_dir}: holds a run already: --resume continues it, --overwrite starts it again")
-        run = start_run(config, inputs, run_dir)
-        _load_data(run)
-        build_run(run)
-        _resume_or_record(run, resume)
-        metrics: dict = {}
-        started = time.perf_counter()
-        for epoch in range(run.epoch, config.training.epochs):
-            sums, steps = _train_epoch(run, epoch, started, progress)
-            metrics = _epoch_metrics(run, epoch, sums, steps, started)
-            _save(run, epoch, metrics)
-        if run.world.world > 1:
-            dist.barrier()
-        return metrics
+        return _train_student(config, inputs, run_dir, resume, progress, overwrite)
+
+
+def _train_student(config: StudentConfig, inputs: StudentInputs, run_dir: Path, resume: bool,
+                   progress: Progress | None, overwrite: bool) -> dict:
+    if not resume and not overwrite and any((run_dir / name).exists() for name in RUN_FILES):
+        raise EvtoolsError(f"{run_dir}: holds a run already: --resume continues it, --overwrite starts it again")
+    run = start_run(config, inputs, run_dir)
+    _load_data(run)
+    build_run(run)
+    _resume_or_record(run, resume)
+    metrics: dict = {}
+    started = time.perf_counter()
+    for epoch in range(run.epoch, config.training.epochs):
+        sums, steps = _train_epoch(run, epoch, started, progress)
+        metrics = _epoch_metrics(run, epoch, sums, steps, started)
+        _save(run, epoch, metrics)
+    if run.world.world > 1:
+        dist.barrier()
+    return metrics
 
 
 def start_run(config: StudentConfig, inputs: StudentInputs, run_dir: Path) -> _Run:

@@ -76,44 +76,49 @@ def train_teacher(
     ``overwrite``."""
     output = Path(output)
     with exclusive(output, TRAINING_BUSY):  # no other training writes the checkpoint meanwhile
-        if output.exists() and not overwrite:
-            raise EvtoolsError(f"{output}: exists already: --overwrite replaces it")
-        check_device(config.device)
-        check_processes("--workers", config.workers, least=0)
-        seed_everything(config.seed)
-        augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
-        train_set = labelled_images(train_source, config.model.num_classes, augment)
-        loader = training_loader(train_set, config.batch_size, "labelled training images", shuffle=True,
-                                 num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
-        val_loader = None
-        if val_source is not None:
-            val_loader = Loader(labelled_images(val_source, config.model.num_classes), batch_size=config.batch_size,
-                                num_workers=config.workers)
-        model = place(DeepLabV3Plus(config.model), config.device, config.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
-        total = config.epochs * len(loader)
-        step, loss_value, started, history = 0, float("nan"), time.perf_counter(), []
-        for epoch in range(config.epochs):
-            model.train()
-            for batch in loader:
-                batch = to_device(batch, config.device, config.channels_last)
-                for group in optimizer.param_groups:
-                    group["lr"] = poly_lr(config.lr, step, total)
-                with autocast(config.device, config.precision):
-                    loss = F.cross_entropy(model(batch["aps"])["logits"], batch["labels"], ignore_index=IGNORE)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                loss_value = float(loss.detach())
-                report(progress, step, total, loss=loss_value, rate=step * config.batch_size / (time.perf_counter() - started),
-                       terms={"task": loss_value})
-            if val_loader is not None:
-                confusion = evaluate(model, val_loader, "aps", config.model.num_classes, config.device)
-                history.append({"epoch": epoch + 1, "miou": miou(confusion), "pixel_accuracy": pixel_accuracy(confusion)})
-        meta = {"trained_on": [str(p) for p in (train_source if isinstance(train_source, list) else [train_source])],
-                "training": {k: v for k, v in asdict(config).items() if k != "model"}, "validation": history,
-                "input": "aps", "input_scale": "[0, 1]"}
-        path = save_checkpoint(output, model.cpu(), meta)
-        return TeacherResult(path, config.epochs, loss_value, time.perf_counter() - started, history)
+        return _train_teacher(train_source, output, config, val_source, progress, overwrite)
+
+
+def _train_teacher(train_source, output: Path, config: TeacherTraining, val_source, progress: Progress | None,
+                   overwrite: bool) -> TeacherResult:
+    if output.exists() and not overwrite:
+        raise EvtoolsError(f"{output}: exists already: --overwrite replaces it")
+    check_device(config.device)
+    check_processes("--workers", config.workers, least=0)
+    seed_everything(config.seed)
+    augment = ([RandomHorizontalFlip()] if config.flip else []) + ([RandomCrop(*config.crop)] if config.crop else [])
+    train_set = labelled_images(train_source, config.model.num_classes, augment)
+    loader = training_loader(train_set, config.batch_size, "labelled training images", shuffle=True,
+                             num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
+    val_loader = None
+    if val_source is not None:
+        val_loader = Loader(labelled_images(val_source, config.model.num_classes), batch_size=config.batch_size,
+                            num_workers=config.workers)
+    model = place(DeepLabV3Plus(config.model), config.device, config.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    total = config.epochs * len(loader)
+    step, loss_value, started, history = 0, float("nan"), time.perf_counter(), []
+    for epoch in range(config.epochs):
+        model.train()
+        for batch in loader:
+            batch = to_device(batch, config.device, config.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = poly_lr(config.lr, step, total)
+            with autocast(config.device, config.precision):
+                loss = F.cross_entropy(model(batch["aps"])["logits"], batch["labels"], ignore_index=IGNORE)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_value = float(loss.detach())
+            report(progress, step, total, loss=loss_value, rate=step * config.batch_size / (time.perf_counter() - started),
+                   terms={"task": loss_value})
+        if val_loader is not None:
+            confusion = evaluate(model, val_loader, "aps", config.model.num_classes, config.device)
+            history.append({"epoch": epoch + 1, "miou": miou(confusion), "pixel_accuracy": pixel_accuracy(confusion)})
+    meta = {"trained_on": [str(p) for p in (train_source if isinstance(train_source, list) else [train_source])],
+            "training": {k: v for k, v in asdict(config).items() if k != "model"}, "validation": history,
+            "input": "aps", "input_scale": "[0, 1]"}
+    path = save_checkpoint(output, model.cpu(), meta)
+    return TeacherResult(path, config.epochs, loss_value, time.perf_counter() - started, history)

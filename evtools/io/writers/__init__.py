@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from evtools.errors import InputError
+
 
 @contextmanager
 def written_atomically(path: str | Path) -> Iterator[Path]:
@@ -40,10 +42,7 @@ def _remove(path: Path) -> None:
 def require_free_space(path: Path, need: float, what: str) -> None:
     """Refuses output at ``path`` that ``need``s more bytes than the free disk under it has:
     ``what`` names the output ("20 windows", "3 recordings of 120 s")."""
-    from evtools.errors import InputError
-
     folder = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
     free = shutil.disk_usage(folder).free
     if need > free:
         raise InputError(path, f"{what} need at least {need / 1e9:.1f} GB, and {free / 1e9:.1f} GB are free there")
-
