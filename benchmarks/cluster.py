@@ -5,6 +5,8 @@ Generated MVSEC-layout recordings (synthetic events, APS frames every 40 ms), 5-
 with 50 ms windows. With ``--split``, one more run on the local cluster, timed by phase: the
 cluster's start, the conversion (with each task's time from Dask's task stream: a worker's first
 task pays its imports and kernel loading) and the close.
+Many small recordings (``--recordings 200 --events 100000``) are converted whole, one task each;
+larger ones (the default 5 M events) as ranges of windows.
 Usage: python benchmarks/cluster.py [--recordings N] [--events N] [--jobs N] [--json PATH] [--split]
 """
 
@@ -60,8 +62,16 @@ def main() -> None:
     if split:
         print(f"--jobs {args.jobs} by phase: start {split['start_seconds']:.2f} s, conversion "
               f"{split['conversion_seconds']:.2f} s (each worker's first task {split['first_task_seconds']}, "
-              f"later tasks {split['later_task_seconds']}), close {split['close_seconds']:.2f} s")
+              f"later tasks {_spread(split['later_task_seconds'])}), close {split['close_seconds']:.2f} s; the client's "
+              f"CPU {split['client_cpu_seconds']:.2f} s, {split['client_cpu_seconds'] / args.recordings * 1e3:.1f} ms a recording")
     print(f"machine: {result['machine']}; cluster start included; JSON written to {args.json}")
+
+
+def _spread(seconds: list[float]) -> str:
+    """Task times: all of a few, the range and median of many."""
+    if len(seconds) <= 8:
+        return str(seconds)
+    return f"{len(seconds)} from {min(seconds)} to {max(seconds)}, median {sorted(seconds)[len(seconds) // 2]}"
 
 
 def phases(inputs: list[Path], outputs: list[Path], jobs: int) -> dict:
@@ -71,10 +81,10 @@ def phases(inputs: list[Path], outputs: list[Path], jobs: int) -> dict:
     started = time.perf_counter()
     cluster = local_cluster(jobs)
     client = Client(cluster)
-    converting = time.perf_counter()
+    converting, client_cpu = time.perf_counter(), time.process_time()
     with get_task_stream(client) as stream:
         results = convert_on_cluster(client, inputs, outputs, ConvertSpec())
-    closing = time.perf_counter()
+    closing, client_cpu = time.perf_counter(), time.process_time() - client_cpu
     assert all(not isinstance(r, Exception) for r in results), results
     client.close()
     cluster.close()
@@ -87,6 +97,9 @@ def phases(inputs: list[Path], outputs: list[Path], jobs: int) -> dict:
     ordered = [sorted(times) for times in tasks.values()]
     return {"start_seconds": converting - started, "conversion_seconds": closing - converting,
             "close_seconds": closed - closing,
+            # the client's process, the local scheduler's thread included: what bounds the
+            # recordings a second however many workers there are
+            "client_cpu_seconds": client_cpu,
             "first_task_seconds": [round(times[0][1], 2) for times in ordered],
             "later_task_seconds": [round(seconds, 2) for times in ordered for _, seconds in times[1:]]}
 

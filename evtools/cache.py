@@ -407,7 +407,7 @@ def create_partial(
         _create_array(group, name, spec, codec, windows_per_block)
     for name, values in (initial or {}).items():
         write_windows(group, name, 0, values)
-    group.attrs.update(
+    group.update_attributes(  # one write of zarr.json: attrs.update writes it once per key
         {
             CacheAttr.EVTOOLS: {"schema": SCHEMA, "version": __version__},
             CacheAttr.SOURCE: {**source, "fingerprint": key.source_fingerprint},
@@ -773,7 +773,7 @@ class AddedArrays:
         if self.done == 0:
             for name, spec in arrays.items():
                 _create_array(self.group, name, spec, overwrite=True)
-            self.group[self.first].attrs.update({"options": options, CacheAttr.COMPLETE: False, CacheAttr.WINDOWS_DONE: 0})
+            self.group[self.first].update_attributes({"options": options, CacheAttr.COMPLETE: False, CacheAttr.WINDOWS_DONE: 0})
             consolidate(self.path)  # the new arrays are seen at once; their progress when finished
 
     def write(self, start: int, values: dict[str, np.ndarray]) -> None:

@@ -2,12 +2,15 @@
 distributed cluster (``--scheduler ADDRESS``, started with the standard ``dask scheduler`` and
 ``dask worker`` commands; every worker must see the inputs and outputs at the same paths).
 
-The client prepares each recording (plan, key, windows, partial cache) and holds its lock; the
-work is ranges of RANGE_WINDOWS windows, each a task that writes its own chunks. As ranges end,
-the client records the longest run of finished windows from the start (``windows_done``, what a
-later run resumes from) and, once every range of a recording is stored, alone marks its cache
-complete. A worker lost midway has its tasks rerun elsewhere by Dask; a range run twice writes
-the same bytes, so the cache still equals a serial conversion.
+A recording file of at most WHOLE_BYTES is one task: a worker converts it as a serial conversion
+does (its lock, its windows, its cache marked complete), so that many small recordings (N-MNIST's
+70,000 files) share the workers instead of waiting on the client. A larger one the client
+prepares (plan, key, windows, partial cache) and locks; its work is ranges of RANGE_WINDOWS
+windows, each a task that writes its own chunks. As ranges end, the client records the longest
+run of finished windows from the start (``windows_done``, what a later run resumes from) and,
+once every range of a recording is stored, alone marks its cache complete. A worker lost midway
+has its tasks rerun elsewhere by Dask; a range or a recording converted twice writes the same
+bytes (a recording resumes from its windows done), so the cache still equals a serial conversion.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,6 +32,10 @@ from evtools.progress import Progress, report
 
 RANGE_WINDOWS = 16 * BLOCK_WINDOWS  # a task: enough windows to outweigh its start, a multiple of BLOCK_WINDOWS
 MAX_OPEN = 256  # recordings converting on a cluster at once, each holding its lock file open
+# A recording file up to this size is one task: its windows are too few to be worth sharing out,
+# and preparing and finishing each of many on the client would leave the workers waiting
+# (README: 400 small recordings, benchmarks/cluster.py --recordings 400 --events 5000)
+WHOLE_BYTES = 32 << 20
 
 
 def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs: int = 1, scheduler: str | None = None,
@@ -71,10 +79,12 @@ def local_cluster(workers: int):
 
 
 def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: ConvertSpec, progress: Progress | None = None,
-                       range_windows: int = RANGE_WINDOWS, open_at_once: int | None = None) -> list[ConvertResult | EvtoolsError]:
+                       range_windows: int = RANGE_WINDOWS, open_at_once: int | None = None,
+                       whole_bytes: int = WHOLE_BYTES) -> list[ConvertResult | EvtoolsError]:
     """Converts ``inputs[i]`` into ``outputs[i]`` on the cluster of ``client``; each input's
-    result or error (one input's failure leaves the others converting). At most ``open_at_once``
-    recordings (default: 4 a worker, at most MAX_OPEN) are prepared, locked and submitted at a
+    result or error (one input's failure leaves the others converting). Files of at most
+    ``whole_bytes`` are a task each, larger recordings ranges of ``range_windows`` windows. At
+    most ``open_at_once`` recordings (default: 4 a worker, at most MAX_OPEN) are submitted at a
     time, the next opened as one ends: a folder of thousands of recordings neither holds a lock
     file open for each (past the usual limit of 1,024 open files) nor keeps every one's windows
     and results on the cluster."""
@@ -88,18 +98,24 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
     states: dict[int, _RecordingRanges] = {}
     locks: dict[int, ExitStack] = {}
     ranges: dict = {}  # future -> (input, first window, stop)
+    whole: dict = {}  # future -> input
     completed = as_completed()
     waiting = iter(range(len(inputs)))
 
     def end(i: int, result: ConvertResult | EvtoolsError) -> None:
         results[i] = result
         states.pop(i, None)
-        locks.pop(i).close()
+        locks.pop(i, ExitStack()).close()  # a recording converted whole holds no lock here
 
     def open_next() -> None:
-        """Prepares and submits the next input that has windows to convert (the ones before it
-        that are up to date or fail end at once)."""
+        """Submits the next input: a small file whole, a larger recording prepared and as ranges
+        of its windows (the ones before it that are up to date or fail end at once)."""
         for i in waiting:
+            if _converts_whole(inputs[i], whole_bytes):
+                future = client.submit(_returning_errors, convert, inputs[i], outputs[i], spec, key=_key("convert-whole"))
+                whole[future] = i
+                completed.add(future)
+                return
             started = time.perf_counter()  # a recording's seconds count from its opening
             locks[i] = ExitStack()
             try:
@@ -119,7 +135,8 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
                 windows = client.scatter(job.windows, broadcast=True)
                 for first in range(done, len(job.windows), range_windows):
                     stop = min(first + range_windows, len(job.windows))
-                    future = client.submit(convert_range, range_task(job), windows, first, stop, pure=False)
+                    future = client.submit(_returning_errors, convert_range, range_task(job), windows, first, stop,
+                                           key=_key("convert-range"))
                     ranges[future] = (i, first, stop)
                     completed.add(future)
                     state.pending += 1
@@ -131,21 +148,25 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
         for _ in range(open_at_once):
             open_next()
         for future in completed:
+            if future in whole:
+                i = whole.pop(future)
+                result = _outcome(future, inputs[i])
+                if isinstance(result, ConvertResult):
+                    report(progress, result.windows, result.windows, i, events=result.events)
+                end(i, result)
+                open_next()
+                continue
             i, first, stop = ranges.pop(future)
             if results[i] is not None:  # the input already failed
                 continue
             state = states[i]
-            try:
-                events, dropped = future.result()
-            except EvtoolsError as err:
+            outcome = _outcome(future, inputs[i])
+            if isinstance(outcome, EvtoolsError):
                 client.cancel([f for f, (j, _, _) in ranges.items() if j == i])
-                end(i, err)
+                end(i, outcome)
                 open_next()
                 continue
-            except Exception as err:  # noqa: BLE001 - a task that failed on every worker it was given
-                end(i, InputError(inputs[i], f"failed ({type(err).__name__}: {first_line(err)})"))
-                open_next()
-                continue
+            events, dropped = outcome
             state.range_done(first, stop, events, dropped)
             report(progress, state.done_windows, state.total, i, events=state.events)
             if not state.pending:
@@ -155,6 +176,38 @@ def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: Co
         for lock in locks.values():
             lock.close()
     return results
+
+
+def _converts_whole(path: Path, whole_bytes: int) -> bool:
+    """Whether ``path`` is a recording file small enough to be one task."""
+    try:
+        return path.is_file() and path.stat().st_size <= whole_bytes
+    except OSError:  # unreadable: the ranges' preparation says why
+        return False
+
+
+def _returning_errors(task, *args):
+    """``task(*args)`` on a worker, returning the EvtoolsError it raises instead of raising it:
+    Dask logs a task's exception with its traceback on the worker's terminal, where a bad input
+    is to be one line (the client's)."""
+    try:
+        return task(*args)
+    except EvtoolsError as err:
+        return err
+
+
+def _key(kind: str) -> str:
+    """A task's unique key, named for its kind in Dask's dashboard and task stream."""
+    return f"{kind}-{uuid.uuid4().hex}"
+
+
+def _outcome(future, input_path: Path):
+    """A task's value or the EvtoolsError it returned, or for any other failure (a task that
+    failed on every worker it was given) one naming the input."""
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - whatever the task raised, reported as the input's failure
+        return InputError(input_path, f"failed ({type(err).__name__}: {first_line(err)})")
 
 
 class _RecordingRanges:

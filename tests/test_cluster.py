@@ -1,9 +1,13 @@
 """Conversions on Dask clusters: a LocalCluster of two worker processes gives caches identical to
-a serial conversion, for several recordings and for ranges of one; a worker killed midway has
-its ranges rerun and the cache is still identical; the client alone marks completion."""
+a serial conversion, for small recordings converted whole by a worker and for ranges of larger
+ones (the tests' recordings are small: ``whole_bytes=0`` makes them ranges); a worker killed
+midway has its ranges or its recording rerun and the cache is still identical; for ranges the
+client alone marks completion."""
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 from conftest import assert_same_cache, write_recording
@@ -39,7 +43,7 @@ def test_two_workers_give_the_serial_caches(cluster, recordings, tmp_path):
     seen = []
     inputs = [root / "a_data.hdf5", root / "b_data.hdf5"]
     results = convert_on_cluster(cluster, inputs, [tmp_path / "a.zarr", tmp_path / "b.zarr"], SPEC, seen.append,
-                                 range_windows=32)  # b: 7 ranges over both workers
+                                 range_windows=32, whole_bytes=0)  # b: 7 ranges over both workers
     assert [r.windows for r in results] == [12, 200] and not any(r.up_to_date for r in results)
     for result, name in zip(results, "ab"):
         assert_same_cache(Cache(result.output), serial[name])
@@ -60,7 +64,7 @@ def test_a_worker_killed_midway_still_gives_the_serial_cache(cluster, recordings
             killed.append(update.done)
 
     [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], SPEC, kill_one_worker,
-                                  range_windows=16)
+                                  range_windows=16, whole_bytes=0)
     assert killed and killed[0] < 200
     assert_same_cache(Cache(result.output), serial["b"])
 
@@ -69,7 +73,8 @@ def test_one_failing_input_leaves_the_other_and_a_missing_scheduler_is_one_line(
     root, serial = recordings
     bad = tmp_path / "bad_data.hdf5"
     bad.write_bytes((root / "a_data.hdf5").read_bytes()[:4000])
-    results = convert_on_cluster(cluster, [bad, root / "a_data.hdf5"], [tmp_path / "bad.zarr", tmp_path / "a.zarr"], SPEC)
+    results = convert_on_cluster(cluster, [bad, root / "a_data.hdf5"], [tmp_path / "bad.zarr", tmp_path / "a.zarr"], SPEC,
+                                 whole_bytes=0)
     assert isinstance(results[0], EvtoolsError) and "unreadable HDF5 file" in str(results[0])
     assert_same_cache(Cache(results[1].output), serial["a"])
     with pytest.raises(EvtoolsError, match="--scheduler tcp://127.0.0.1:1: no Dask scheduler answers there"):
@@ -87,7 +92,7 @@ def test_recordings_open_a_few_at_a_time(cluster, recordings, tmp_path):
     def count_locks(update):
         open_locks.append(len(list(tmp_path.glob("*.zarr.lock"))))
 
-    results = convert_on_cluster(cluster, inputs, outputs, SPEC, count_locks, range_windows=32, open_at_once=2)
+    results = convert_on_cluster(cluster, inputs, outputs, SPEC, count_locks, range_windows=32, open_at_once=2, whole_bytes=0)
     assert isinstance(results[1], EvtoolsError) and "no such file or directory" in str(results[1])
     for k, name in ((0, "a"), (2, "a"), (3, "b")):
         assert_same_cache(Cache(results[k].output), serial[name])
@@ -100,9 +105,54 @@ def test_stacks_on_two_workers_equal_the_serial_stacks(cluster, recordings, tmp_
     root, _ = recordings
     spec = ConvertSpec(representations=(VoxelGrid(bins=2),), window=BeforeFrame(40_000, stack=4))
     serial = Cache(convert(root / "b_data.hdf5", tmp_path / "serial", spec).output)
-    [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], spec, range_windows=48)
+    [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], spec, range_windows=48, whole_bytes=0)
     assert Cache(result.output).array("repr/voxel").shape == (200, 4, 2, 64, 96)
     assert_same_cache(Cache(result.output), serial)
+
+
+def test_small_recordings_are_converted_whole_by_the_workers(cluster, recordings, tmp_path):
+    root, serial = recordings
+    bad = tmp_path / "bad_data.hdf5"
+    bad.write_bytes((root / "a_data.hdf5").read_bytes()[:4000])
+    inputs = [root / "a_data.hdf5", bad, root / "b_data.hdf5"]
+    outputs = [tmp_path / f"{k}.zarr" for k in range(3)]
+    seen = []
+    with distributed.get_task_stream(cluster) as tasks:
+        results = convert_on_cluster(cluster, inputs, outputs, SPEC, seen.append)
+    assert {distributed.utils.key_split(task["key"]) for task in tasks.data} == {"convert-whole"}  # no ranges
+    assert isinstance(results[1], EvtoolsError) and "unreadable HDF5 file" in str(results[1])
+    for k, name in ((0, "a"), (2, "b")):
+        assert_same_cache(Cache(results[k].output), serial[name])
+    assert sorted((u.task, u.done, u.total) for u in seen) == [(0, 12, 12), (2, 200, 200)]
+    again = convert_on_cluster(cluster, [inputs[0]], [outputs[0]], SPEC)
+    assert again[0].up_to_date
+    assert not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_worker_killed_while_converting_a_whole_recording_still_gives_the_serial_cache(cluster, recordings, tmp_path):
+    root, serial = recordings
+    pids = cluster.run(os.getpid)
+    partial = tmp_path / "b.zarr.partial"
+    killed = []
+
+    def kill_the_converting_worker():
+        # once the worker has begun writing the cache (its partial is there), it is killed
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            if partial.exists():
+                for address, keys in cluster.processing().items():
+                    if keys and address in pids:
+                        os.kill(pids[address], signal.SIGKILL)  # the nanny starts a new worker; Dask reruns the task
+                        killed.append(address)
+                        return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_the_converting_worker)
+    watcher.start()
+    [result] = convert_on_cluster(cluster, [root / "b_data.hdf5"], [tmp_path / "b.zarr"], SPEC)
+    watcher.join()
+    assert killed
+    assert_same_cache(Cache(result.output), serial["b"])
 
 
 def _compressing_threads() -> int:
