@@ -1,6 +1,7 @@
 """What the commands print: file names with square brackets ("rec [a].h5", "[/x]") as they are in
 errors, warnings, tables and progress bars, which rich would otherwise read as markup (dropping
-"[a]" as a style, failing on "[/x]" as a closing tag); convert's progress bars over many inputs."""
+"[a]" as a style, failing on "[/x]" as a closing tag); the progress bars of convert and
+pseudolabel over many inputs."""
 
 import io
 from pathlib import Path
@@ -10,7 +11,8 @@ from conftest import make_events
 from rich.console import Console
 
 from evtools.cli import console
-from evtools.cli.convert import MAX_BARS, _progress, _shown
+from evtools.cli.console import MAX_BARS
+from evtools.cli.convert import _shown
 from evtools.progress import ProgressUpdate
 from evtools.io.writers.evh5 import write_evh5
 
@@ -55,11 +57,11 @@ def test_convert_shows_a_bar_an_input_or_for_many_only_the_converting_ones(monke
     shown = io.StringIO()
     monkeypatch.setattr(console, "stderr", Console(file=shown, force_terminal=True, width=120, markup=False))
     few = [Path(f"r{i}.h5") for i in range(MAX_BARS)]
-    with _progress() as bar, _shown(bar, few) as show:
+    with console.inputs_progress() as bar, _shown(bar, few) as show:
         show(ProgressUpdate(16, 32, task=1, figures={"events": 1000}))
         assert _bars(bar) == {f"r{i}.h5": ((16, 32) if i == 1 else (0, None)) for i in range(MAX_BARS)}
     many = [Path(f"r{i}.h5") for i in range(1000)]
-    with _progress() as bar, _shown(bar, many) as show:
+    with console.inputs_progress() as bar, _shown(bar, many) as show:
         assert _bars(bar) == {"recordings": (0, 1000)}
         show(ProgressUpdate(16, 32, task=7, figures={"events": 1000}))
         show(ProgressUpdate(5, 10, task=9, figures={"events": 1000}))

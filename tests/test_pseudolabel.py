@@ -333,3 +333,21 @@ def test_pseudolabelling_a_cache_that_another_command_writes_is_refused(tmp_path
     assert run_cli("pseudolabel", cache_path, "--teacher", scripted, "--in-channels", "1", "--scales", "1",
                    "--no-flip").returncode == 0
     assert Cache(cache_path).has("labels") and not cache_path.with_name(cache_path.name + ".lock").exists()
+
+
+def test_pseudolabelling_many_caches_shows_one_bar_counting_them(tmp_path, scripted, monkeypatch):
+    # a bar each used to stay for every cache: hundreds of them filled the terminal
+    import io
+
+    from rich.console import Console
+
+    from evtools.cli import console
+    from evtools.cli.console import MAX_BARS
+    from evtools.cli.pseudolabel import pseudolabel as command
+
+    shown = io.StringIO()
+    monkeypatch.setattr(console, "stderr", Console(file=shown, force_terminal=True, width=120, markup=False))
+    caches = [str(make_cache(tmp_path, f"c{k}", n_frames=2)) for k in range(MAX_BARS + 1)]
+    command(caches, teacher=scripted, in_channels=1, scales="1", flip=False)
+    last = shown.getvalue().rsplit("\r", 1)[-1]  # the display's final state
+    assert "caches" in last and f"{MAX_BARS + 1}/{MAX_BARS + 1}" in last and "c0.zarr" not in last

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, TextColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from evtools.cli.console import error, progress, stdout, warn
+from evtools.cli.console import bars_per_input, error, inputs_progress, stdout, warn
 from evtools.cli.options import CAMERA_HELP, OptionError, duration_us, row_range, sensor_size
 from evtools.cache import CODECS, location
 from evtools.cluster import convert_all
@@ -21,7 +19,6 @@ from evtools.convert import (ConvertResult, ConvertSpec, kernel_threads_sleep_be
 from evtools.devices import check_device, check_processes
 from evtools.errors import EvtoolsError
 from evtools.io import FORMATS, ReadOptions
-from evtools.progress import Progress as ProgressCallback, ProgressUpdate
 from evtools.representations import REPRESENTATIONS, Representation
 from evtools.windows import (MAX_STACK, MAX_WINDOW_EVENTS, AtTimes, BeforeFrame, BetweenFrames, EventsBeforeFrame, Every,
                              WindowSpec, read_times)
@@ -143,7 +140,7 @@ def convert(
     else:
         outputs = output_names(inputs, output)
         output.mkdir(parents=True, exist_ok=True)
-    with _progress() as bar, _shown(bar, inputs) as shown:
+    with inputs_progress() as bar, _shown(bar, inputs) as shown:
         results = convert_all(inputs, outputs, spec, jobs, scheduler, shown)
     failures = [r for r in results if isinstance(r, EvtoolsError)]
     done = [r for r in results if isinstance(r, ConvertResult)]
@@ -162,41 +159,10 @@ def convert(
         raise typer.Exit(2)
 
 
-def _progress() -> Progress:
-    return progress(TextColumn("{task.fields[unit]} {task.fields[events]}"))
-
-
-# More inputs than this: a bar for each only while it converts, under one for them all (a bar
-# each for thousands of recordings would fill the terminal and take the client's time to draw).
-MAX_BARS = 8
-
-
-@contextmanager
-def _shown(bar: Progress, inputs: list[Path]) -> Iterator[ProgressCallback]:
-    """Updates of the conversion of input ``update.task`` (the only one when None) on its bar: a
-    bar for each input, or with more than MAX_BARS inputs, a bar for each while it converts and
-    one counting them all."""
-    many = len(inputs) > MAX_BARS
-    tasks = {} if many else {i: bar.add_task(path.name, total=None, unit="windows", events="")
-                             for i, path in enumerate(inputs)}
-    overall = bar.add_task("recordings", total=len(inputs), unit="", events="") if many else None
-    finished = set()
-
-    def show(update: ProgressUpdate) -> None:
-        i = update.task or 0
-        if i in finished:
-            return
-        if i not in tasks:
-            tasks[i] = bar.add_task(inputs[i].name, total=None, unit="windows", events="")
-        bar.update(tasks[i], completed=update.done, total=update.total, events=_rate(bar, tasks[i], update.figures["events"]))
-        if many and update.done == update.total:
-            finished.add(i)
-            bar.remove_task(tasks.pop(i))
-            bar.advance(overall)
-
-    yield show
-    if many:  # the ones up to date or failed had no bar
-        bar.update(overall, completed=len(inputs))
+def _shown(bar: Progress, inputs: list[Path]):
+    """The inputs' bars (``bars_per_input``), each with its events and their rate."""
+    return bars_per_input(bar, [path.name for path in inputs], "windows", "recordings",
+                          lambda task, update: _rate(bar, task, update.figures["events"]))
 
 
 def _rate(bar: Progress, task, events: int) -> str:

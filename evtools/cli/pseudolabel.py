@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import TextColumn
 from rich.table import Table
 
-from evtools.cli.console import progress, scores_table, stdout
+from evtools.cli.console import bars_per_input, inputs_progress, scores_table, stdout
 from evtools.cache import CacheArray, location
 from evtools.cli.options import OptionError
+from evtools.progress import ProgressUpdate
 
 
 def _floats(option: str, text: str | None) -> tuple[float, ...] | None:
@@ -48,10 +49,11 @@ def pseudolabel(
     table = Table(title="pseudo-labels", title_justify="left")
     for column in ("cache", "windows", "", "labelled pixels", "ignored"):
         table.add_column(column)
-    with progress(TextColumn("windows")) as bar:
-        for path in map(location, caches):
-            task = bar.add_task(path.name, total=None)
-            result = run(path, spec, lambda update: bar.update(task, completed=update.done, total=update.total), loaded)
+    paths = [location(cache) for cache in caches]
+    with inputs_progress() as bar, bars_per_input(bar, [path.name for path in paths], "windows", "caches") as shown:
+        for i, path in enumerate(paths):
+            result = run(path, spec, lambda update, i=i: shown(dataclasses.replace(update, task=i)), loaded)
+            shown(ProgressUpdate(result.windows, result.windows, i))  # done, also when it was up to date
             note = "up to date" if result.up_to_date else (f"resumed at {result.resumed_from}" if result.resumed_from else "")
             table.add_row(str(result.cache), str(result.windows), note, f"{sum(result.class_counts[:-1]):,}",
                           f"{result.class_counts[-1]:,}")
