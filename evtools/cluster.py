@@ -16,10 +16,14 @@ bytes (a recording resumes from its windows done), so the cache still equals a s
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import signal
+import threading
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from evtools import cache
@@ -60,7 +64,8 @@ def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs
         raise EvtoolsError("--jobs and --scheduler run on Dask: pip install 'evtools[cluster]'") from None
     with ExitStack() as stack:
         if scheduler is None:
-            client = stack.enter_context(Client(stack.enter_context(local_cluster(jobs))))
+            with _interrupt_deferred():
+                client = stack.enter_context(Client(stack.enter_context(local_cluster(jobs))))
         else:
             try:
                 client = stack.enter_context(Client(scheduler, timeout=10))
@@ -69,13 +74,33 @@ def convert_all(inputs: list[Path], outputs: list[Path], spec: ConvertSpec, jobs
         return convert_on_cluster(client, inputs, outputs, spec, progress)
 
 
+@contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block (on the main thread) is raised when it ends: a local cluster
+    interrupted while it started was left half made, and Dask's exit handler failed on it with
+    a traceback of 30 lines; started, it is closed as any interrupted run's."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: interrupted.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
 def local_cluster(workers: int):
     """A LocalCluster of ``workers`` processes of one task each, the cores shared among them."""
     from distributed import LocalCluster
 
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    # errors only in Dask's logs (theirs is WARN): each input's outcome is evtools' to report,
+    # and Ctrl-C made the workers and nannies warn of cancelled tasks and workers killed
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                        env={"NUMBA_NUM_THREADS": str(threads)})
+                        env={"NUMBA_NUM_THREADS": str(threads)}, silence_logs=logging.ERROR)
 
 
 def convert_on_cluster(client, inputs: list[Path], outputs: list[Path], spec: ConvertSpec, progress: Progress | None = None,

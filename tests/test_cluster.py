@@ -155,6 +155,48 @@ def test_a_worker_killed_while_converting_a_whole_recording_still_gives_the_seri
     assert_same_cache(Cache(result.output), serial["b"])
 
 
+INTERRUPTED = ("error: interrupted (convert and pseudolabel resume where they stopped when the same command runs again, "
+               "train student with --resume)\n")
+
+
+@pytest.mark.parametrize("when", ["while the cluster starts", "while converting"])
+def test_ctrl_c_with_jobs_is_one_line_and_the_rerun_completes(recordings, tmp_path, when):
+    # Dask's workers and nannies warned of cancelled tasks and killed workers, and a cluster
+    # interrupted while it started failed in Dask's exit handler with a traceback
+    import subprocess
+    import sys
+
+    import psutil
+
+    root, serial = recordings
+    inputs = []
+    for k in range(12):
+        inputs.append(tmp_path / f"r{k}_data.hdf5")
+        inputs[-1].write_bytes((root / "b_data.hdf5").read_bytes())
+    args = [sys.executable, "-m", "evtools", "convert", *map(str, inputs), "--repr", "voxel", "--repr", "evimage",
+            "--repr", "events", "-o", str(tmp_path / "out"), "--jobs", "2"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if when == "while the cluster starts" and psutil.Process(process.pid).children():
+                break  # the workers are being spawned
+            if when == "while converting" and list((tmp_path / "out").glob("*.zarr")):
+                break  # a first cache is finished
+            time.sleep(0.002)
+        assert process.poll() is None, "the conversion ended before it could be interrupted"
+        os.kill(process.pid, signal.SIGINT)
+        stderr = process.communicate(timeout=60)[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (process.returncode, stderr) == (130, INTERRUPTED)
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    for path in inputs:
+        assert_same_cache(Cache(tmp_path / "out" / f"{path.stem}.zarr"), serial["b"])
+
+
 def _compressing_threads() -> int:
     from evtools.convert import _compressors
 
