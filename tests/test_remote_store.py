@@ -82,6 +82,22 @@ def test_an_interrupted_conversion_resumes_in_place(s3, recording, monkeypatch):
     assert_same_cache(Cache(resumed.output), local)
 
 
+def test_a_local_cluster_converts_into_s3_as_ranges_and_as_whole_recordings(s3, recording):
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    from evtools.cache import location
+    from evtools.cluster import WHOLE_BYTES, convert_on_cluster, local_cluster
+
+    path, local = recording
+    with local_cluster(2) as cluster, Client(cluster) as client:  # the workers inherit the store's settings
+        for whole_bytes in (0, WHOLE_BYTES):
+            outputs = [location(f"{s3}/cluster-{whole_bytes}/{k}.zarr") for k in range(2)]
+            results = convert_on_cluster(client, [path, path], outputs, SPEC, range_windows=16, whole_bytes=whole_bytes)
+            for result in results:
+                assert_same_cache(Cache(result.output), local)
+
+
 def test_cache_dataset_reads_from_s3(s3, recording):
     path, local = recording
     convert(path, f"{s3}/run3/rec", SPEC)
