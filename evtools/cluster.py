@@ -98,8 +98,11 @@ def local_cluster(workers: int):
 
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
     # errors only in Dask's logs (theirs is WARN): each input's outcome is evtools' to report,
-    # and Ctrl-C made the workers and nannies warn of cancelled tasks and workers killed
+    # and Ctrl-C made the workers and nannies warn of cancelled tasks and workers killed. No
+    # dashboard; the scheduler's HTTP server (which it starts anyway) on a free port of this
+    # machine only: it took 8787 and warned when another cluster held it
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                         env={"NUMBA_NUM_THREADS": str(threads)}, silence_logs=logging.ERROR)
 
 

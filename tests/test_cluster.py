@@ -197,6 +197,25 @@ def test_ctrl_c_with_jobs_is_one_line_and_the_rerun_completes(recordings, tmp_pa
         assert_same_cache(Cache(tmp_path / "out" / f"{path.stem}.zarr"), serial["b"])
 
 
+def test_a_local_cluster_takes_no_port_that_another_holds():
+    # its scheduler's HTTP server took 8787 and warned on the terminal when another cluster (a
+    # notebook's, a second conversion's) held it
+    import socket
+    import warnings
+
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            held.bind(("0.0.0.0", 8787))
+            held.listen()
+        except OSError:
+            pass  # something else holds it: the same situation
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with local_cluster(1) as cluster, distributed.Client(cluster) as client:
+                assert client.submit(sum, [1, 2]).result() == 3
+
+
 def _compressing_threads() -> int:
     from evtools.convert import _compressors
 
