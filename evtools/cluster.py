@@ -38,7 +38,7 @@ RANGE_WINDOWS = 16 * BLOCK_WINDOWS  # a task: enough windows to outweigh its sta
 MAX_OPEN = 256  # recordings converting on a cluster at once, each holding its lock file open
 # A recording file up to this size is one task: its windows are too few to be worth sharing out,
 # and preparing and finishing each of many on the client would leave the workers waiting
-# (README: 400 small recordings, benchmarks/cluster.py --recordings 400 --events 5000)
+# (README: 200 small recordings, benchmarks/cluster.py --recordings 200 --events 100000 --split)
 WHOLE_BYTES = 32 << 20
 
 
