@@ -35,7 +35,7 @@ from evtools.io import open_recording
 from evtools.progress import Progress, report
 
 RANGE_WINDOWS = 16 * BLOCK_WINDOWS  # a task: enough windows to outweigh its start, a multiple of BLOCK_WINDOWS
-MAX_OPEN = 256  # recordings converting on a cluster at once, each holding its lock file open
+MAX_OPEN = 256  # recordings in flight on a cluster at once (the client holds the lock file of each converted as ranges)
 # A recording file up to this size is one task: its windows are too few to be worth sharing out,
 # and preparing and finishing each of many on the client would leave the workers waiting
 # (README: 200 small recordings, benchmarks/cluster.py --recordings 200 --events 100000 --split)
