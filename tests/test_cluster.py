@@ -69,10 +69,16 @@ def test_a_worker_killed_midway_still_gives_the_serial_cache(cluster, recordings
     assert_same_cache(Cache(result.output), serial["b"])
 
 
+def _truncated(recording, folder):
+    """A copy of ``recording`` cut to 4,000 bytes: an HDF5 file its library cannot open."""
+    bad = folder / "bad_data.hdf5"
+    bad.write_bytes(recording.read_bytes()[:4000])
+    return bad
+
+
 def test_one_failing_input_leaves_the_other_and_a_missing_scheduler_is_one_line(cluster, recordings, tmp_path):
     root, serial = recordings
-    bad = tmp_path / "bad_data.hdf5"
-    bad.write_bytes((root / "a_data.hdf5").read_bytes()[:4000])
+    bad = _truncated(root / "a_data.hdf5", tmp_path)
     results = convert_on_cluster(cluster, [bad, root / "a_data.hdf5"], [tmp_path / "bad.zarr", tmp_path / "a.zarr"], SPEC,
                                  whole_bytes=0)
     assert isinstance(results[0], EvtoolsError) and "unreadable HDF5 file" in str(results[0])
@@ -112,8 +118,7 @@ def test_stacks_on_two_workers_equal_the_serial_stacks(cluster, recordings, tmp_
 
 def test_small_recordings_are_converted_whole_by_the_workers(cluster, recordings, tmp_path):
     root, serial = recordings
-    bad = tmp_path / "bad_data.hdf5"
-    bad.write_bytes((root / "a_data.hdf5").read_bytes()[:4000])
+    bad = _truncated(root / "a_data.hdf5", tmp_path)
     inputs = [root / "a_data.hdf5", bad, root / "b_data.hdf5"]
     outputs = [tmp_path / f"{k}.zarr" for k in range(3)]
     seen = []
@@ -169,10 +174,10 @@ def test_ctrl_c_with_jobs_is_one_line_and_the_rerun_completes(recordings, tmp_pa
     import psutil
 
     root, serial = recordings
-    inputs = []
-    for k in range(12):
-        inputs.append(tmp_path / f"r{k}_data.hdf5")
-        inputs[-1].write_bytes((root / "b_data.hdf5").read_bytes())
+    recording = (root / "b_data.hdf5").read_bytes()
+    inputs = [tmp_path / f"r{k}_data.hdf5" for k in range(12)]
+    for path in inputs:
+        path.write_bytes(recording)
     args = [sys.executable, "-m", "evtools", "convert", *map(str, inputs), "--repr", "voxel", "--repr", "evimage",
             "--repr", "events", "-o", str(tmp_path / "out"), "--jobs", "2"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
